@@ -1,0 +1,60 @@
+"""lrn: Local Response Normalization in every framework's convention, in fast Numba kernels.
+
+>>> from lrn_cli import lrn
+>>> y = lrn(x, size=5, alpha=1e-4, beta=0.75, k=2.0, convention="pytorch")   # doctest: +SKIP
+
+Importing this package is cheap: the kernels (and Numba) load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "lrn": "lrn_cli.core",
+    "lrn_backward": "lrn_cli.core",
+    "lrn_divisor": "lrn_cli.core",
+    "set_threads": "lrn_cli.core",
+    "DtypeConversionWarning": "lrn_cli.core",
+    "reference_lrn": "lrn_cli.reference",
+    "reference_lrn_backward": "lrn_cli.reference",
+    "reference_divisor": "lrn_cli.reference",
+    "CONVENTIONS": "lrn_cli.conventions",
+    "Convention": "lrn_cli.conventions",
+    "get_convention": "lrn_cli.conventions",
+    "translate": "lrn_cli.conventions",
+    "LrnError": "lrn_cli.errors",
+    "ParameterError": "lrn_cli.errors",
+    "InputError": "lrn_cli.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from lrn_cli.conventions import CONVENTIONS, Convention, get_convention, translate
+    from lrn_cli.core import (
+        DtypeConversionWarning,
+        lrn,
+        lrn_backward,
+        lrn_divisor,
+        set_threads,
+    )
+    from lrn_cli.errors import InputError, LrnError, ParameterError
+    from lrn_cli.reference import reference_divisor, reference_lrn, reference_lrn_backward
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'lrn_cli' has no attribute {name!r}") from None
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,424 @@
+"""Reading and writing ``.npy`` / ``.npz`` activation tensors without trusting the file.
+
+A ``.npy`` file can hold pickled Python objects, and unpickling runs arbitrary code; its
+header can also claim any shape, so a naive reader may allocate gigabytes for a file of a
+few bytes. Here the header is parsed with numpy's own literal parser (never a pickle),
+checked against the file's real size before any allocation, object/structured/complex
+dtypes are refused, and the data is then loaded with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import zipfile
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+from lrn_cli.atomic import PathLike, atomic_write, os_error_reason
+from lrn_cli.errors import InputError, ParameterError
+
+__all__ = [
+    "NpyHeader",
+    "read_npy",
+    "read_npy_bytes",
+    "read_npy_header",
+    "read_npz",
+    "write_npy",
+    "write_npz",
+]
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class NpyHeader:
+    """What a validated ``.npy`` header says, enough to stream the data without loading it.
+
+    Attributes
+    ----------
+    shape
+        Array shape.
+    dtype
+        Element type (bool, integer or floating point; byte order as stored).
+    fortran_order
+        Whether the data is stored column-major.
+    data_offset
+        Byte offset of the first data byte in the file.
+    version
+        ``.npy`` format version, ``(1, 0)`` or ``(2, 0)``.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    data_offset: int
+    version: tuple[int, int]
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the array data in bytes."""
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def _dtype_problem(dtype: np.dtype) -> str | None:
+    """Why `dtype` is refused, or None; LRN needs plain real numbers."""
+    if dtype.hasobject:
+        return "contains pickled Python objects; refusing to unpickle"
+    if dtype.names is not None:
+        return f"structured arrays (fields {', '.join(dtype.names)}) are not supported"
+    if dtype.subdtype is not None:
+        return f"sub-array dtype {dtype} is not supported"
+    if dtype.kind == "c":
+        return f"{dtype.name} arrays are not supported"
+    if dtype.kind not in "biuf":
+        return f"{dtype.name} arrays are not supported (need bool, integer or floating point)"
+    return None
+
+
+def _parse_header(fp: IO[bytes], data_size: int, name: object, what: str = "file") -> NpyHeader:
+    """Read and validate a header from `fp` (positioned at the magic string).
+
+    `data_size` is the number of bytes from the magic string to the end of the stream; the
+    header's claimed array size must match it exactly before anything is allocated.
+    """
+    try:
+        version = npy_format.read_magic(fp)
+    except ValueError:
+        raise _bad_magic(fp, name, what) from None
+    if version == (3, 0):
+        raise InputError(
+            name,
+            "uses .npy format 3.0 (structured dtype with non-Latin-1 field names), "
+            "which is not supported",
+        )
+    if version not in ((1, 0), (2, 0)):
+        raise InputError(name, f"unsupported .npy format version {version[0]}.{version[1]}")
+    reader = (
+        npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+    )
+    try:
+        shape, fortran_order, dtype = reader(fp)
+    except ValueError as exc:
+        message = str(exc).splitlines()[0]
+        if message.startswith("EOF"):
+            raise InputError(name, f"truncated: the .npy header is cut short ({message})") from None
+        raise InputError(name, f"corrupt .npy header: {message}") from None
+    data_offset = fp.tell()
+    if any(d < 0 for d in shape):
+        raise InputError(name, f"corrupt .npy header: negative dimension in shape {shape}")
+    problem = _dtype_problem(dtype)
+    if problem is not None:
+        raise InputError(name, problem)
+    header = NpyHeader(tuple(shape), dtype, bool(fortran_order), data_offset, version)
+    available = data_size - data_offset
+    if available < header.nbytes:
+        raise InputError(
+            name, f"truncated: header says {header.nbytes} bytes of data, {what} has {available}"
+        )
+    if available > header.nbytes:
+        raise InputError(
+            name,
+            f"{available - header.nbytes} unexpected bytes after the array data (header says "
+            f"{header.nbytes} bytes of data, {what} has {available}); several arrays saved "
+            "into one file?",
+        )
+    return header
+
+
+def _bad_magic(fp: IO[bytes], name: object, what: str) -> InputError:
+    """The error for a stream that does not start like a .npy file, with a hint if possible."""
+    try:
+        fp.seek(0)
+        start = fp.read(len(npy_format.MAGIC_PREFIX))
+    except (OSError, ValueError):
+        start = b""
+    if start == npy_format.MAGIC_PREFIX:
+        return InputError(name, "truncated: the .npy header is cut short")
+    if not start:
+        return InputError(name, f"not a .npy {what} (bad magic: it is empty)")
+    hint = "; it looks like a .npz (zip) archive" if start.startswith(_ZIP_MAGIC) else ""
+    return InputError(name, f"not a .npy {what} (bad magic){hint}")
+
+
+def _open_for_reading(path: PathLike) -> IO[bytes]:
+    """Open a file, turning OS errors into `InputError` with the bare reason."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise InputError(path, os_error_reason(exc)) from exc
+
+
+def read_npy_header(path: PathLike) -> NpyHeader:
+    """Validate a ``.npy`` file's header and size without reading its data.
+
+    For callers that process a large file in pieces (memory map or seek to `data_offset`).
+
+    Parameters
+    ----------
+    path
+        The ``.npy`` file.
+
+    Returns
+    -------
+    NpyHeader
+        Shape, dtype, order, data offset and format version.
+
+    Raises
+    ------
+    InputError
+        Unreadable, not a ``.npy`` file, truncated or with trailing bytes, or an unsupported
+        dtype (object, structured, complex, string, ...).
+    """
+    with _open_for_reading(path) as fp:
+        try:
+            return _parse_header(fp, os.fstat(fp.fileno()).st_size, path)
+        except OSError as exc:
+            raise InputError(path, os_error_reason(exc)) from exc
+
+
+def _load(fp: IO[bytes], name: object) -> np.ndarray:
+    """Load the data after a successful `_parse_header`; pickles are never allowed."""
+    fp.seek(0)
+    try:
+        return npy_format.read_array(fp, allow_pickle=False)
+    except ValueError as exc:  # e.g. the file shrank since the header check
+        raise InputError(name, f"cannot read the array data: {str(exc).splitlines()[0]}") from exc
+
+
+def read_npy(path: PathLike) -> np.ndarray:
+    """Load a ``.npy`` file safely (see the module docstring for what is checked).
+
+    Parameters
+    ----------
+    path
+        The ``.npy`` file.
+
+    Returns
+    -------
+    numpy.ndarray
+        The array, with the stored dtype and memory order (Fortran-order files give
+        Fortran-ordered arrays).
+
+    Raises
+    ------
+    InputError
+        As for `read_npy_header`, or if reading the data fails.
+    """
+    with _open_for_reading(path) as fp:
+        try:
+            _parse_header(fp, os.fstat(fp.fileno()).st_size, path)
+            return _load(fp, path)
+        except OSError as exc:
+            raise InputError(path, os_error_reason(exc)) from exc
+
+
+def read_npy_bytes(data: bytes | bytearray | memoryview, name: str = "<stdin>") -> np.ndarray:
+    """Load a ``.npy`` image held in memory (e.g. read from standard input), safely.
+
+    Parameters
+    ----------
+    data
+        The complete ``.npy`` file content.
+    name
+        What to call the source in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        The array (a copy; it does not keep `data` alive).
+
+    Raises
+    ------
+    InputError
+        As for `read_npy`.
+    """
+    fp = io.BytesIO(data)
+    _parse_header(fp, len(fp.getbuffer()), name, what="input")
+    return _load(fp, name)
+
+
+def read_npz(path: PathLike) -> dict[str, np.ndarray]:
+    """Load every array of a ``.npz`` archive, each checked like a ``.npy`` file.
+
+    Parameters
+    ----------
+    path
+        The ``.npz`` file (compressed or not).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Arrays by name (the member name without ``.npy``), in archive order.
+
+    Raises
+    ------
+    InputError
+        Unreadable, not a zip file, empty, a member that is not a ``.npy`` file, a duplicate
+        name, or any member failing the ``.npy`` checks (the message names the member).
+    """
+    with _open_for_reading(path) as fp:
+        try:
+            return _read_npz(fp, path)
+        except OSError as exc:
+            raise InputError(path, os_error_reason(exc)) from exc
+
+
+def _read_npz(fp: IO[bytes], path: PathLike) -> dict[str, np.ndarray]:
+    try:
+        archive = zipfile.ZipFile(fp)
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        raise InputError(path, "not a valid .npz (zip) file") from exc
+    arrays: dict[str, np.ndarray] = {}
+    with archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            if not info.filename.endswith(".npy"):
+                raise InputError(path, f"member {info.filename!r} is not a .npy array")
+            key = info.filename[: -len(".npy")]
+            if key in arrays:
+                raise InputError(path, f"array {key!r} appears twice in the archive")
+            arrays[key] = _read_member(archive, info, path, key)
+    if not arrays:
+        raise InputError(path, "contains no arrays (empty .npz)")
+    return arrays
+
+
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: PathLike, key: str
+) -> np.ndarray:
+    """Validate then load one archive member; zip-level errors become `InputError`."""
+    try:
+        with archive.open(info) as member:
+            try:
+                _parse_header(member, info.file_size, path, what=f"member {key!r}")
+            except InputError as exc:
+                raise InputError(path, f"array {key!r}: {exc.reason}") from None
+        with archive.open(info) as member:
+            return npy_format.read_array(member, allow_pickle=False)
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        ValueError,
+        RuntimeError,
+        NotImplementedError,
+    ) as exc:
+        # Bad CRC, corrupt deflate data, encrypted member, unsupported compression, ...
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(path, f"array {key!r} cannot be read: {message}") from exc
+
+
+def _checked_array(arr: object, what: str) -> np.ndarray:
+    """Turn `arr` into an ndarray that can be written without pickling."""
+    array = np.asanyarray(arr)
+    if isinstance(array, np.ma.MaskedArray):
+        raise ParameterError(f"{what}: masked arrays cannot be saved to .npy; fill them first")
+    array = np.asarray(array)
+    if array.dtype.hasobject:
+        raise ParameterError(f"{what}: object arrays would need pickling; refusing to save")
+    return array
+
+
+def write_npy(
+    path: PathLike,
+    arr: np.ndarray,
+    *,
+    overwrite: bool = False,
+    protect: Iterable[PathLike] = (),
+) -> Path:
+    """Save one array as ``.npy``, atomically and without pickling.
+
+    Parameters
+    ----------
+    path
+        Destination file.
+    arr
+        The array (anything `numpy.asarray` accepts, except object data).
+    overwrite, protect
+        See `lrn_cli.atomic.atomic_write`.
+
+    Returns
+    -------
+    pathlib.Path
+        The destination.
+
+    Raises
+    ------
+    ParameterError
+        If `arr` has object dtype.
+    OutputError
+        If the destination is refused or cannot be written.
+    """
+    array = _checked_array(arr, "array")
+
+    def writer(handle: IO[bytes]) -> None:
+        npy_format.write_array(handle, array, allow_pickle=False)
+
+    return atomic_write(path, writer, overwrite=overwrite, protect=protect)
+
+
+def write_npz(
+    path: PathLike,
+    arrays: Mapping[str, np.ndarray],
+    *,
+    compressed: bool = False,
+    overwrite: bool = False,
+    protect: Iterable[PathLike] = (),
+) -> Path:
+    """Save named arrays as a ``.npz`` archive, atomically and without pickling.
+
+    Uncompressed by default: activations compress poorly and uncompressed members can be
+    read faster.
+
+    Parameters
+    ----------
+    path
+        Destination file.
+    arrays
+        Arrays by name; names must be non-empty strings without ``/``.
+    compressed
+        Deflate the members (like `numpy.savez_compressed`).
+    overwrite, protect
+        See `lrn_cli.atomic.atomic_write`.
+
+    Returns
+    -------
+    pathlib.Path
+        The destination.
+
+    Raises
+    ------
+    ParameterError
+        If there are no arrays, a name is invalid, or an array has object dtype.
+    OutputError
+        If the destination is refused or cannot be written.
+    """
+    if not arrays:
+        raise ParameterError("no arrays to save in the .npz file")
+    checked: dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        if not isinstance(key, str) or not key or "/" in key or "\\" in key:
+            raise ParameterError(
+                f"invalid .npz array name {key!r} (need a non-empty string without slashes)"
+            )
+        checked[key] = _checked_array(value, f"array {key!r}")
+    compression = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+
+    def writer(handle: IO[bytes]) -> None:
+        # What numpy.savez does, minus its keyword-argument API (an array named "file" would
+        # collide with it) and with pickling off.
+        with zipfile.ZipFile(handle, mode="w", compression=compression, allowZip64=True) as zf:
+            for key, array in checked.items():
+                with zf.open(f"{key}.npy", mode="w", force_zip64=True) as member:
+                    npy_format.write_array(member, array, allow_pickle=False)
+
+    return atomic_write(path, writer, overwrite=overwrite, protect=protect)

@@ -1,0 +1,451 @@
+"""The public LRN API: validation, dtype and layout handling over the private kernels.
+
+``lrn`` computes ``y = x * (k' + a' * S) ** -beta`` where ``S`` sums ``x**2`` over a window
+of neighbouring channels (``mode="across"``) or over a ``size x size`` box in each channel's
+two spatial axes (``mode="within"``), exactly as the chosen framework convention defines it
+(see :mod:`lrn_cli.conventions`).
+
+Memory: besides the input and the output, only per-thread scratch blocks are allocated (a
+few times 64 KiB for typical shapes), never a padded copy or an ``x**2`` array.  Inputs that
+the kernels cannot read directly (float16, integers, bool, non-native byte order) are
+converted one slab at a time (at most 1/16 of the input, at least 1 MiB).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from typing import Literal, overload
+
+import numpy as np
+
+from lrn_cli.conventions import DEFAULT_CONVENTION, Convention, Resolved, resolve
+from lrn_cli.errors import ParameterError
+
+Mode = Literal["across", "within"]
+
+#: Windows with more taps than this are summed by block prefix/suffix sums (O(1) per element).
+DIRECT_TAPS_ACROSS = 9
+DIRECT_TAPS_WITHIN = 5
+_SCRATCH_ELEMS = 8192
+_MIN_SLAB_BYTES = 1 << 20
+
+
+class DtypeConversionWarning(UserWarning):
+    """Integer or bool input was converted to float32 (the result is float32)."""
+
+
+def _kernels():
+    # imported on first use so that `import lrn_cli` compiles and loads nothing from numba
+    from lrn_cli import _kernels
+
+    return _kernels
+
+
+def set_threads(n: int | None) -> int:
+    """Set the number of threads the kernels use (``None``: all cores); return the old count."""
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if n is None else max(1, int(n)))
+    return old
+
+
+def result_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype ``lrn`` returns for an input of ``dtype`` (raises for complex/object/str)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        if dtype.itemsize == 2:
+            return np.dtype(np.float16)
+        if dtype.itemsize == 4:
+            return np.dtype(np.float32)
+        if dtype.itemsize == 8:
+            return np.dtype(np.float64)
+        raise ParameterError(f"{dtype} input is not supported (use float16, float32 or float64)")
+    if dtype.kind in "iub":
+        return np.dtype(np.float32)
+    if dtype.kind == "c":
+        raise ParameterError(f"complex input ({dtype}) is not supported: LRN is defined for reals")
+    raise ParameterError(f"{dtype} input is not supported: expected a real numeric array")
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.float64) if dtype.kind == "f" and dtype.itemsize == 8 else np.dtype(
+        np.float32
+    )
+
+
+def normalize_axis(axis: int | None, ndim: int, what: str = "channel_axis") -> int | None:
+    """Return ``axis`` in ``[0, ndim)`` or raise a clear error."""
+    if axis is None:
+        return None
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise ParameterError(f"{what} must be an integer or None, not {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ParameterError(f"{what}={axis} is out of range for a {ndim}-D array")
+    return int(axis) % ndim
+
+
+def spatial_axes(ndim: int, channel_axis: int | None) -> tuple[int, int]:
+    """The two axes a within-channel window spans: the last two that are not channels."""
+    others = [a for a in range(ndim) if a != channel_axis]
+    if len(others) < 2:
+        raise ParameterError(
+            f"within-channel mode needs two spatial axes; a {ndim}-D array with "
+            f"channel_axis={channel_axis} has {len(others)}"
+        )
+    return others[-2], others[-1]
+
+
+# ----------------------------------------------------------------------------------------
+# views: reduce any layout to the 3-D shapes the kernels take, without copying
+
+
+def _merge(arrays: tuple[np.ndarray, ...], shape: tuple[int, ...]):
+    try:
+        return tuple(np.reshape(a, shape, copy=False) for a in arrays)
+    except ValueError:
+        return None
+
+
+def _views3(arrays: tuple[np.ndarray, ...], lead: int, core: int) -> Iterator[tuple]:
+    """Yield tuples of 3-D views ``(outer, A, B)`` covering ``arrays`` (all the same shape).
+
+    The arrays' axes are ``lead`` outer axes, then ``core`` axes merged into A (one axis)
+    and B (the rest); when a merge would need a copy, split the first outer axis (or the
+    last axis) and try again.
+    """
+    shape = arrays[0].shape
+    outer = math.prod(shape[:lead])
+    mid = shape[lead]
+    inner = math.prod(shape[lead + 1:])
+    merged = _merge(arrays, (outer, mid, inner))
+    if merged is not None:
+        yield merged
+    elif lead > 0:
+        for i in range(shape[0]):
+            yield from _views3(tuple(a[i] for a in arrays), lead - 1, core)
+    else:
+        for i in range(shape[-1]):
+            yield from _views3(tuple(a[..., i] for a in arrays), lead, core - 1)
+
+
+def _layout_views(arrays, mode: str, channel_axis: int | None) -> Iterator[tuple]:
+    ndim = arrays[0].ndim
+    if mode == "across":
+        if channel_axis is None:
+            raise ParameterError("across-channel mode needs a channel axis")
+        for views in _views3(arrays, channel_axis, ndim - channel_axis):
+            outer, _, inner = views[0].shape
+            if inner < 16 and outer > inner:
+                # channels-last: let the kernel tile the (long) outer axis instead
+                views = tuple(v.transpose(2, 1, 0) for v in views)
+            yield views
+    else:
+        ah, aw = spatial_axes(ndim, channel_axis)
+        order = [a for a in range(ndim) if a not in (ah, aw)] + [ah, aw]
+        moved = tuple(a.transpose(order) for a in arrays)
+        if ndim == 2:
+            moved = tuple(a[None] for a in moved)
+            lead = 0
+        else:
+            lead = ndim - 2
+        shape = moved[0].shape
+        planes = math.prod(shape[:lead])
+        merged = _merge(moved, (planes, shape[-2], shape[-1]))
+        if merged is not None:
+            yield merged
+        else:
+            for idx in np.ndindex(*shape[:lead]):
+                yield tuple(m[idx][None] for m in moved)
+
+
+# ----------------------------------------------------------------------------------------
+# dispatch
+
+
+def _native(dtype: np.dtype) -> bool:
+    return dtype.kind == "f" and dtype.itemsize in (4, 8) and dtype.isnative
+
+
+def _run_forward(x, y, d, r: Resolved, mode: str):
+    """Run the forward kernel on matching 3-D views (all native float32/float64)."""
+    kern = _kernels()
+    bmode = kern.beta_mode(r.beta)
+    want_y = y is not None
+    want_d = d is not None
+    dummy = np.empty((0, 0, 0), dtype=x.dtype)
+    y = dummy if y is None else y
+    d = dummy if d is None else d
+    if mode == "across":
+        blocks = r.taps > DIRECT_TAPS_ACROSS
+        acc = np.empty(0, dtype=np.float64 if blocks else x.dtype)
+        channels = x.shape[1]
+        tile = max(16, _SCRATCH_ELEMS // max(1, channels))
+        tile = min(tile, max(1, x.shape[2]))
+        a, k, beta = (acc.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
+        kern.across_forward(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, tile,
+                            blocks, acc)
+    else:
+        blocks = r.taps > DIRECT_TAPS_WITHIN
+        acc = np.empty(0, dtype=np.float64 if blocks else x.dtype)
+        strip = _strip_rows(x.shape, r.taps)
+        a, k, beta = (acc.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
+        kern.within_forward(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, strip,
+                            blocks, acc)
+
+
+def _strip_rows(shape, taps: int) -> int:
+    planes, height, width = shape
+    strip = max(8, taps, _SCRATCH_ELEMS * 2 // max(1, width))
+    # keep both cores busy when there are only a few planes
+    import numba
+
+    want_items = 4 * numba.get_num_threads()
+    if planes < want_items:
+        strip = min(strip, max(8, taps, -(-height * planes // want_items)))
+    return max(1, min(strip, height))
+
+
+def _slabs(views: tuple[np.ndarray, ...], mode: str, itemsize_total: int):
+    """Split 3-D views along their first axis (across: also the third) into slabs."""
+    first = views[0]
+    total = first.size * itemsize_total
+    budget = max(_MIN_SLAB_BYTES, total // 16)
+    per_row = max(1, math.prod(first.shape[1:]) * itemsize_total)
+    rows = max(1, budget // per_row)
+    for start in range(0, first.shape[0], rows):
+        sub = tuple(v[start:start + rows] for v in views)
+        if mode == "across" and rows == 1 and per_row > budget:
+            cols = max(1, budget // max(1, first.shape[1] * itemsize_total))
+            for c0 in range(0, first.shape[2], cols):
+                yield tuple(v[:, :, c0:c0 + cols] for v in sub)
+        else:
+            yield sub
+
+
+def _check_params(size, depth_radius):
+    if depth_radius is not None:
+        if size is not None and size != 2 * depth_radius + 1:
+            raise ParameterError("give size or depth_radius, not both")
+        if isinstance(depth_radius, bool) or not isinstance(depth_radius, (int, np.integer)):
+            raise ParameterError(f"depth_radius must be an integer, not {depth_radius!r}")
+        if depth_radius < 0:
+            raise ParameterError(f"depth_radius must be >= 0, not {depth_radius}")
+        return 2 * int(depth_radius) + 1
+    return 5 if size is None else size
+
+
+def _prepare(x, size, alpha, beta, k, mode, convention, channel_axis, depth_radius):
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype == object:
+        raise ParameterError("object arrays are not supported: expected a real numeric array")
+    rdtype = result_dtype(x.dtype)
+    if x.dtype.kind in "iub":
+        warnings.warn(
+            f"{x.dtype} input converted to float32 (the result is float32)",
+            DtypeConversionWarning,
+            stacklevel=3,
+        )
+    size = _check_params(size, depth_radius)
+    r = resolve(convention, mode, size, alpha, beta, k)
+    if x.ndim == 0:
+        raise ParameterError("LRN needs at least a 1-D array (a channel axis)")
+    axis = normalize_axis(channel_axis, x.ndim)
+    if mode == "across" and axis is None:
+        raise ParameterError("across-channel mode needs a channel axis (channel_axis=None)")
+    if mode == "within":
+        spatial_axes(x.ndim, axis)
+    return x, rdtype, r, axis
+
+
+def _check_out(out, x, dtype, name="out"):
+    if not isinstance(out, np.ndarray):
+        raise ParameterError(f"{name} must be a NumPy array")
+    if out.shape != x.shape:
+        raise ParameterError(f"{name} has shape {out.shape}, expected {x.shape}")
+    if out.dtype != dtype:
+        raise ParameterError(f"{name} has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.writeable:
+        raise ParameterError(f"{name} is read-only")
+    if np.may_share_memory(out, x):
+        raise ParameterError(f"{name} overlaps the input; in-place LRN is not supported")
+
+
+def _forward(x, y, d, r, mode, axis):
+    """Fill ``y`` and/or ``d`` (either may be None) from ``x``, converting where needed."""
+    arrays = [x] + [a for a in (y, d) if a is not None]
+    for views in _layout_views(tuple(arrays), mode, axis):
+        xv = views[0]
+        rest = list(views[1:])
+        yv = rest.pop(0) if y is not None else None
+        dv = rest.pop(0) if d is not None else None
+        direct = _native(xv.dtype) and all(
+            v is None or (v.dtype == xv.dtype) for v in (yv, dv)
+        )
+        if direct:
+            _run_forward(xv, yv, dv, r, mode)
+            continue
+        cdtype = _compute_dtype(xv.dtype)
+        group = tuple(v for v in (xv, yv, dv) if v is not None)
+        for slab in _slabs(group, mode, cdtype.itemsize * len(group)):
+            xs = np.ascontiguousarray(slab[0], dtype=cdtype)
+            idx = 1
+            ys = ds = None
+            if yv is not None:
+                ys = np.empty_like(xs)
+                y_dst = slab[idx]
+                idx += 1
+            if dv is not None:
+                ds = np.empty_like(xs)
+                d_dst = slab[idx]
+            _run_forward(xs, ys, ds, r, mode)
+            if ys is not None:
+                y_dst[...] = ys
+            if ds is not None:
+                d_dst[...] = ds
+
+
+@overload
+def lrn(x, size: int | None = ..., alpha: float = ..., beta: float = ..., k: float = ..., *,
+        mode: Mode = ..., convention: str | Convention = ..., channel_axis: int | None = ...,
+        depth_radius: int | None = ..., out: np.ndarray | None = ...,
+        return_divisor: Literal[False] = ...) -> np.ndarray: ...
+@overload
+def lrn(x, size: int | None = ..., alpha: float = ..., beta: float = ..., k: float = ..., *,
+        mode: Mode = ..., convention: str | Convention = ..., channel_axis: int | None = ...,
+        depth_radius: int | None = ..., out: np.ndarray | None = ...,
+        return_divisor: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def lrn(
+    x,
+    size=None,
+    alpha=1e-4,
+    beta=0.75,
+    k=2.0,
+    *,
+    mode="across",
+    convention=DEFAULT_CONVENTION,
+    channel_axis=1,
+    depth_radius=None,
+    out=None,
+    return_divisor=False,
+):
+    """Local Response Normalization, exactly as ``convention`` defines it.
+
+    Parameters
+    ----------
+    x : array_like
+        Input.  float32 stays float32, float64 stays float64, float16 is computed in float32
+        and returned as float16; integer and bool input becomes float32 (with a
+        :class:`DtypeConversionWarning`).  Complex and object arrays are refused.
+    size : int, optional
+        Window width ``n`` (default 5).  Always a width, whatever the convention calls it;
+        TensorFlow users may pass ``depth_radius`` instead (``n = 2r + 1``).
+    alpha, beta, k : float
+        LRN constants, AlexNet's by default.  How ``alpha`` is divided (1, ``n`` or ``n²``)
+        and whether ``k`` is used is the convention's business.
+    mode : {"across", "within"}
+        Window over neighbouring channels, or a ``size x size`` box over the last two
+        non-channel axes of each channel.
+    convention : str or Convention
+        A name from :data:`lrn_cli.conventions.CONVENTIONS` (default: PyTorch semantics
+        across, oneDNN-like within; every size works in both modes).
+    channel_axis : int or None
+        Axis of the channels (1 for NCHW, -1 for NHWC).  ``None`` is allowed in within mode
+        (every plane on its own).
+    depth_radius : int, optional
+        TensorFlow-style radius, an alternative to ``size``.
+    out : ndarray, optional
+        Where to write the result (its shape and the result dtype; must not overlap ``x``).
+    return_divisor : bool
+        Also return the divisor ``D = k' + a'·S`` (the "inhibition map"), from the same pass.
+
+    Returns
+    -------
+    ndarray, or (ndarray, ndarray) when ``return_divisor``
+        The normalized array (``out`` when given), and the divisor in the result dtype.
+
+    Notes
+    -----
+    IEEE arithmetic throughout, as in the NumPy reference: NaN/Inf inputs give NaN/Inf where
+    the formula does.  With ``k = 0`` a window of zeros gives ``D = 0`` and ``0 · 0^-β``,
+    which is NaN (as in every framework); use ``k > 0`` to avoid it.
+    """
+    x, rdtype, r, axis = _prepare(x, size, alpha, beta, k, mode, convention, channel_axis,
+                                  depth_radius)
+    if out is None:
+        out = np.empty(x.shape, dtype=rdtype)
+    else:
+        _check_out(out, x, rdtype)
+    d = np.empty(x.shape, dtype=rdtype) if return_divisor else None
+    if x.size:
+        _forward(x, out, d, r, mode, axis)
+    return (out, d) if return_divisor else out
+
+
+def lrn_divisor(x, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
+                convention=DEFAULT_CONVENTION, channel_axis=1, depth_radius=None, out=None):
+    """The divisor ``D = k' + a'·S`` alone (what LRN divides by, before the ``-beta`` power).
+
+    Same parameters as :func:`lrn`.  ``D ** -beta`` is the gain LRN applied; plot ``D`` to
+    see where inhibition took place.  Use ``lrn(..., return_divisor=True)`` for both at once.
+    """
+    x, rdtype, r, axis = _prepare(x, size, alpha, beta, k, mode, convention, channel_axis,
+                                  depth_radius)
+    if out is None:
+        out = np.empty(x.shape, dtype=rdtype)
+    else:
+        _check_out(out, x, rdtype)
+    if x.size:
+        _forward(x, None, out, r, mode, axis)
+    return out
+
+
+def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
+                 convention=DEFAULT_CONVENTION, channel_axis=1, depth_radius=None, out=None):
+    """Gradient of :func:`lrn` with respect to ``x``, given the gradient of its output.
+
+    ``dx_j = g_j D_j^-β − 2β a' x_j Σ_{i: j∈W(i)} g_i x_i D_i^(-β-1)``: the adjoint window is
+    the mirror of the forward one (it matters for even sizes).  Computed in float64
+    scratch; returned in the result dtype of ``x``.
+    """
+    x, rdtype, r, axis = _prepare(x, size, alpha, beta, k, mode, convention, channel_axis,
+                                  depth_radius)
+    g = np.asarray(grad_output)
+    if g.shape != x.shape:
+        raise ParameterError(f"grad_output has shape {g.shape}, expected {x.shape}")
+    result_dtype(g.dtype)
+    if out is None:
+        out = np.empty(x.shape, dtype=rdtype)
+    else:
+        _check_out(out, x, rdtype)
+        if np.may_share_memory(out, g):
+            raise ParameterError("out overlaps grad_output")
+    if not x.size:
+        return out
+    kern = _kernels()
+    for xv, gv, ov in _layout_views((x, g, out), mode, axis):
+        ok = _native(xv.dtype) and _native(gv.dtype) and ov.dtype == xv.dtype
+        slabs = [(xv, gv, ov)] if ok else _slabs((xv, gv, ov), mode, 24)
+        for xs, gs, os_ in slabs:
+            if not ok:
+                xs = np.ascontiguousarray(xs, dtype=np.float64)
+                gs = np.ascontiguousarray(gs, dtype=np.float64)
+                dst, os_ = os_, np.empty(xs.shape, dtype=np.float64)
+            if mode == "across":
+                blocks = r.taps > DIRECT_TAPS_ACROSS
+                tile = min(max(16, _SCRATCH_ELEMS // max(1, xs.shape[1])), max(1, xs.shape[2]))
+                kern.across_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
+                                     tile, blocks)
+            else:
+                blocks = r.taps > DIRECT_TAPS_WITHIN
+                strip = max(_strip_rows(xs.shape, r.taps), r.taps)
+                kern.within_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
+                                     min(strip, xs.shape[1]), blocks)
+            if not ok:
+                dst[...] = os_
+    return out

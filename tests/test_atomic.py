@@ -1,0 +1,187 @@
+"""atomic_write / check_writable: all-or-nothing outputs that never clobber anything."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from lrn_cli.atomic import atomic_write, check_writable, os_error_reason
+from lrn_cli.errors import OutputError
+
+
+def _write(data: bytes):
+    def writer(handle) -> None:
+        handle.write(data)
+
+    return writer
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".part"))
+
+
+def test_writes_file_and_creates_parents(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "out.bin"
+    result = atomic_write(target, _write(b"hello"))
+    assert result == target
+    assert target.read_bytes() == b"hello"
+    assert _leftovers(target.parent) == []
+
+
+def test_new_file_gets_umask_permissions_not_0600(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        target = atomic_write(tmp_path / "out.bin", _write(b"x"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_temp_file_is_hidden_part_file_in_same_directory(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def writer(handle) -> None:
+        seen.extend(os.listdir(tmp_path))
+        handle.write(b"x")
+
+    atomic_write(tmp_path / "out.png", writer)
+    assert len(seen) == 1
+    assert seen[0].startswith(".out.png.") and seen[0].endswith(".part")
+    assert os.listdir(tmp_path) == ["out.png"]
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("error", [Boom("midway"), KeyboardInterrupt()])
+def test_exception_midway_leaves_no_temp_and_no_target(tmp_path: Path, error) -> None:
+    target = tmp_path / "out.bin"
+
+    def writer(handle) -> None:
+        handle.write(b"partial data")
+        raise error
+
+    with pytest.raises(type(error)):
+        atomic_write(target, writer)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_exception_midway_keeps_existing_file_intact(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"original")
+
+    def writer(handle) -> None:
+        handle.write(b"new")
+        raise Boom
+
+    with pytest.raises(Boom):
+        atomic_write(target, writer, overwrite=True)
+    assert target.read_bytes() == b"original"
+    assert _leftovers(tmp_path) == []
+
+
+def test_os_error_from_writer_becomes_output_error(tmp_path: Path) -> None:
+    def writer(handle) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OutputError, match="no space left on device"):
+        atomic_write(tmp_path / "out.bin", writer)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_existing_without_overwrite(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"original")
+    called = []
+    with pytest.raises(OutputError, match="already exists"):
+        atomic_write(target, lambda handle: called.append(1))
+    assert called == []  # refused before doing any work
+    assert target.read_bytes() == b"original"
+
+
+def test_no_clobber_when_target_appears_during_write(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+
+    def writer(handle) -> None:
+        target.write_bytes(b"someone else")  # a concurrent process wins the race
+        handle.write(b"mine")
+
+    with pytest.raises(OutputError, match="already exists"):
+        atomic_write(target, writer)
+    assert target.read_bytes() == b"someone else"
+    assert _leftovers(tmp_path) == []
+
+
+def test_overwrite_replaces_and_keeps_mode(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"original")
+    target.chmod(0o640)
+    atomic_write(target, _write(b"new"), overwrite=True)
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_protect_refuses_input_even_with_overwrite(tmp_path: Path) -> None:
+    source = tmp_path / "in.npy"
+    source.write_bytes(b"input")
+    with pytest.raises(OutputError, match="input"):
+        atomic_write(source, _write(b"x"), overwrite=True, protect=[source])
+    assert source.read_bytes() == b"input"
+
+
+def test_protect_sees_through_links_and_relative_paths(tmp_path: Path, monkeypatch) -> None:
+    source = tmp_path / "in.npy"
+    source.write_bytes(b"input")
+    hard = tmp_path / "hard.npy"
+    os.link(source, hard)
+    soft = tmp_path / "soft.npy"
+    soft.symlink_to(source)
+    monkeypatch.chdir(tmp_path)
+    for target in (hard, soft, Path("in.npy"), tmp_path / "sub" / ".." / "in.npy"):
+        with pytest.raises(OutputError, match="input"):
+            check_writable(target, overwrite=True, protect=[str(source)])
+    assert source.read_bytes() == b"input"
+
+
+def test_protect_does_not_refuse_other_files(tmp_path: Path) -> None:
+    source = tmp_path / "in.npy"
+    source.write_bytes(b"input")
+    out = atomic_write(tmp_path / "out.npy", _write(b"x"), protect=[source, tmp_path / "gone"])
+    assert out.read_bytes() == b"x"
+
+
+def test_check_writable_refuses_directory_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="is a directory"):
+        check_writable(tmp_path, overwrite=True)
+    assert check_writable(tmp_path / "new" / "f.png", overwrite=False) == tmp_path / "new" / "f.png"
+    assert not (tmp_path / "new").exists()
+
+
+def test_parent_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(OutputError, match="not a directory"):
+        atomic_write(tmp_path / "file" / "out.bin", _write(b"x"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_unwritable_directory(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(OutputError, match="not writable"):
+            atomic_write(locked / "out.bin", _write(b"x"))
+    finally:
+        locked.chmod(0o700)
+
+
+def test_os_error_reason_is_short() -> None:
+    assert os_error_reason(FileNotFoundError(2, "No such file or directory", "x")) == (
+        "no such file or directory"
+    )
+    assert os_error_reason(PermissionError(13, "Permission denied")) == "permission denied"

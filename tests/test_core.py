@@ -1,0 +1,305 @@
+"""The kernels against the plain NumPy reference, over conventions x modes x sizes x dtypes x layouts."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from lrn_cli import lrn, lrn_backward, lrn_divisor
+from lrn_cli.conventions import CONVENTIONS, resolve
+from lrn_cli.core import DtypeConversionWarning
+from lrn_cli.errors import ParameterError
+from lrn_cli.reference import reference_divisor, reference_lrn, reference_lrn_backward
+
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+def max_rel_err(got, want):
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    same = (got == want) | (np.isnan(got) & np.isnan(want))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.abs(got - want) / np.abs(want)
+    err = np.where(same, 0.0, err)
+    return float(np.max(err)) if err.size else 0.0
+
+
+def accepts(conv, mode, size):
+    try:
+        resolve(conv, mode, size, 1e-4, 0.75, 1.0)
+    except ParameterError:
+        return False
+    return True
+
+
+def mixed_input(shape, rng, dtype):
+    """Values from 1e-4 to 1e4 side by side, both signs, with an all-zero slice."""
+    mag = 10.0 ** rng.uniform(-4, 4, size=shape)
+    x = mag * rng.choice([-1.0, 1.0], size=shape)
+    if x.ndim >= 3 and shape[1] > 1:
+        x[:, 0] = 0.0  # a whole channel of zeros
+    return x.astype(dtype)
+
+
+SIZES = [1, 2, 3, 4, 5, 7, 9, 13]  # 9 > C and 13 > H,W for the shapes below
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["across", "within"])
+@pytest.mark.parametrize("name", sorted(CONVENTIONS))
+def test_every_convention_matches_reference(name, mode, dtype):
+    conv = CONVENTIONS[name]
+    if mode not in conv.modes:
+        with pytest.raises(ParameterError, match="has no within"):
+            lrn(np.ones((1, 2, 3, 3), dtype), 3, mode=mode, convention=name)
+        return
+    rng = np.random.default_rng(abs(hash((name, mode))) % 2**32)
+    x = rng.standard_normal((2, 6, 5, 7)).astype(dtype) * 4
+    for size in SIZES:
+        if not accepts(name, mode, size):
+            with pytest.raises(ParameterError):
+                lrn(x, size, 1e-2, 0.75, 1.5, mode=mode, convention=name)
+            continue
+        for alpha, beta, k in [(1e-2, 0.75, 1.5), (1.0, 0.5, 2.0), (0.3, 0.6, 1e-4)]:
+            got = lrn(x, size, alpha, beta, k, mode=mode, convention=name)
+            want = reference_lrn(x, size, alpha, beta, k, mode=mode, convention=name)
+            assert got.dtype == dtype
+            assert max_rel_err(got, want) <= TOL[dtype], (size, alpha, beta, k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["across", "within"])
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 6, 7, 11, 21, 40])
+def test_adversarial_values(size, mode, dtype):
+    """Large next to small values, tiny k: where running sums cancel badly."""
+    rng = np.random.default_rng(size)
+    x = mixed_input((2, 17, 9, 23), rng, dtype)
+    for k in (1e-4, 2.0):
+        got = lrn(x, size, 1.0, 0.75, k, mode=mode)
+        want = reference_lrn(x, size, 1.0, 0.75, k, mode=mode)
+        assert max_rel_err(got, want) <= TOL[dtype], k
+
+
+@pytest.mark.parametrize("mode", ["across", "within"])
+def test_spike_then_small_values(mode):
+    """A 1e4 spike followed by 1e-4 values: a float64 running sum loses them (spec, 3.7e-4)."""
+    x = np.full((1, 64, 1, 64) if mode == "across" else (1, 1, 64, 64), 1e-4)
+    x.flat[::17] = 1e4
+    for size in (5, 11, 31):
+        got = lrn(x, size, 1.0, 0.75, 1e-4, mode=mode)
+        want = reference_lrn(x, size, 1.0, 0.75, 1e-4, mode=mode)
+        assert max_rel_err(got, want) <= 1e-12
+
+
+LAYOUTS = {
+    # name: (shape, channel_axis)
+    "NCHW": ((2, 5, 4, 6), 1),
+    "NHWC": ((2, 4, 6, 5), 3),
+    "CHW": ((5, 4, 6), 0),
+    "HWC": ((4, 6, 5), -1),
+    "NC": ((3, 7), 1),
+    "NCDHW": ((2, 5, 3, 4, 3), 1),
+    "C=1": ((2, 1, 4, 4), 1),
+    "1x1 planes": ((3, 6, 1, 1), 1),
+    "C only": ((9,), 0),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("mode", ["across", "within"])
+def test_layouts(layout, mode, dtype):
+    shape, axis = LAYOUTS[layout]
+    if mode == "within" and len(shape) - 1 < 2:
+        with pytest.raises(ParameterError, match="two spatial axes"):
+            lrn(np.ones(shape, dtype), 3, mode=mode, channel_axis=axis)
+        return
+    rng = np.random.default_rng(len(shape))
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    for size in (2, 3, 5, 8):
+        got = lrn(x, size, 0.5, 0.75, 1.0, mode=mode, channel_axis=axis)
+        want = reference_lrn(x, size, 0.5, 0.75, 1.0, mode=mode, channel_axis=axis)
+        assert max_rel_err(got, want) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("mode", ["across", "within"])
+def test_non_contiguous_and_byte_order(mode):
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((3, 8, 9, 10))
+    views = {
+        "strided": base[:, ::2, 1:, ::-1],
+        "fortran": np.asfortranarray(base),
+        "transposed NHWC->NCHW": np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(
+            0, 3, 1, 2
+        ),
+        "big-endian": base.astype(">f8"),
+        "big-endian f4": base.astype(">f4"),
+    }
+    for name, x in views.items():
+        got = lrn(x, 5, 0.5, 0.75, 1.0, mode=mode)
+        want = reference_lrn(x, 5, 0.5, 0.75, 1.0, mode=mode)
+        tol = 1e-5 if x.dtype.itemsize == 4 else 1e-12
+        assert got.dtype == (np.float32 if x.dtype.itemsize == 4 else np.float64), name
+        assert max_rel_err(got, want) <= tol, name
+
+
+def test_out_non_contiguous_and_checked():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 5, 5)).astype(np.float32)
+    out = np.zeros((2, 5, 5, 6), np.float32).transpose(0, 3, 1, 2)
+    res = lrn(x, 3, out=out)
+    assert res is out
+    assert max_rel_err(out, reference_lrn(x, 3)) <= 1e-5
+    with pytest.raises(ParameterError, match="dtype"):
+        lrn(x, out=np.empty(x.shape, np.float64))
+    with pytest.raises(ParameterError, match="shape"):
+        lrn(x, out=np.empty((2, 6, 5), np.float32))
+    with pytest.raises(ParameterError, match="overlaps"):
+        lrn(x, out=x)
+
+
+def test_dtypes():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 3, 3)) * 2
+    y16 = lrn(x.astype(np.float16), 3)
+    assert y16.dtype == np.float16
+    want = reference_lrn(x.astype(np.float16), 3)
+    np.testing.assert_allclose(y16.astype(np.float64), want, rtol=2e-3)
+    for dt in (np.int8, np.uint8, np.int32, np.int64, np.bool_):
+        xi = (np.abs(x) * 3).astype(dt)
+        with pytest.warns(DtypeConversionWarning, match="converted to float32"):
+            yi = lrn(xi, 3)
+        assert yi.dtype == np.float32
+        assert max_rel_err(yi, reference_lrn(xi.astype(np.float64), 3)) <= 1e-5
+    with pytest.raises(ParameterError, match="complex"):
+        lrn(x.astype(np.complex64), 3)
+    with pytest.raises(ParameterError, match="object"):
+        lrn(x.astype(object), 3)
+
+
+def test_parameter_validation():
+    x = np.ones((1, 4, 2, 2), np.float32)
+    with pytest.raises(ParameterError, match="size must be >= 1"):
+        lrn(x, 0)
+    for bad in (float("nan"), float("inf")):
+        for name in ("alpha", "beta", "k"):
+            with pytest.raises(ParameterError, match=f"{name} must be finite"):
+                lrn(x, 3, **{name: bad})
+    with pytest.raises(ParameterError, match="Caffe LRN layer rejects even"):
+        lrn(x, 4, convention="caffe")
+    with pytest.raises(ParameterError, match="depth_radius"):
+        lrn(x, 4, convention="tensorflow")
+    with pytest.raises(ParameterError, match="lrnN|size <= 16"):
+        lrn(x, 17, convention="cudnn")
+    with pytest.raises(ParameterError, match="unknown convention"):
+        lrn(x, 3, convention="keras")
+    with pytest.raises(ParameterError, match="out of range"):
+        lrn(x, 3, channel_axis=4)
+    with pytest.raises(ParameterError, match="needs a channel axis"):
+        lrn(x, 3, channel_axis=None)
+    assert lrn(np.ones((0, 3, 2, 2), np.float32)).shape == (0, 3, 2, 2)
+
+
+def test_depth_radius_is_tensorflow_size():
+    rng = np.random.default_rng(6)
+    x = rng.random((1, 3, 3, 8)).astype(np.float32)
+    a = lrn(x, depth_radius=2, alpha=1.0, beta=0.5, k=1.0, convention="tensorflow",
+            channel_axis=-1)
+    b = lrn(x, 5, 1.0, 0.5, 1.0, convention="tensorflow", channel_axis=-1)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_nan_and_inf_follow_ieee():
+    x = np.array([[1.0, np.nan, 2.0, 3.0, np.inf, 0.5]]).reshape(1, 6, 1, 1)
+    got = lrn(x, 3, 1.0, 0.75, 1.0)
+    want = reference_lrn(x, 3, 1.0, 0.75, 1.0)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = np.isfinite(want)
+    assert max_rel_err(got[finite], want[finite]) <= 1e-12
+
+
+def test_k_zero_all_zero_window_is_nan():
+    """Documented: k=0 and a window of zeros gives 0 * 0**-beta = NaN, like the formula."""
+    x = np.zeros((1, 4, 2, 2))
+    x[0, 0] = 1.0
+    y = lrn(x, 1, 1.0, 0.75, 0.0)
+    assert np.isnan(y[0, 1:]).all()
+    assert np.isfinite(y[0, 0]).all()
+
+
+@pytest.mark.parametrize("mode", ["across", "within"])
+def test_divisor_same_pass_and_alone(mode):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 5, 6, 7)).astype(np.float32)
+    y, d = lrn(x, 3, 0.5, 0.75, 2.0, mode=mode, return_divisor=True)
+    d2 = lrn_divisor(x, 3, 0.5, 0.75, 2.0, mode=mode)
+    np.testing.assert_array_equal(d, d2)
+    np.testing.assert_array_equal(y, lrn(x, 3, 0.5, 0.75, 2.0, mode=mode))
+    want = reference_divisor(x, 3, 0.5, 0.75, 2.0, mode=mode)
+    assert max_rel_err(d, want) <= 1e-5
+    # caffe within ignores k: the divisor starts at 1
+    d3 = lrn_divisor(np.zeros((1, 2, 3, 3)), 3, 1.0, 0.75, 5.0, mode="within",
+                     convention="caffe")
+    assert (d3 == 1.0).all()
+
+
+@pytest.mark.parametrize("mode", ["across", "within"])
+@pytest.mark.parametrize("convention,size", [("default", 3), ("default", 4), ("onnx", 4),
+                                             ("onednn", 4), ("caffe", 5), ("alexnet", 4),
+                                             ("cuda-convnet", 2), ("default", 11)])
+def test_backward_matches_reference_and_finite_differences(mode, convention, size):
+    if mode not in CONVENTIONS[convention].modes:
+        pytest.skip(f"{convention} has no {mode} mode")
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal((2, 5, 4, 6))
+    g = rng.standard_normal(x.shape)
+    params = dict(mode=mode, convention=convention)
+    got = lrn_backward(x, g, size, 0.7, 0.75, 1.3, **params)
+    want = reference_lrn_backward(x, g, size, 0.7, 0.75, 1.3, **params)
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
+    # central finite differences of sum(g * lrn(x)) in float64
+    eps = 1e-6
+    num = np.empty_like(x)
+    for idx in np.ndindex(x.shape):
+        xp = x.copy()
+        xm = x.copy()
+        xp[idx] += eps
+        xm[idx] -= eps
+        num[idx] = (np.sum(g * reference_lrn(xp, size, 0.7, 0.75, 1.3, **params))
+                    - np.sum(g * reference_lrn(xm, size, 0.7, 0.75, 1.3, **params))) / (2 * eps)
+    np.testing.assert_allclose(got, num, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("mode", ["across", "within"])
+def test_backward_dtypes_and_layouts(mode, dtype):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 6, 5, 7)).astype(dtype)
+    g = rng.standard_normal((2, 6, 5, 7)).astype(dtype)
+    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    gh = np.ascontiguousarray(g.transpose(0, 2, 3, 1))
+    got = lrn_backward(xh, gh, 4, 0.5, 0.75, 1.0, mode=mode, channel_axis=-1)
+    assert got.dtype == dtype
+    want = reference_lrn_backward(xh, gh, 4, 0.5, 0.75, 1.0, mode=mode, channel_axis=-1)
+    tol = {np.float16: 2e-3, np.float32: 1e-5, np.float64: 1e-12}[dtype]
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def test_integer_input_warns_once_and_converts():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = lrn(np.arange(24, dtype=np.int32).reshape(1, 6, 2, 2), 3)
+    assert y.dtype == np.float32
+    assert [w.category for w in caught] == [DtypeConversionWarning]
+
+
+def test_large_window_over_many_channels():
+    """size >> 9 takes the block prefix/suffix path; it must stay exact on lognormal data."""
+    rng = np.random.default_rng(9)
+    x = np.exp(rng.standard_normal((1, 600, 2, 3)) * 3).astype(np.float32)
+    for size in (10, 64, 599, 1201):
+        got = lrn(x, size, 1.0, 0.75, 1e-4)
+        want = reference_lrn(x, size, 1.0, 0.75, 1e-4)
+        assert max_rel_err(got, want) <= 1e-5, size
