@@ -31,7 +31,24 @@ _EXPORTS = {
     "InputError": "lrn_cli.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "CONVENTIONS",
+    "Convention",
+    "DtypeConversionWarning",
+    "InputError",
+    "LrnError",
+    "ParameterError",
+    "__version__",
+    "get_convention",
+    "lrn",
+    "lrn_backward",
+    "lrn_divisor",
+    "reference_divisor",
+    "reference_lrn",
+    "reference_lrn_backward",
+    "set_threads",
+    "translate",
+]
 
 if TYPE_CHECKING:
     from lrn_cli.conventions import CONVENTIONS, Convention, get_convention, translate

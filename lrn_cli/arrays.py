@@ -12,9 +12,11 @@ from __future__ import annotations
 import io
 import math
 import os
+import stat
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -36,6 +38,7 @@ __all__ = [
 ]
 
 _ZIP_MAGIC = b"PK\x03\x04"
+_MAX_DIM = np.iinfo(np.intp).max
 
 
 @dataclass(frozen=True)
@@ -106,14 +109,14 @@ def _parse_header(fp: IO[bytes], data_size: int, name: object, what: str = "file
     )
     try:
         shape, fortran_order, dtype = reader(fp)
-    except ValueError as exc:
-        message = str(exc).splitlines()[0]
+    except (ValueError, TypeError, SyntaxError, RecursionError, OverflowError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if message.startswith("EOF"):
             raise InputError(name, f"truncated: the .npy header is cut short ({message})") from None
         raise InputError(name, f"corrupt .npy header: {message}") from None
     data_offset = fp.tell()
-    if any(d < 0 for d in shape):
-        raise InputError(name, f"corrupt .npy header: negative dimension in shape {shape}")
+    if any(d < 0 or d > _MAX_DIM for d in shape):
+        raise InputError(name, f"corrupt .npy header: impossible shape {shape}")
     problem = _dtype_problem(dtype)
     if problem is not None:
         raise InputError(name, problem)
@@ -148,12 +151,29 @@ def _bad_magic(fp: IO[bytes], name: object, what: str) -> InputError:
     return InputError(name, f"not a .npy {what} (bad magic){hint}")
 
 
-def _open_for_reading(path: PathLike) -> IO[bytes]:
-    """Open a file, turning OS errors into `InputError` with the bare reason."""
+@contextmanager
+def _open_for_reading(path: PathLike) -> Iterator[tuple[IO[bytes], int]]:
+    """Open `path` as a seekable stream and give its size; OS errors become `InputError`.
+
+    Pipes and devices (``/dev/stdin``, ``<(...)``) have no size and cannot seek, so they are
+    read into memory first.
+    """
     try:
-        return open(path, "rb")
+        handle = open(path, "rb")
     except OSError as exc:
         raise InputError(path, os_error_reason(exc)) from exc
+    with handle:
+        try:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISREG(info.st_mode):
+                stream: IO[bytes] = handle
+                size = info.st_size
+            else:
+                stream = io.BytesIO(handle.read())
+                size = len(stream.getbuffer())
+            yield stream, size
+        except OSError as exc:
+            raise InputError(path, os_error_reason(exc)) from exc
 
 
 def read_npy_header(path: PathLike) -> NpyHeader:
@@ -177,11 +197,8 @@ def read_npy_header(path: PathLike) -> NpyHeader:
         Unreadable, not a ``.npy`` file, truncated or with trailing bytes, or an unsupported
         dtype (object, structured, complex, string, ...).
     """
-    with _open_for_reading(path) as fp:
-        try:
-            return _parse_header(fp, os.fstat(fp.fileno()).st_size, path)
-        except OSError as exc:
-            raise InputError(path, os_error_reason(exc)) from exc
+    with _open_for_reading(path) as (fp, size):
+        return _parse_header(fp, size, path)
 
 
 def _load(fp: IO[bytes], name: object) -> np.ndarray:
@@ -212,12 +229,9 @@ def read_npy(path: PathLike) -> np.ndarray:
     InputError
         As for `read_npy_header`, or if reading the data fails.
     """
-    with _open_for_reading(path) as fp:
-        try:
-            _parse_header(fp, os.fstat(fp.fileno()).st_size, path)
-            return _load(fp, path)
-        except OSError as exc:
-            raise InputError(path, os_error_reason(exc)) from exc
+    with _open_for_reading(path) as (fp, size):
+        _parse_header(fp, size, path)
+        return _load(fp, path)
 
 
 def read_npy_bytes(data: bytes | bytearray | memoryview, name: str = "<stdin>") -> np.ndarray:
@@ -245,13 +259,16 @@ def read_npy_bytes(data: bytes | bytearray | memoryview, name: str = "<stdin>") 
     return _load(fp, name)
 
 
-def read_npz(path: PathLike) -> dict[str, np.ndarray]:
+def read_npz(source: PathLike | IO[bytes], *, name: str | None = None) -> dict[str, np.ndarray]:
     """Load every array of a ``.npz`` archive, each checked like a ``.npy`` file.
 
     Parameters
     ----------
-    path
-        The ``.npz`` file (compressed or not).
+    source
+        The ``.npz`` file (compressed or not), or a binary file object holding one (e.g. a
+        `io.BytesIO` of standard input; non-seekable streams are read into memory).
+    name
+        What to call the source in messages (default: the path, or the stream's name).
 
     Returns
     -------
@@ -264,14 +281,22 @@ def read_npz(path: PathLike) -> dict[str, np.ndarray]:
         Unreadable, not a zip file, empty, a member that is not a ``.npy`` file, a duplicate
         name, or any member failing the ``.npy`` checks (the message names the member).
     """
-    with _open_for_reading(path) as fp:
-        try:
-            return _read_npz(fp, path)
-        except OSError as exc:
-            raise InputError(path, os_error_reason(exc)) from exc
+    if isinstance(source, (str, os.PathLike)):
+        with _open_for_reading(source) as (fp, _):
+            return _read_npz(fp, name if name is not None else os.fspath(source))
+    display = name if name is not None else str(getattr(source, "name", "<stream>"))
+    try:
+        seekable = source.seekable()
+    except (AttributeError, OSError, ValueError):
+        seekable = False
+    try:
+        stream = source if seekable else io.BytesIO(source.read())
+        return _read_npz(stream, display)
+    except OSError as exc:
+        raise InputError(display, os_error_reason(exc)) from exc
 
 
-def _read_npz(fp: IO[bytes], path: PathLike) -> dict[str, np.ndarray]:
+def _read_npz(fp: IO[bytes], path: object) -> dict[str, np.ndarray]:
     try:
         archive = zipfile.ZipFile(fp)
     except (zipfile.BadZipFile, EOFError, ValueError) as exc:
@@ -293,13 +318,13 @@ def _read_npz(fp: IO[bytes], path: PathLike) -> dict[str, np.ndarray]:
 
 
 def _read_member(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: PathLike, key: str
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: object, key: str
 ) -> np.ndarray:
     """Validate then load one archive member; zip-level errors become `InputError`."""
     try:
         with archive.open(info) as member:
             try:
-                _parse_header(member, info.file_size, path, what=f"member {key!r}")
+                _parse_header(member, info.file_size, path, what="member")
             except InputError as exc:
                 raise InputError(path, f"array {key!r}: {exc.reason}") from None
         with archive.open(info) as member:

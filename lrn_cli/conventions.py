@@ -73,7 +73,8 @@ class Convention:
     channel_last: bool = False
     """True when the framework normalizes the last axis (TensorFlow) rather than axis 1."""
     limits: dict[str, float] = field(default_factory=dict)
-    """Extra limits: ``size_max``, ``beta_min``, ``k_min``, ``alpha_positive``, ``beta_positive``."""
+    """Extra limits: ``size_max``, ``beta_min``, ``k_min``, ``alpha_positive``,
+    ``beta_positive``."""
     notes: tuple[str, ...] = ()
     source: str = ""
 
@@ -124,7 +125,8 @@ CONVENTIONS: dict[str, Convention] = {
             {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0},
             notes=(
                 "across: PyTorch semantics; within: centred window, alpha/n², k used "
-                "(oneDNN for odd n; even n puts the extra tap before, like PyTorch and cuda-convnet)",
+                "(oneDNN for odd n; even n puts the extra tap before, like PyTorch and "
+                "cuda-convnet)",
                 "defaults are AlexNet's (n=5, alpha=1e-4, beta=0.75, k=2)",
             ),
         ),
@@ -435,12 +437,13 @@ def translate(
     try:
         resolve(dst, mode, n, alpha_out, want.beta, k_out)
     except ParameterError as exc:
-        raise NoExactTranslation(f"the exact parameters break {dst.title}'s limits: {exc}") from None
+        raise NoExactTranslation(
+            f"the exact parameters break {dst.title}'s limits: {exc}"
+        ) from None
     if src.channel_last != dst.channel_last:
+        where = {True: "the last axis (NHWC)", False: "axis 1 (NCHW)"}
         notes.append(
-            "layout: " + (f"{src.title} normalizes the last axis (NHWC); " if src.channel_last
-                          else f"{src.title} normalizes axis 1 (NCHW); ")
-            + (f"{dst.title} normalizes the last axis (NHWC): transpose the tensor"
-               if dst.channel_last else f"{dst.title} normalizes axis 1 (NCHW): transpose the tensor")
+            f"layout: {src.title} normalizes {where[src.channel_last]}; {dst.title} normalizes "
+            f"{where[dst.channel_last]}: transpose the tensor"
         )
     return Translation(src.name, dst.name, mode, params, tuple(notes))

@@ -37,6 +37,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import struct
 import warnings
 import zlib
@@ -252,7 +253,9 @@ def read_image(
     """
     _check_value_range(value_range)
     display = name if name is not None else _display_name(source)
-    if not isinstance(source, (str, os.PathLike)):
+    if isinstance(source, (str, os.PathLike)):
+        source = _buffer_if_pipe(source, display)
+    else:
         seekable = getattr(source, "seekable", None)
         if not (callable(seekable) and seekable()):
             try:
@@ -265,8 +268,8 @@ def read_image(
         try:
             image = _read_image(source, display, value_range, notes)
         except _Unidentified:
-            reasons = [str(w.message) for w in caught]
-            reasons += _unidentified_reasons(source)
+            # The plugins' own complaints; failing that, what Image.open warned about.
+            reasons = _unidentified_reasons(source) or [str(w.message) for w in caught]
             detail = f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""
             raise InputError(display, f"not an image Pillow can read{detail}") from None
     from PIL import Image
@@ -280,6 +283,21 @@ def read_image(
         else:
             image.notes.append(f"Pillow: {warning.message}")
     return image
+
+
+def _buffer_if_pipe(path: PathLike, display: str) -> PathLike | IO[bytes]:
+    """Read pipes and devices (``/dev/stdin``, ``<(...)``) into memory: Pillow must seek."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return path  # let Image.open report it
+    if stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode):
+        return path
+    try:
+        with open(path, "rb") as handle:
+            return io.BytesIO(handle.read())
+    except OSError as exc:
+        raise InputError(display, os_error_reason(exc)) from exc
 
 
 class _Unidentified(Exception):
@@ -359,7 +377,7 @@ def _decode(im: PILImage.Image, display: str, value_range: str, notes: list[str]
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(display, f"truncated or corrupt image data (Pillow: {text})") from exc
     if squeezed:
-        notes.append("16-bit colour data decoded to 8 bits per channel (a Pillow limitation)")
+        notes.append("16-bit samples decoded to 8 bits per channel (a Pillow limitation)")
 
     try:
         orientation = int(im.getexif().get(0x0112, 1))

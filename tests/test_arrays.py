@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -202,7 +204,13 @@ def test_npz_passed_as_npy_gets_a_hint(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("header", "message"),
     [
-        ("{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }", "negative dimension"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }", "impossible shape"),
+        ("{'descr': '<f8', 'fortran_order': False, 'shape': (0, 10**30), }", "malformed"),
+        (f"{{'descr': '<f8', 'fortran_order': False, 'shape': (0, {2**70}), }}", "impossible"),
+        (
+            "{'descr': '<f8', 'fortran_order': False, 'shape': " + "(" * 300 + ")" * 300 + "}",
+            "corrupt .npy header",
+        ),
         ("{'descr': '<f8', 'shape': (1,), }", "corrupt .npy header"),
         ("__import__('os').system('true')", "corrupt .npy header"),
         ("{'descr': 'nonsense', 'fortran_order': False, 'shape': (1,), }", "corrupt .npy header"),
@@ -218,8 +226,9 @@ def test_corrupt_headers(tmp_path: Path, header: str, message: str) -> None:
 def test_unsupported_versions(tmp_path: Path) -> None:
     path = tmp_path / "v3.npy"
     path.write_bytes(
-        _raw_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", b"\0" * 8, (2, 0))
-        .replace(b"NUMPY\x02", b"NUMPY\x03", 1)
+        _raw_npy(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", b"\0" * 8, (2, 0)
+        ).replace(b"NUMPY\x02", b"NUMPY\x03", 1)
     )
     with pytest.raises(InputError, match="format 3.0"):
         read_npy(path)
@@ -237,11 +246,33 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         read_npz(tmp_path / "missing.npz")
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read anything")
+def test_permission_denied(tmp_path: Path) -> None:
+    path = tmp_path / "secret.npy"
+    np.save(path, np.arange(3))
+    path.chmod(0)
+    with pytest.raises(InputError, match="permission denied"):
+        read_npy(path)
+
+
 def test_read_npy_bytes_checks_like_files() -> None:
     data = _npy_bytes(np.arange(10, dtype=np.int32))
     with pytest.raises(InputError, match=r"^<pipe>: truncated: header says 40 bytes of data"):
         read_npy_bytes(data[:-1], name="<pipe>")
     np.testing.assert_array_equal(read_npy_bytes(bytearray(data)), np.arange(10))
+
+
+def test_read_from_named_pipe(tmp_path: Path) -> None:
+    source = tmp_path / "a.npy"
+    np.save(source, np.arange(5))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"cat '{source}' > '{fifo}'"])
+    try:
+        back = read_npy(fifo)
+    finally:
+        writer.wait(timeout=10)
+    np.testing.assert_array_equal(back, np.arange(5))
 
 
 # --- .npz ----------------------------------------------------------------------------------
@@ -275,6 +306,15 @@ def test_npz_written_by_numpy(tmp_path: Path) -> None:
     assert sorted(back) == ["a", "b"]
 
 
+def test_npz_from_stream(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, a=np.arange(3))
+    back = read_npz(io.BytesIO(buffer.getvalue()), name="<stdin>")
+    np.testing.assert_array_equal(back["a"], np.arange(3))
+    with pytest.raises(InputError, match=r"^<stdin>: not a valid .npz"):
+        read_npz(io.BytesIO(b"garbage"), name="<stdin>")
+
+
 def test_npz_object_member_refused_by_name_and_not_unpickled(tmp_path: Path) -> None:
     marker = tmp_path / "unpickled.marker"
     path = tmp_path / "evil.npz"
@@ -306,7 +346,9 @@ def test_npz_member_checks(tmp_path: Path) -> None:
     path = tmp_path / "m.npz"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("cut.npy", _npy_bytes(np.arange(10.0))[:-8])
-    with pytest.raises(InputError, match="array 'cut': truncated: header says 80 bytes"):
+    with pytest.raises(
+        InputError, match="array 'cut': truncated: header says 80 bytes of data, member has 72"
+    ):
         read_npz(path)
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("notes.txt", "hello")

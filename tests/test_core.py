@@ -1,4 +1,4 @@
-"""The kernels against the plain NumPy reference, over conventions x modes x sizes x dtypes x layouts."""
+"""Kernels vs the plain NumPy reference: conventions x modes x sizes x dtypes x layouts."""
 
 from __future__ import annotations
 
@@ -284,7 +284,8 @@ def test_backward_dtypes_and_layouts(mode, dtype):
     assert got.dtype == dtype
     want = reference_lrn_backward(xh, gh, 4, 0.5, 0.75, 1.0, mode=mode, channel_axis=-1)
     tol = {np.float16: 2e-3, np.float32: 1e-5, np.float64: 1e-12}[dtype]
-    np.testing.assert_allclose(got.astype(np.float64), want, rtol=tol, atol=tol * np.abs(want).max())
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=tol,
+                               atol=tol * np.abs(want).max())
 
 
 def test_integer_input_warns_once_and_converts():

@@ -1,0 +1,801 @@
+#!/usr/bin/env python
+"""Benchmark ``lrn_cli`` against the memory ceiling and its peers, side by side in one run.
+
+Conditions (the issue's): float32, size 5, alpha 1e-4, beta 0.75, k 2.  Every timing is
+the median (and the min) of ``--repeat`` calls after a warm-up; ratios are taken between
+medians of the same run.  The result is printed as Markdown tables, ready to paste.
+
+    PYTHONPATH=. python benchmarks/bench_core.py            # full run
+    PYTHONPATH=. python benchmarks/bench_core.py --quick    # 5 repeats
+    PYTHONPATH=. python benchmarks/bench_core.py --only across,startup --json out.json
+
+Peers (torch, tensorflow, onnxruntime + onnx) are optional: a missing one is skipped with
+a note.  Targets are reported as PASS/MISS, never asserted.  See ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+SIZE, ALPHA, BETA, K = 5, 1e-4, 0.75, 2.0
+ACROSS_SHAPES = {"conv1": (32, 96, 55, 55), "conv2": (32, 256, 27, 27)}
+WITHIN_SHAPE = ("conv1", ACROSS_SHAPES["conv1"])
+WITHIN_SIZES = (3, 5, 11, 21)
+SECTIONS = ("across", "within", "backward", "startup")
+CHECK_RTOL = 1e-4
+
+# targets from the issue: (section, shape, key, "<=" or ">=", goal)
+ACROSS_TARGETS = {
+    "conv1": {"copyto": 1.5, "tf": 8.0, "torch": 40.0},
+    "conv2": {"copyto": 1.5, "tf": 6.0, "torch": 20.0},
+}
+WITHIN_GROWTH_TARGET = 1.3  # size 21 / size 3
+WITHIN_TORCH_TARGET = 4.0  # torch / lrn at size 5
+BACKWARD_TARGET = 10.0  # torch autograd backward / lrn_backward
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------
+# timing
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    min_ms: float
+    times_ms: list[float] = field(repr=False)
+
+
+def measure(fn: Callable[[], Any], repeat: int, warmup: int = 2,
+            setup: Callable[[], Any] | None = None) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeat`` times, each timed on its own.
+
+    ``setup`` (untimed) runs before every call.  The garbage collector is off while timing.
+    """
+    for _ in range(warmup):
+        if setup is not None:
+            setup()
+        fn()
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    times = []
+    try:
+        for _ in range(repeat):
+            if setup is not None:
+                setup()
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        if enabled:
+            gc.enable()
+    time.sleep(0.05)  # let spinning thread pools (OpenMP, Eigen, ORT) go idle
+    return Timing(statistics.median(times), min(times), times)
+
+
+def rel_err(got, ref) -> float:
+    """Largest ``|got - ref| / |ref|``, with ``|ref|`` floored at 1e-3 of ``max|ref|``."""
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    scale = float(np.max(np.abs(ref))) or 1.0
+    return float(np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1e-3 * scale)))
+
+
+# ----------------------------------------------------------------------------------------
+# machine and peers
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def physical_cores() -> int | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return None
+    cores = set()
+    for block in text.split("\n\n"):
+        fields = dict(
+            (k.strip(), v.strip()) for k, _, v in (ln.partition(":") for ln in block.splitlines())
+        )
+        if "core id" in fields:
+            cores.add((fields.get("physical id"), fields["core id"]))
+    return len(cores) or None
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def dist_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+class Peers:
+    """The frameworks, imported on first use with ``threads`` intra-op threads each."""
+
+    def __init__(self, threads: int, notes: list[str]):
+        self.threads = threads
+        self.notes = notes
+        self._mods: dict[str, Any] = {}
+        self.config: dict[str, str] = {}
+
+    def _missing(self, name: str, what: str) -> None:
+        self._mods[name] = None
+        self.notes.append(f"{what} not installed: skipped")
+        log(f"  {what} not installed: skipped")
+
+    def torch(self):
+        if "torch" not in self._mods:
+            if importlib.util.find_spec("torch") is None:
+                self._missing("torch", "torch")
+            else:
+                log("  importing torch ...")
+                import torch
+
+                torch.set_num_threads(self.threads)
+                self.config["torch"] = f"{torch.get_num_threads()} threads"
+                self._mods["torch"] = torch
+        return self._mods["torch"]
+
+    def tf(self):
+        if "tf" not in self._mods:
+            if importlib.util.find_spec("tensorflow") is None:
+                self._missing("tf", "tensorflow")
+            else:
+                log("  importing tensorflow ...")
+                os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+                import tensorflow as tf
+
+                try:
+                    tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+                except RuntimeError as exc:  # already initialised
+                    self.notes.append(f"tensorflow threads not set: {exc}")
+                n = tf.config.threading.get_intra_op_parallelism_threads()
+                self.config["tensorflow"] = f"{n} intra-op threads, eager"
+                self._mods["tf"] = tf
+        return self._mods["tf"]
+
+    def ort(self):
+        if "ort" not in self._mods:
+            if importlib.util.find_spec("onnxruntime") is None:
+                self._missing("ort", "onnxruntime")
+            elif importlib.util.find_spec("onnx") is None:
+                self._missing("ort", "onnx (needed to build the onnxruntime model)")
+            else:
+                import onnx
+                import onnxruntime
+
+                self.config["onnxruntime"] = f"{self.threads} intra-op threads, CPU provider"
+                self._mods["ort"] = (onnx, onnxruntime)
+        return self._mods["ort"]
+
+    def ort_session(self, shape):
+        mods = self.ort()
+        if mods is None:
+            return None
+        onnx, ort = mods
+        from onnx import TensorProto, helper
+
+        node = helper.make_node("LRN", ["X"], ["Y"], size=SIZE, alpha=ALPHA, beta=BETA, bias=K)
+        graph = helper.make_graph(
+            [node], "lrn",
+            [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(shape))],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, list(shape))],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8  # onnx writes a newer IR than some onnxruntime builds accept
+        onnx.checker.check_model(model)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        return ort.InferenceSession(model.SerializeToString(), opts,
+                                    providers=["CPUExecutionProvider"])
+
+
+# ----------------------------------------------------------------------------------------
+# sections
+
+
+class Bench:
+    def __init__(self, args, threads: int):
+        self.args = args
+        self.repeat = args.repeat
+        self.threads = threads
+        self.notes: list[str] = []
+        self.checks: list[str] = []
+        self.peers = Peers(threads, self.notes)
+        self.results: dict[str, Any] = {}
+        self.targets: list[dict[str, Any]] = []
+        self.rng = np.random.default_rng(0)
+
+    # helpers
+
+    def data(self, shape) -> np.ndarray:
+        return self.rng.standard_normal(shape, dtype=np.float32)
+
+    def check(self, what: str, got, ref) -> None:
+        err = rel_err(got, ref)
+        line = f"{what}: max rel err {err:.1e}"
+        if err > CHECK_RTOL:
+            line = f"WARNING {line} > {CHECK_RTOL:g}: not the same computation"
+            log(f"  {line}")
+        self.checks.append(line)
+
+    def target(self, section: str, name: str, shape: str, measured: float | None,
+               op: str, goal: float) -> None:
+        if measured is None:
+            status = "n/a"
+        elif op == "<=":
+            status = "PASS" if measured <= goal else "MISS"
+        else:
+            status = "PASS" if measured >= goal else "MISS"
+        self.targets.append(dict(section=section, target=name, shape=shape,
+                                 goal=f"{'≤' if op == '<=' else '≥'} {goal:g}x",
+                                 measured=measured, status=status))
+
+    def time(self, label: str, fn, **kw) -> Timing:
+        t = measure(fn, self.repeat, **kw)
+        log(f"    {label:<34} median {t.median_ms:9.2f} ms   min {t.min_ms:9.2f} ms")
+        return t
+
+    # across
+
+    def across(self) -> None:
+        from lrn_cli import lrn
+
+        res = self.results["across"] = {}
+        for name, shape in ACROSS_SHAPES.items():
+            log(f"  across {name} {'x'.join(map(str, shape))}")
+            res[name] = self._across_shape(lrn, name, shape)
+
+    def _across_shape(self, lrn, name, shape) -> dict[str, Timing]:
+        x = self.data(shape)
+        out = np.empty_like(x)
+        ref = lrn(x, SIZE, ALPHA, BETA, K)
+        rows: dict[str, Timing] = {}
+        rows["copyto"] = self.time("np.copyto(out, x)", partial(np.copyto, out, x))
+        rows["lrn_out"] = self.time("lrn(x, out=out)", partial(lrn, x, SIZE, ALPHA, BETA, K,
+                                                               out=out))
+        rows["lrn"] = self.time("lrn(x)", partial(lrn, x, SIZE, ALPHA, BETA, K))
+
+        torch = self.peers.torch()
+        if torch is not None:
+            import torch.nn.functional as F
+
+            xt = torch.from_numpy(x)
+
+            def torch_lrn():
+                with torch.no_grad():
+                    return F.local_response_norm(xt, SIZE, alpha=ALPHA, beta=BETA, k=K)
+
+            self.check(f"across {name}: torch vs lrn", torch_lrn().numpy(), ref)
+            rows["torch"] = self.time("torch F.local_response_norm", torch_lrn)
+
+        tf = self.peers.tf()
+        if tf is not None:
+            xn = tf.constant(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+
+            def tf_lrn():
+                # TF's alpha multiplies the plain sum: pass alpha/n for the same result
+                return tf.nn.local_response_normalization(
+                    xn, depth_radius=SIZE // 2, bias=K, alpha=ALPHA / SIZE, beta=BETA
+                ).numpy()
+
+            self.check(f"across {name}: tensorflow vs lrn", tf_lrn(), ref.transpose(0, 2, 3, 1))
+            rows["tf"] = self.time("tf.nn.local_response_normalization", tf_lrn)
+            del xn
+
+        sess = self.peers.ort_session(shape)
+        if sess is not None:
+            feed = {"X": x}
+
+            def ort_lrn():
+                return sess.run(None, feed)[0]
+
+            self.check(f"across {name}: onnxruntime vs lrn", ort_lrn(), ref)
+            rows["ort"] = self.time("onnxruntime LRN", ort_lrn)
+
+        base = rows["lrn"].median_ms
+        self.target("across", "lrn(out=) / np.copyto", name,
+                    rows["lrn_out"].median_ms / rows["copyto"].median_ms,
+                    "<=", ACROSS_TARGETS[name]["copyto"])
+        for key, label in (("tf", "TF / lrn"), ("torch", "torch / lrn")):
+            got = rows[key].median_ms / base if key in rows else None
+            self.target("across", label, name, got, ">=", ACROSS_TARGETS[name][key])
+        return rows
+
+    # within
+
+    def within(self) -> None:
+        from lrn_cli import lrn
+
+        name, shape = WITHIN_SHAPE
+        log(f"  within {name} {'x'.join(map(str, shape))}")
+        x = self.data(shape)
+        out = np.empty_like(x)
+        torch = self.peers.torch()
+        if torch is not None:
+            import torch.nn.functional as F
+
+            xt = torch.from_numpy(x)
+        res = self.results["within"] = {}
+        for n in WITHIN_SIZES:
+            rows = res[str(n)] = {}
+            fn = partial(lrn, x, n, ALPHA, BETA, K, mode="within", out=out)
+            fn()
+            ref = out.copy()
+            rows["lrn_out"] = self.time(f"size {n}: lrn(mode='within', out=)", fn)
+            if torch is not None:
+                tfn = _torch_within(torch, F, xt, n)
+                self.check(f"within size {n}: torch avg_pool2d vs lrn", tfn().numpy(), ref)
+                rows["torch"] = self.time(f"size {n}: torch avg_pool2d", tfn)
+        t3, t21 = res["3"]["lrn_out"].median_ms, res["21"]["lrn_out"].median_ms
+        self.target("within", "lrn size 21 / size 3", name, t21 / t3, "<=", WITHIN_GROWTH_TARGET)
+        five = res["5"]
+        got = five["torch"].median_ms / five["lrn_out"].median_ms if "torch" in five else None
+        self.target("within", "torch / lrn, size 5", name, got, ">=", WITHIN_TORCH_TARGET)
+
+    # backward
+
+    def backward(self) -> None:
+        from lrn_cli import lrn_backward
+
+        res = self.results["backward"] = {}
+        for name, shape in ACROSS_SHAPES.items():
+            log(f"  backward {name} {'x'.join(map(str, shape))}")
+            res[name] = self._backward_shape(lrn_backward, name, shape)
+
+    def _backward_shape(self, lrn_backward, name, shape) -> dict[str, Timing]:
+        x = self.data(shape)
+        g = self.data(shape)
+        rows: dict[str, Timing] = {}
+        ref = lrn_backward(x, g, SIZE, ALPHA, BETA, K)
+        rows["lrn"] = self.time("lrn_backward(x, g)", partial(lrn_backward, x, g, SIZE, ALPHA,
+                                                             BETA, K))
+        torch = self.peers.torch()
+        if torch is not None:
+            import torch.nn.functional as F
+
+            xt = torch.from_numpy(x.copy()).requires_grad_(True)
+            gt = torch.from_numpy(g)
+            y = F.local_response_norm(xt, SIZE, alpha=ALPHA, beta=BETA, k=K)
+
+            def zero_grad():
+                xt.grad = None
+
+            def torch_backward():
+                y.backward(gt, retain_graph=True)
+
+            zero_grad()
+            torch_backward()
+            self.check(f"backward {name}: torch autograd vs lrn_backward", xt.grad.numpy(), ref)
+            rows["torch"] = self.time("torch autograd backward", torch_backward,
+                                      setup=zero_grad)
+            del y
+        got = rows["torch"].median_ms / rows["lrn"].median_ms if "torch" in rows else None
+        self.target("backward", "torch backward / lrn_backward", name, got, ">=",
+                    BACKWARD_TARGET)
+        return rows
+
+    # startup
+
+    def startup(self) -> None:
+        res = self.results["startup"] = {}
+        runs = max(3, min(self.repeat, 7))
+        log(f"  startup: fresh processes, {runs} runs each")
+        imp = [_subprocess(IMPORT_SNIPPET) for _ in range(runs)]
+        res["import_lrn_cli"] = _summary([r["import_ms"] for r in imp])
+        res["numba_imported_by_import"] = any(r["numba"] for r in imp)
+        res["numpy_imported_by_import"] = any(r["numpy"] for r in imp)
+        numba_imp = [_subprocess(NUMBA_SNIPPET) for _ in range(runs)]
+        res["import_numba"] = _summary([r["import_ms"] for r in numba_imp])
+
+        warm = _subprocess(FIRST_CALL_SNIPPET)  # fills the cache when it is cold
+        res["warming_process"] = warm
+        if warm["misses"]:
+            self.notes.append(
+                f"the cache was cold: the warming process compiled {', '.join(warm['compiled'])}"
+                f" ({warm['first_ms'] / 1e3:.1f} s)"
+            )
+        first = [_subprocess(FIRST_CALL_SNIPPET) for _ in range(runs)]
+        res["first_call"] = _summary([r["first_ms"] for r in first])
+        res["second_call"] = _summary([r["second_ms"] for r in first])
+        res["cache_hits"] = [r["hits"] for r in first]
+        res["cache_misses"] = [r["misses"] for r in first]
+        res["across_forward_stats"] = first[-1]["across_forward"]
+        res["compiled"] = sorted({n for r in first for n in r["compiled"]})
+        res["compiled_nothing"] = all(r["misses"] == 0 for r in first)
+        res["threading_layer"] = first[-1]["threading_layer"]
+        for key, label in (("import_lrn_cli", "import lrn_cli"), ("import_numba", "import numba"),
+                           ("first_call", "first lrn() call (warm cache)"),
+                           ("second_call", "second lrn() call")):
+            log(f"    {label:<34} median {res[key]['median_ms']:9.2f} ms")
+        log(f"    numba imported by `import lrn_cli`: {res['numba_imported_by_import']}; "
+            f"compiled nothing: {res['compiled_nothing']}")
+
+
+def _torch_within(torch, F, xt, n):
+    # Our default within convention (odd n): D = k + alpha/n² · (box sum of x² over n x n,
+    # zero padded).  avg_pool2d with count_include_pad=True is box sum / n², so the factor
+    # on the pooled value is alpha/n² · n² (= alpha): one fused expression, in place.
+    coef = ALPHA / n**2 * n**2
+
+    def run():
+        with torch.no_grad():
+            s = F.avg_pool2d(xt * xt, n, stride=1, padding=n // 2, count_include_pad=True)
+            return s.mul_(coef).add_(K).pow_(-BETA).mul_(xt)
+
+    return run
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    return {"median_ms": statistics.median(values), "min_ms": min(values), "runs_ms": values}
+
+
+IMPORT_SNIPPET = """
+import json, sys, time
+t0 = time.perf_counter()
+import lrn_cli
+t1 = time.perf_counter()
+print(json.dumps({"import_ms": (t1 - t0) * 1e3, "numba": "numba" in sys.modules,
+                  "numpy": "numpy" in sys.modules}))
+"""
+
+NUMBA_SNIPPET = """
+import json, time
+import numpy
+t0 = time.perf_counter()
+import numba
+t1 = time.perf_counter()
+print(json.dumps({"import_ms": (t1 - t0) * 1e3}))
+"""
+
+FIRST_CALL_SNIPPET = f"""
+import json, time
+import numpy as np
+import lrn_cli
+x = np.random.default_rng(0).standard_normal((2, 96, 27, 27), dtype=np.float32)
+t0 = time.perf_counter()
+lrn_cli.lrn(x, {SIZE}, {ALPHA!r}, {BETA!r}, {K!r})
+t1 = time.perf_counter()
+lrn_cli.lrn(x, {SIZE}, {ALPHA!r}, {BETA!r}, {K!r})
+t2 = time.perf_counter()
+import numba
+from numba.core.dispatcher import Dispatcher
+from lrn_cli import _kernels
+hits = misses = 0
+compiled = []
+for name, obj in sorted(vars(_kernels).items()):
+    if isinstance(obj, Dispatcher):
+        st = obj.stats
+        hits += sum(st.cache_hits.values())
+        m = sum(st.cache_misses.values())
+        misses += m
+        if m:
+            compiled.append(name)
+af = _kernels.across_forward.stats
+print(json.dumps({{
+    "first_ms": (t1 - t0) * 1e3, "second_ms": (t2 - t1) * 1e3,
+    "hits": hits, "misses": misses, "compiled": compiled,
+    "across_forward": {{"cache_hits": sum(af.cache_hits.values()),
+                        "cache_misses": sum(af.cache_misses.values()),
+                        "cache_path": str(af.cache_path)}},
+    "threading_layer": numba.threading_layer(),
+}}))
+"""
+
+
+def _subprocess(code: str) -> dict[str, Any]:
+    import lrn_cli
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(lrn_cli.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=900, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"startup subprocess failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------------------
+# report
+
+
+def fms(v: float | None) -> str:
+    if v is None:
+        return "–"
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def fsci(v: float) -> str:
+    return np.format_float_scientific(v, trim="-", exp_digits=1)
+
+
+def fx(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.2f}x" if v < 10 else f"{v:.1f}x"
+
+
+def machine_info(threads: int, peers: Peers, threading_layer: str | None) -> dict[str, Any]:
+    import numba
+
+    import lrn_cli
+
+    return {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "physical_cores": physical_cores(),
+        "usable_cpus": usable_cpus(),
+        "threads": threads,
+        "numba_threading_layer": threading_layer,
+        "numba_threads": numba.get_num_threads(),
+        "peer_threads": dict(peers.config),
+        "python": platform.python_version(),
+        "versions": {
+            "lrn_cli": lrn_cli.__version__,
+            "numpy": np.__version__,
+            "numba": numba.__version__,
+            "llvmlite": dist_version("llvmlite"),
+            "torch": dist_version("torch"),
+            "tensorflow": dist_version("tensorflow", "tensorflow-cpu"),
+            "onnxruntime": dist_version("onnxruntime"),
+            "onnx": dist_version("onnx"),
+        },
+    }
+
+
+def render(bench: Bench, machine: dict[str, Any]) -> str:
+    out: list[str] = []
+    w = out.append
+    v = machine["versions"]
+    w("### Machine and settings\n")
+    w(f"- CPU: {machine['cpu']}, {machine['logical_cpus']} logical CPUs"
+      f" ({machine['physical_cores'] or '?'} physical cores, {machine['usable_cpus']} usable)")
+    peer_threads = "; ".join(f"{k}: {s}" for k, s in machine["peer_threads"].items())
+    w(f"- threads: {machine['threads']} (numba: {machine['numba_threads']}, "
+      f"layer {machine['numba_threading_layer']}"
+      + (f"; {peer_threads}" if peer_threads else "") + ")")
+    w("- versions: " + ", ".join(f"{k} {s}" for k, s in
+                                 [("python", machine["python"]), *v.items()] if s))
+    w(f"- float32, size {SIZE}, alpha {fsci(ALPHA)}, beta {BETA:g}, k {K:g} (within: sizes as"
+      f" listed); {bench.repeat} timed calls after 2 warm-up calls; median (min) in ms;"
+      " ratios are of medians")
+    w("")
+
+    res = bench.results
+    if "across" in res:
+        names = list(res["across"])
+        head = " | ".join(f"{n} {'x'.join(map(str, ACROSS_SHAPES[n]))} ms | {n} ratio"
+                          for n in names)
+        w("### Across channels, size 5\n")
+        w(f"| implementation | {head} |")
+        w("|---|" + "---:|---:|" * len(names))
+        labels = [("copyto", "`np.copyto(out, x)` (memory ceiling)"),
+                  ("lrn_out", "`lrn(x, out=out)`"), ("lrn", "`lrn(x)` (allocating)"),
+                  ("torch", "torch `F.local_response_norm`"),
+                  ("tf", "TF `tf.nn.local_response_normalization` (NHWC, eager)"),
+                  ("ort", "onnxruntime `LRN`")]
+        for key, label in labels:
+            cells = []
+            for n in names:
+                rows = res["across"][n]
+                t = rows.get(key)
+                if t is None:
+                    cells += ["skipped", "–"]
+                    continue
+                ratio = (t.median_ms / rows["copyto"].median_ms if key == "lrn_out"
+                         else t.median_ms / rows["lrn"].median_ms)
+                rtxt = ("–" if key in ("copyto", "lrn")
+                        else fx(ratio) + (" of copyto" if key == "lrn_out" else ""))
+                cells += [f"{fms(t.median_ms)} ({fms(t.min_ms)})", rtxt]
+            w(f"| {label} | " + " | ".join(cells) + " |")
+        w("\nRatio: `lrn(out=)` against `np.copyto`; each peer against `lrn(x)` (how many"
+          " times slower the peer is).\n")
+
+    if "within" in res:
+        name, shape = WITHIN_SHAPE
+        w(f"### Within channel, {name} {'x'.join(map(str, shape))}\n")
+        w("| size | `lrn(mode=\"within\", out=)` ms | vs size 3 | torch avg_pool2d ms"
+          " | torch / lrn |")
+        w("|---:|---:|---:|---:|---:|")
+        t3 = res["within"]["3"]["lrn_out"].median_ms
+        for n, rows in res["within"].items():
+            t = rows["lrn_out"]
+            tt = rows.get("torch")
+            w(f"| {n} | {fms(t.median_ms)} ({fms(t.min_ms)}) | {fx(t.median_ms / t3)} | "
+              + (f"{fms(tt.median_ms)} ({fms(tt.min_ms)}) | {fx(tt.median_ms / t.median_ms)}"
+                 if tt else "skipped | –") + " |")
+        w("")
+
+    if "backward" in res:
+        w("### Backward, across, size 5\n")
+        w("| shape | `lrn_backward(x, g)` ms | torch autograd backward ms | torch / lrn |")
+        w("|---|---:|---:|---:|")
+        for n, rows in res["backward"].items():
+            t = rows["lrn"]
+            tt = rows.get("torch")
+            w(f"| {n} {'x'.join(map(str, ACROSS_SHAPES[n]))} | {fms(t.median_ms)}"
+              f" ({fms(t.min_ms)}) | "
+              + (f"{fms(tt.median_ms)} ({fms(tt.min_ms)}) | {fx(tt.median_ms / t.median_ms)}"
+                 if tt else "skipped | –") + " |")
+        w("")
+
+    if "startup" in res:
+        s = res["startup"]
+        w("### Start-up (fresh processes)\n")
+        w("| measurement | median ms (min) | note |")
+        w("|---|---:|---|")
+        w(f"| `import lrn_cli` | {fms(s['import_lrn_cli']['median_ms'])}"
+          f" ({fms(s['import_lrn_cli']['min_ms'])}) | numba imported: "
+          f"{'yes' if s['numba_imported_by_import'] else 'no'}, numpy imported: "
+          f"{'yes' if s['numpy_imported_by_import'] else 'no'} |")
+        w(f"| `import numba` alone (numpy already imported) | {fms(s['import_numba']['median_ms'])}"
+          f" ({fms(s['import_numba']['min_ms'])}) | for reference |")
+        hits = s["cache_hits"][-1]
+        w(f"| first `lrn()` in a new process, warm cache | {fms(s['first_call']['median_ms'])}"
+          f" ({fms(s['first_call']['min_ms'])}) | includes importing numba; compiled nothing: "
+          f"{'yes' if s['compiled_nothing'] else 'no (' + ', '.join(s['compiled']) + ')'}"
+          f" ({hits} cache hits) |")
+        w(f"| second `lrn()` call, same process | {fms(s['second_call']['median_ms'])}"
+          f" ({fms(s['second_call']['min_ms'])}) | input 2x96x27x27 |")
+        w("")
+
+    if bench.targets or "startup" in res:
+        w("### Targets (from the issue)\n")
+        w("| section | shape | target | goal | measured | result |")
+        w("|---|---|---|---:|---:|---|")
+        for t in bench.targets:
+            w(f"| {t['section']} | {t['shape']} | {t['target']} | {t['goal']} | "
+              f"{fx(t['measured'])} | {t['status']} |")
+        if "startup" in res:
+            s = res["startup"]
+            w(f"| startup | – | `import lrn_cli` does not import numba | – | – | "
+              f"{'MISS' if s['numba_imported_by_import'] else 'PASS'} |")
+            w(f"| startup | – | first call with a warm cache compiles nothing | – | – | "
+              f"{'PASS' if s['compiled_nothing'] else 'MISS'} |")
+        w("")
+
+    if bench.checks or bench.notes:
+        w("### Notes\n")
+        for line in bench.notes:
+            w(f"- {line}")
+        for line in bench.checks:
+            w(f"- check, {line}")
+        w("")
+    return "\n".join(out)
+
+
+def to_json(obj):
+    if isinstance(obj, Timing):
+        return asdict(obj)
+    if isinstance(obj, dict):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(v) for v in obj]
+    return obj
+
+
+# ----------------------------------------------------------------------------------------
+# main
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a short run (5 repeats)")
+    p.add_argument("--repeat", type=int, default=None,
+                   help="timed calls per measurement (default 15, --quick 5)")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help=f"comma-separated sections to run (default: {','.join(SECTIONS)})")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for numba and for every peer's intra-op pool (default: all)")
+    p.add_argument("--json", metavar="FILE", help="also save the results as JSON")
+    args = p.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 5 if args.quick else 15
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = [s for s in only if s not in SECTIONS]
+    if bad or not only:
+        p.error(f"--only takes a comma-separated subset of {','.join(SECTIONS)}; got {args.only!r}")
+    args.sections = [s for s in SECTIONS if s in only]
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import numba
+
+    import lrn_cli
+
+    cap = numba.config.NUMBA_NUM_THREADS
+    threads = min(args.threads or usable_cpus(), cap)
+    bench = Bench(args, threads)
+    if args.threads and args.threads > cap:
+        bench.notes.append(f"--threads {args.threads} capped at NUMBA_NUM_THREADS={cap}")
+    log(f"bench_core: sections {','.join(args.sections)}, {args.repeat} repeats, "
+        f"{threads} threads")
+
+    # start-up first: fresh processes, before this one competes for anything
+    if "startup" in args.sections:
+        bench.startup()
+    lrn_cli.set_threads(threads)
+    threading_layer = None
+    if any(s != "startup" for s in args.sections):
+        lrn_cli.lrn(np.ones((1, 8, 4, 4), np.float32))
+        threading_layer = numba.threading_layer()
+    elif "startup" in bench.results:
+        threading_layer = bench.results["startup"]["threading_layer"]
+    for section in ("across", "within", "backward"):
+        if section in args.sections:
+            getattr(bench, section)()
+
+    machine = machine_info(threads, bench.peers, threading_layer)
+    print(render(bench, machine))
+    if args.json:
+        payload = {
+            "machine": machine,
+            "settings": {"size": SIZE, "alpha": ALPHA, "beta": BETA, "k": K,
+                         "dtype": "float32", "repeat": args.repeat, "threads": threads,
+                         "sections": args.sections},
+            "results": to_json(bench.results),
+            "targets": bench.targets,
+            "checks": bench.checks,
+            "notes": bench.notes,
+        }
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2)
+        log(f"results saved to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""``lrn apply``: normalize files and folders, print what LRN did."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from lrn_cli.cli.options import (
+    common_output,
+    lrn_params,
+    read_options,
+    read_options_from,
+    settings_from,
+)
+from lrn_cli.cli.output import Ui, check_formats
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", default=None, metavar="PATH",
+              help="Output file (one input) or folder (several inputs, or a folder).  The "
+              "suffix picks the format: .npy/.npz raw floats, .png/.tif/.jpg/... an image.  "
+              "'-' writes .npy to stdout.  Without -o nothing is written.")
+@lrn_params
+@read_options
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default=None,
+              help="Compute in this dtype (default: float32 stays float32, float64 stays "
+              "float64, integers become float32).")
+@click.option("--rescale", type=click.Choice(["minmax", "percentile", "none"]),
+              default="minmax", show_default=True,
+              help="How image outputs are mapped to the displayable range: stretch min..max, "
+              "stretch the 1st..99th percentiles, or none (keep the input's scale, clip).")
+@click.option("--global-rescale", is_flag=True,
+              help="Rescale all channels together (default: each channel on its own).")
+@click.option("--bits", type=click.Choice(["8", "16", "32"]), default="8", show_default=True,
+              help="Image output depth: 8, 16 (PNG/TIFF) or 32 (float gray TIFF).")
+@click.option("--format", "fmt", default=None, metavar="EXT",
+              help="Output suffix for folder outputs (default: .npy/.npz for arrays, .png for "
+              "images).")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
+@click.option("--skip-existing", is_flag=True,
+              help="Skip inputs whose output exists (finish an interrupted run).")
+@click.option("--dry-run", is_flag=True, help="Print 'input -> output' and write nothing.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, envvar="LRN_JOBS",
+              help="Files processed in parallel (default: all cores; env LRN_JOBS).")
+@click.option("--glob", "patterns", multiple=True, metavar="PATTERN",
+              help="Only files matching (in folders; repeatable).  Default: arrays and images.")
+@click.option("--exclude", multiple=True, metavar="PATTERN",
+              help="Skip files matching (in folders; repeatable).")
+@click.option("--allow-input-tree", is_flag=True,
+              help="Allow the output folder inside an input folder.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first failed input.")
+@click.option("--manifest", default=None, metavar="FILE.csv|FILE.jsonl",
+              help="Write one row per input: status, output, error, statistics.")
+@click.option("--stats-out", default=None, metavar="FILE.csv|FILE.json",
+              help="Also write the statistics table to this file.")
+@click.option("--panel", default=None, metavar="FILE.png",
+              help="Write a picture: input, output, divisor heat map and histograms "
+              "(one input).")
+@click.option("--channels", "max_channels", type=click.IntRange(min=0), default=8,
+              show_default=True, help="Channels shown in the per-channel table.")
+@common_output
+@click.pass_context
+def apply(ctx, inputs, output, mode, size, depth_radius, alpha, beta, k, convention,
+          convention_defaults, layout, channel_axis, key, value_range, dtype, rescale,
+          global_rescale, bits, fmt, overwrite, skip_existing, dry_run, jobs, patterns,
+          exclude, allow_input_tree, fail_fast, manifest, stats_out, panel, max_channels,
+          as_json, as_csv, quiet, traceback):
+    """Apply LRN to arrays (.npy, .npz) and images, and compare input with output.
+
+    INPUT is a file, a folder (searched recursively) or '-' for stdin.  A 4-D array is
+    taken as NCHW and a 3-D one as CHW unless --layout says otherwise; images are height x
+    width x channels, gray stays gray, RGB stays RGB, alpha passes through untouched.
+
+    After applying, a table compares input and output (stdout): mean, std, min, max, RMS
+    contrast (std / mean |x|), Michelson contrast ((max|x| - min|x|) / (max|x| + min|x|)),
+    Hoyer sparsity ((sqrt(n) - L1/L2) / (sqrt(n) - 1)), channel dominance (per pixel, the
+    largest |value| across channels over their sum, averaged) and the range of the divisor
+    D = k + a'S and of the gain D^-beta.
+
+    \b
+    Examples:
+      lrn apply conv1.npy -o conv1_lrn.npy
+      lrn apply photo.jpg -o photo_lrn.png --mode within -n 7 --range byte
+      lrn apply photos/ -o out/ -j 4 --manifest out/manifest.csv
+      lrn apply acts.npy --convention tensorflow --depth-radius 2 --alpha 2e-5 --layout NHWC
+    """
+    from lrn_cli.cli.run import ApplyRun
+
+    fmt_choice = check_formats(ctx, json=as_json, csv=as_csv)
+    if overwrite and skip_existing:
+        raise click.UsageError("use --overwrite or --skip-existing, not both", ctx)
+    if inputs.count("-") > 1:
+        raise click.UsageError("'-' (stdin) can be given once", ctx)
+    if output == "-" and (len(inputs) != 1):
+        raise click.UsageError("-o - (stdout) takes exactly one input", ctx)
+    if stats_out and not stats_out.lower().endswith((".csv", ".json")):
+        raise click.BadParameter("must end in .csv or .json", param_hint="--stats-out")
+    if manifest and not manifest.lower().endswith((".csv", ".jsonl")):
+        raise click.BadParameter("must end in .csv or .jsonl", param_hint="--manifest")
+    settings = settings_from(ctx, mode=mode, size=size, depth_radius=depth_radius, alpha=alpha,
+                             beta=beta, k=k, convention=convention,
+                             convention_defaults=convention_defaults)
+    ropts = read_options_from(layout=layout, channel_axis=channel_axis, key=key,
+                              value_range=value_range, dtype=dtype)
+    from lrn_cli.pipeline import WriteOptions
+
+    wopts = WriteOptions(rescale=rescale, per_channel=not global_rescale, bits=int(bits),
+                         overwrite=overwrite)
+    ui = Ui(quiet=quiet, traceback=traceback)
+    run = ApplyRun(ui=ui, settings=settings, ropts=ropts, wopts=wopts,
+                   workers=jobs or os.cpu_count() or 1, fmt=fmt_choice,
+                   max_channels=max_channels)
+    code = run.execute(list(inputs), output, out_suffix=fmt, skip_existing=skip_existing,
+                       dry_run=dry_run, patterns=patterns, exclude=exclude,
+                       allow_input_tree=allow_input_tree, fail_fast=fail_fast,
+                       manifest=manifest, stats_out=stats_out, panel=panel)
+    sys.stdout.flush()
+    ctx.exit(code)
+

@@ -1,0 +1,357 @@
+"""The run behind ``lrn apply``: plan, progress, per-file errors, tables, manifest, summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lrn_cli.cli.output import Ui, csv_text, json_text, write_stats_file
+from lrn_cli.cli.tables import channel_table, comparison_table, item_document, item_rows
+
+
+@dataclass
+class ApplyRun:
+    """One invocation of ``lrn apply``."""
+
+    ui: Ui
+    settings: Any
+    ropts: Any
+    wopts: Any
+    workers: int
+    fmt: str | None
+    max_channels: int = 8
+    results: list = field(default_factory=list)
+
+    # ------------------------------------------------------------------ planning
+    def execute(self, inputs: list[str], output: str | None, *, out_suffix: str | None,
+                skip_existing: bool, dry_run: bool, patterns, exclude, allow_input_tree: bool,
+                fail_fast: bool, manifest: str | None, stats_out: str | None,
+                panel: str | None) -> int:
+        """Run everything; return the exit code."""
+        from lrn_cli import batch
+        from lrn_cli.atomic import check_writable
+        from lrn_cli.errors import OutputError
+        from lrn_cli.pipeline import JobResult
+
+        ui = self.ui
+        sources, problems = batch.discover(inputs, patterns=tuple(patterns),
+                                           exclude=tuple(exclude))
+        jobs, plan_problems = batch.plan(sources, output, inputs=inputs, fmt=out_suffix,
+                                         allow_input_tree=allow_input_tree)
+        problems += plan_problems
+        if output is None and not dry_run:
+            ui.note("no -o given: nothing is written, only the statistics are printed")
+        if output is not None and len(jobs) > 1 and output != "-" and Path(output).is_file():
+            ui.error(f"{output}: is a file, but {len(jobs)} inputs need a folder")
+            return 2
+        if panel is not None and len(jobs) != 1:
+            ui.error(f"--panel draws one input; got {len(jobs)}")
+            return 2
+        report = batch.Report()
+        self.report = report
+        self.manifest_rows: list[dict] = []
+        protect = tuple(s.path for s in sources if s.path != batch.STDIN)
+        runnable = []
+        for problem in problems:
+            self._fail(JobResult(problem.path, None, "failed", error=str(problem)))
+        for job in jobs:
+            if job.output is not None and job.output != "-":
+                exists = os.path.lexists(job.output)
+                if exists and skip_existing:
+                    self._record(JobResult(job.source, job.output, "skipped",
+                                           error="output exists"))
+                    ui.note(f"{job.source}: skipped, {job.output} exists")
+                    continue
+                try:
+                    check_writable(job.output, overwrite=self.wopts.overwrite, protect=protect)
+                except OutputError as exc:
+                    self._fail(JobResult(job.source, job.output, "failed", error=str(exc)))
+                    continue
+            runnable.append(job)
+        if dry_run:
+            for job in runnable:
+                ui.write_data(f"{job.source} -> {job.output or '(nothing written)'}\n")
+            report.processed = 0
+            report.finish()
+            ui.info(f"dry run: {len(runnable)} to process, {report.skipped} skipped, "
+                    f"{report.failed} refused; nothing written")
+            return report.return_code
+        if fail_fast and report.failed:
+            runnable = []
+        stdin_data = sys.stdin.buffer.read() if any(j.source == "-" for j in runnable) else None
+        try:
+            if stdin_data is not None or output == "-" or panel is not None:
+                for job in runnable:
+                    self._run_inline(job, stdin_data, protect, panel)
+            else:
+                self._run_batch(runnable, protect, fail_fast)
+        except KeyboardInterrupt:
+            report.interrupted = True
+        report.finish()
+        report.not_started = max(0, len(runnable) + len(problems) - report.processed
+                                 - report.failed) if report.interrupted else 0
+        self._print_results(to_stderr=output == "-")
+        if manifest:
+            self._write_manifest(manifest)
+        if stats_out:
+            rows, doc = self._rows_and_document()
+            try:
+                write_stats_file(stats_out, rows, doc, overwrite=True)
+            except Exception as exc:  # noqa: BLE001 - report, keep the exit code honest
+                ui.error(f"{stats_out}: {exc}")
+                return 1
+        if len(jobs) + len(problems) > 1 or report.failed or report.interrupted:
+            if report.interrupted or not ui.quiet or report.failed:
+                ui.err.print(str(report))
+        return report.return_code
+
+    # ------------------------------------------------------------------ running
+    def _run_inline(self, job, stdin_data, protect, panel) -> None:
+        from lrn_cli.pipeline import run_job
+
+        data = stdin_data if job.source == "-" else None
+        name = "<stdin>" if job.source == "-" else job.source
+        result = run_job(name, job.output if job.output != "-" else None, self.settings,
+                         self.ropts, self.wopts, data=data, protect=protect,
+                         want_traceback=self.ui.traceback, keep_output=True)
+        if result.status == "ok" and job.output == "-":
+            import numpy as np
+
+            from lrn_cli.cli.output import broken_pipe_guard
+
+            with broken_pipe_guard():
+                np.save(sys.stdout.buffer, result.items[0].output, allow_pickle=False)
+                sys.stdout.buffer.flush()
+            result.output = "-"
+        if result.status == "ok" and panel is not None:
+            self._draw_panel(result, panel, data)
+        self._record(result)
+
+    def _draw_panel(self, result, panel: str, data) -> None:
+        from lrn_cli.errors import LrnError
+
+        try:
+            from lrn_cli.panel import draw_panel_for
+        except ImportError:  # pragma: no cover - panel module is optional during development
+            self.ui.error("--panel is not available in this build")
+            return
+        try:
+            draw_panel_for(result, panel, self.settings, self.ropts, data=data,
+                           overwrite=self.wopts.overwrite)
+            self.ui.note(f"panel written to {panel}")
+        except LrnError as exc:
+            result.status = "failed"
+            result.error = str(exc)
+
+    def _run_batch(self, jobs, protect, fail_fast: bool) -> None:
+        from lrn_cli import batch
+
+        ui = self.ui
+        total = len(jobs)
+        show_bar = total > 1 and not ui.quiet and ui.err.is_terminal
+        workers = min(self.workers, total) if total else 1
+        if total == 1 or workers == 1:
+            from lrn_cli.core import set_threads
+
+            set_threads(None)
+        progress = None
+        task = None
+        if show_bar:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            progress = Progress(TextColumn("[progress.description]{task.description}"),
+                                BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                                TextColumn("ETA"), TimeRemainingColumn(),
+                                console=ui.err, transient=True)
+            task = progress.add_task("lrn", total=total, rate="")
+
+        def on_result(result) -> bool:
+            self._record(result, progress)
+            if progress is not None:
+                elapsed = progress.tasks[0].elapsed or 0.0
+                done = progress.tasks[0].completed + 1
+                rate = f"{done / elapsed:.1f} files/s" if elapsed > 0 else ""
+                progress.update(task, advance=1, rate=rate)
+            return not (fail_fast and result.status == "failed")
+
+        if progress is not None:
+            with progress:
+                batch.run_jobs(jobs, self.settings, self.ropts, self.wopts, workers=workers,
+                               on_result=on_result, protect=protect,
+                               want_traceback=ui.traceback)
+        else:
+            batch.run_jobs(jobs, self.settings, self.ropts, self.wopts, workers=workers,
+                           on_result=on_result, protect=protect, want_traceback=ui.traceback)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _record(self, result, progress=None) -> None:
+        self.report.add(result)
+        self.results.append(result)
+        console_print = progress.console.print if progress is not None else None
+        for note in result.notes:
+            if not self.ui.quiet:
+                msg = f"note: {result.source}: {note}"
+                if console_print:
+                    console_print(msg, highlight=False, markup=False)
+                else:
+                    self.ui.note(f"{result.source}: {note}")
+        if result.status == "failed":
+            if console_print:
+                console_print(f"error: {result.error}", highlight=False, markup=False)
+            else:
+                self.ui.error(result.error or f"{result.source}: failed")
+            if result.traceback and self.ui.traceback:
+                sys.stderr.write(result.traceback)
+        self.manifest_rows.extend(self._manifest_rows(result))
+
+    def _fail(self, result) -> None:
+        self._record(result)
+
+    def _manifest_rows(self, result) -> list[dict]:
+        from lrn_cli.stats import flat_record
+
+        base = {"input": result.source, "status": result.status,
+                "output": result.output if result.status == "ok" else None,
+                "error": result.error, "seconds": round(result.seconds, 4)}
+        if not result.items:
+            return [dict(base, array=None)]
+        rows = []
+        for item in result.items:
+            row = dict(base, array=item.key, layout=item.layout)
+            row.update(flat_record(item.before, item.after, item.divisor))
+            rows.append(row)
+        return rows
+
+    def _rows_and_document(self):
+        rows = []
+        files = []
+        for r in self.results:
+            for item in r.items:
+                rows.extend(item_rows(r.source, item))
+            files.append({"input": r.source, "output": r.output if r.status == "ok" else None,
+                          "status": r.status, "error": r.error, "notes": r.notes,
+                          "seconds": r.seconds,
+                          "arrays": [item_document(i) for i in r.items]})
+        s = self.settings
+        doc = {"settings": {"mode": s.mode, "size": s.size, "alpha": s.alpha, "beta": s.beta,
+                            "k": s.k, "convention": s.convention},
+               "files": files,
+               "summary": {"processed": self.report.processed, "skipped": self.report.skipped,
+                           "failed": self.report.failed, "seconds": self.report.elapsed}}
+        return rows, doc
+
+    def _print_results(self, *, to_stderr: bool) -> None:
+        ui = self.ui
+        if self.fmt is not None:
+            rows, doc = self._rows_and_document()
+            text = json_text(doc) if self.fmt == "json" else csv_text(rows)
+            if to_stderr:
+                sys.stderr.write(text)
+            else:
+                ui.write_data(text)
+            return
+        ok = [r for r in self.results if r.status == "ok"]
+        if len(ok) > 3:
+            ui.print_table(self._aggregate_table(ok), to_stderr=to_stderr)
+            return
+        for r in ok:
+            for item in r.items:
+                from rich.markup import escape
+
+                label = f"{r.source}{' [' + item.key + ']' if item.key else ''}"
+                title = escape(f"{label} ({item.layout}, {self._settings_text()})"
+                               f"{' -> ' + r.output if r.output else ''}")
+                self._flat_divisor_note(r.source, item)
+                ui.print_table(comparison_table(title, item.before, item.after, item.divisor),
+                               to_stderr=to_stderr)
+                ct = channel_table("per channel", item.before, item.after,
+                                   max_channels=self.max_channels)
+                if ct is not None and self.max_channels > 0:
+                    ui.print_table(ct, to_stderr=to_stderr)
+
+    def _flat_divisor_note(self, source: str, item) -> None:
+        """Say so when LRN only scaled the data (the divisor hardly varies)."""
+        d = item.divisor
+        if d.d_min and d.d_max is not None and d.d_max <= d.d_min * 1.001:
+            self.ui.note(
+                f"{source}: the divisor hardly varies (D from {d.d_min:.6g} to {d.d_max:.6g}), "
+                "so LRN only scaled the data; for images in [0,1] try --range byte or a "
+                "larger --alpha"
+            )
+
+    def _settings_text(self) -> str:
+        s = self.settings
+        return (f"{s.mode}, {s.convention}, n={s.size}, alpha={s.alpha:g}, beta={s.beta:g}, "
+                f"k={s.k:g}")
+
+    def _aggregate_table(self, ok):
+        """Many files: one row per file with the overall figures, then the means."""
+        from rich.table import Table
+
+        from lrn_cli.cli.output import fmt
+
+        table = Table(title=f"{len(ok)} files ({self._settings_text()})", title_justify="left",
+                      show_edge=False)
+        cols = [("RMS contrast", "rms_contrast"), ("Michelson", "michelson_contrast"),
+                ("Hoyer", "hoyer_sparsity")]
+        table.add_column("file")
+        for label, _ in cols:
+            table.add_column(f"{label} in -> out", justify="right")
+        table.add_column("dominance in -> out", justify="right")
+        table.add_column("gain min..max", justify="right")
+        sums: dict[str, list[float]] = {}
+        for r in ok:
+            for item in r.items:
+                cells = []
+                for _label, name in cols:
+                    b = getattr(item.before.overall, name)
+                    a = getattr(item.after.overall, name)
+                    cells.append(f"{fmt(b)} -> {fmt(a)}")
+                    sums.setdefault(name + "_in", []).append(b)
+                    sums.setdefault(name + "_out", []).append(a)
+                cells.append(f"{fmt(item.before.channel_dominance)} -> "
+                             f"{fmt(item.after.channel_dominance)}")
+                cells.append(f"{fmt(item.divisor.gain_min)}..{fmt(item.divisor.gain_max)}")
+                from rich.markup import escape
+
+                name = escape(r.source + (f" [{item.key}]" if item.key else ""))
+                table.add_row(name, *cells)
+        import math
+
+        def mean(values):
+            vals = [v for v in values if v is not None and not math.isnan(v)]
+            return sum(vals) / len(vals) if vals else None
+
+        table.add_section()
+        table.add_row("mean", *(f"{fmt(mean(sums[n + '_in']))} -> {fmt(mean(sums[n + '_out']))}"
+                                for _, n in cols), "", "")
+        return table
+
+    def _write_manifest(self, path: str) -> None:
+        from lrn_cli.atomic import atomic_write
+
+        if path.lower().endswith(".jsonl"):
+            from lrn_cli.cli.output import _clean
+
+            text = "".join(json.dumps(_clean(row), allow_nan=False) + "\n"
+                           for row in self.manifest_rows)
+        else:
+            text = csv_text(self.manifest_rows)
+        try:
+            atomic_write(path, lambda fh: fh.write(text.encode()), overwrite=True)
+            self.ui.note(f"manifest written to {path} ({len(self.manifest_rows)} rows)")
+        except Exception as exc:  # noqa: BLE001
+            self.ui.error(f"{path}: {exc}")
+            self.report.failed += 1

@@ -1,0 +1,141 @@
+"""Statistics as Rich tables (people) and as rows/documents (JSON, CSV)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lrn_cli.cli.output import fmt
+
+STAT_LABELS = {
+    "mean": "mean",
+    "std": "std",
+    "min": "min",
+    "max": "max",
+    "rms_contrast": "RMS contrast",
+    "michelson_contrast": "Michelson contrast",
+    "hoyer_sparsity": "Hoyer sparsity",
+}
+PER_CHANNEL_STATS = ("mean", "std", "max", "rms_contrast", "hoyer_sparsity")
+
+
+def _ratio(a: Any, b: Any) -> str:
+    try:
+        a = float(a)
+        b = float(b)
+    except (TypeError, ValueError):
+        return "-"
+    if a == 0 or a != a or b != b:
+        return "-"
+    return f"x{b / a:.3g}"
+
+
+def comparison_table(title: str, before, after, divisor, *, max_channels: int = 8):
+    """Overall before/after table plus the divisor and gain ranges."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("statistic")
+    table.add_column("input", justify="right")
+    table.add_column("output", justify="right")
+    table.add_column("out/in", justify="right")
+    b, a = before.overall, after.overall
+    for name, label in STAT_LABELS.items():
+        vb, va = getattr(b, name), getattr(a, name)
+        table.add_row(label, fmt(vb), fmt(va), _ratio(vb, va))
+    if before.channel_dominance is not None:
+        table.add_row("channel dominance", fmt(before.channel_dominance),
+                      fmt(after.channel_dominance),
+                      _ratio(before.channel_dominance, after.channel_dominance))
+    if divisor is not None:
+        table.add_section()
+        table.add_row("divisor D = k + a'S", f"min {fmt(divisor.d_min)}",
+                      f"max {fmt(divisor.d_max)}", f"mean {fmt(divisor.d_mean)}")
+        table.add_row("gain D^-beta", f"min {fmt(divisor.gain_min)}",
+                      f"max {fmt(divisor.gain_max)}", f"mean {fmt(divisor.gain_mean)}")
+    return table
+
+
+def channel_table(title: str, before, after, *, max_channels: int = 8):
+    """Per-channel before -> after table (the first ``max_channels`` channels)."""
+    from rich.table import Table
+
+    if not before.channels:
+        return None
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("channel", justify="right")
+    for name in PER_CHANNEL_STATS:
+        table.add_column(STAT_LABELS[name] + " in -> out", justify="right")
+    shown = min(len(before.channels), max_channels)
+    for c in range(shown):
+        cb, ca = before.channels[c], after.channels[c]
+        table.add_row(str(c), *(f"{fmt(getattr(cb, s))} -> {fmt(getattr(ca, s))}"
+                                for s in PER_CHANNEL_STATS))
+    if shown < len(before.channels):
+        table.caption = (f"{len(before.channels) - shown} more channels not shown: "
+                         "--channels N shows more, --json/--csv give all")
+    return table
+
+
+def stats_only_table(title: str, stats, *, max_channels: int = 8):
+    """Statistics of one array (``lrn stats``): overall and per channel."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("scope")
+    for label in STAT_LABELS.values():
+        table.add_column(label, justify="right")
+    rows = [("all", stats.overall)] + [(f"c{i}", c) for i, c in
+                                      enumerate(stats.channels[:max_channels])]
+    for scope, st in rows:
+        table.add_row(scope, *(fmt(getattr(st, name)) for name in STAT_LABELS))
+    notes = []
+    if stats.channel_dominance is not None:
+        notes.append(f"channel dominance {fmt(stats.channel_dominance)}")
+    if len(stats.channels) > max_channels:
+        notes.append(f"{len(stats.channels) - max_channels} more channels: --json/--csv give all")
+    if stats.overall.nonfinite:
+        notes.append(f"{stats.overall.nonfinite} non-finite values ignored")
+    if notes:
+        table.caption = "; ".join(notes)
+    return table
+
+
+def item_rows(source: str, item) -> list[dict[str, Any]]:
+    """CSV rows (one per scope) for one normalized array."""
+    from lrn_cli.stats import comparison_rows
+
+    rows = []
+    for row in comparison_rows(item.before, item.after):
+        out = {"file": source, "array": item.key, "layout": item.layout}
+        out.update(row)
+        if row["scope"] == "all":
+            out["channel_dominance_in"] = item.before.channel_dominance
+            out["channel_dominance_out"] = item.after.channel_dominance
+            out.update({("divisor_" + k[2:]) if k.startswith("d_") else k: v
+                        for k, v in item.divisor.as_dict().items() if k != "beta"})
+        rows.append(out)
+    return rows
+
+
+def stats_rows(source: str, key: str, stats) -> list[dict[str, Any]]:
+    """CSV rows (one per scope) for ``lrn stats``."""
+    rows = []
+    scopes = [("all", stats.overall)] + [(f"c{i}", c) for i, c in enumerate(stats.channels)]
+    for scope, st in scopes:
+        row = {"file": source, "array": key, "scope": scope}
+        row.update(st.as_dict())
+        row["channel_dominance"] = stats.channel_dominance if scope == "all" else None
+        rows.append(row)
+    return rows
+
+
+def item_document(item) -> dict[str, Any]:
+    """JSON for one normalized array."""
+    return {
+        "array": item.key,
+        "layout": item.layout,
+        "channel_axis": item.channel_axis,
+        "input": item.before.as_dict(),
+        "output": item.after.as_dict(),
+        "divisor": item.divisor.as_dict(),
+    }

@@ -1,0 +1,338 @@
+"""One file through LRN: load (npy, npz or image), normalize, measure, save.
+
+This is what ``lrn apply`` does per input, without any CLI: it raises
+:class:`~lrn_cli.errors.InputError`/:class:`~lrn_cli.errors.OutputError` naming the file, and
+returns plain records that a caller can print, aggregate or send across processes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lrn_cli.errors import InputError, LrnError, OutputError, ParameterError
+from lrn_cli.layouts import resolve_layout
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
+ARRAY_SUFFIXES = {".npy": "npy", ".npz": "npz"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """LRN parameters, as the user gave them (``size`` is always the window width)."""
+
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 2.0
+    mode: str = "across"
+    convention: str = "default"
+
+    def lrn_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`lrn_cli.lrn`."""
+        return {"size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k,
+                "mode": self.mode, "convention": self.convention}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read inputs: which layout arrays have, which npz member, image value range."""
+
+    layout: str | None = None
+    channel_axis: int | None = None
+    channel_axis_given: bool = False
+    key: str | None = None
+    value_range: str = "unit"
+    dtype: str | None = None  # "float32" / "float64": compute in this dtype
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How to write outputs."""
+
+    rescale: str = "minmax"
+    per_channel: bool = True
+    bits: int = 8
+    overwrite: bool = False
+
+
+@dataclass
+class Item:
+    """One array of an input file (an ``.npz`` has several)."""
+
+    key: str
+    array: np.ndarray
+    layout: str
+    channel_axis: int | None
+    assumed: bool
+
+
+@dataclass
+class Loaded:
+    """A decoded input file."""
+
+    source: str
+    kind: str  # "npy" | "npz" | "image"
+    items: list[Item]
+    image: Any = None  # lrn_cli.images.ImageData for images
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ItemResult:
+    """LRN of one array, with the statistics of its input, output and divisor."""
+
+    key: str
+    layout: str
+    channel_axis: int | None
+    output: np.ndarray | None
+    before: Any  # lrn_cli.stats.ArrayStats
+    after: Any
+    divisor: Any  # lrn_cli.stats.DivisorStats
+
+    def without_output(self) -> ItemResult:
+        """A copy that does not carry the (large) output array, to send between processes."""
+        return replace(self, output=None)
+
+
+def input_kind(path: str | os.PathLike, head: bytes | None = None) -> str:
+    """``"npy"``, ``"npz"`` or ``"image"``: from the magic bytes when given, else the suffix."""
+    if head is not None:
+        if head.startswith(NPY_MAGIC):
+            return "npy"
+        if head.startswith(ZIP_MAGIC):
+            return "npz"
+        return "image"
+    suffix = Path(os.fspath(path)).suffix.lower()
+    return ARRAY_SUFFIXES.get(suffix, "image")
+
+
+def output_kind(path: str | os.PathLike) -> str:
+    """The kind of file an output path asks for, from its suffix."""
+    from lrn_cli.images import WRITABLE_IMAGE_SUFFIXES
+
+    suffix = Path(os.fspath(path)).suffix.lower()
+    if suffix in ARRAY_SUFFIXES:
+        return ARRAY_SUFFIXES[suffix]
+    if suffix in WRITABLE_IMAGE_SUFFIXES:
+        return "image"
+    known = ", ".join([".npy", ".npz", *sorted(WRITABLE_IMAGE_SUFFIXES)])
+    raise ParameterError(f"cannot write {suffix or 'files without an extension'}; use {known}")
+
+
+def _array_item(source: str, key: str, arr: np.ndarray, opts: ReadOptions, mode: str,
+                notes: list[str]) -> Item:
+    if arr.dtype.kind not in "biuf":
+        raise InputError(source, f"{arr.dtype} data is not supported (expected real numbers)")
+    if arr.ndim == 0:
+        raise InputError(source, "holds a scalar, not an array")
+    try:
+        layout, axis, assumed = resolve_layout(
+            arr.ndim, mode, opts.layout, opts.channel_axis,
+            channel_axis_given=opts.channel_axis_given,
+        )
+    except ParameterError as exc:
+        raise InputError(source, f"{_label(key)}shape {arr.shape}: {exc}") from None
+    if mode == "within" and len([c for c in layout if c != "C"]) < 2:
+        raise InputError(
+            source, f"{_label(key)}layout {layout} has no two spatial axes for within mode"
+        )
+    if assumed:
+        notes.append(f"{_label(key)}assumed layout {layout} for a {arr.ndim}-D array; "
+                     "use --layout to change")
+    if opts.dtype is not None and arr.dtype != np.dtype(opts.dtype):
+        notes.append(f"{_label(key)}converted {arr.dtype} to {opts.dtype}")
+        arr = arr.astype(opts.dtype)
+    elif arr.dtype.kind in "biu":
+        notes.append(f"{_label(key)}converted {arr.dtype} to float32")
+        arr = arr.astype(np.float32)
+    elif arr.dtype == np.float16:
+        notes.append(f"{_label(key)}float16 computed in float32, saved as float16")
+    return Item(key, arr, layout, axis, assumed)
+
+
+def _label(key: str) -> str:
+    return f"array {key!r}: " if key else ""
+
+
+def load(source: str | os.PathLike, opts: ReadOptions, mode: str,
+         data: bytes | None = None) -> Loaded:
+    """Read one input (``data`` holds its bytes when it came from stdin)."""
+    from lrn_cli import arrays
+
+    name = os.fspath(source)
+    kind = input_kind(name, data[:8] if data is not None else None)
+    notes: list[str] = []
+    if kind == "npy":
+        arr = arrays.read_npy_bytes(data, name) if data is not None else arrays.read_npy(name)
+        items = [_array_item(name, "", arr, opts, mode, notes)]
+        return Loaded(name, kind, items, notes=notes)
+    if kind == "npz":
+        members = arrays.read_npz(io.BytesIO(data) if data is not None else name)
+        if opts.key is not None:
+            if opts.key not in members:
+                have = ", ".join(members)
+                raise InputError(name, f"has no array named {opts.key!r} (it has: {have})")
+            members = {opts.key: members[opts.key]}
+        items = [_array_item(name, key, arr, opts, mode, notes) for key, arr in members.items()]
+        return Loaded(name, kind, items, notes=notes)
+    from lrn_cli.images import read_image
+
+    image = read_image(io.BytesIO(data) if data is not None else name,
+                       value_range=opts.value_range, name=name)
+    notes.extend(image.notes)
+    pixels = image.pixels
+    if opts.dtype == "float64":
+        pixels = pixels.astype(np.float64)
+    if opts.layout is not None or opts.channel_axis_given:
+        notes.append("--layout/--channel-axis ignored for images (always height, width, channel)")
+    if mode == "within" and (image.height < 1 or image.width < 1):
+        raise InputError(name, "image has no pixels")
+    return Loaded(name, "image", [Item("", pixels, "HWC", 2, False)], image=image, notes=notes)
+
+
+def normalize(loaded: Loaded, settings: Settings, *, keep_output: bool = True) -> list[ItemResult]:
+    """Apply LRN to every array of ``loaded``; measure input, output and divisor."""
+    from lrn_cli.core import DtypeConversionWarning, lrn
+    from lrn_cli.stats import array_stats, divisor_stats
+
+    results = []
+    for item in loaded.items:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DtypeConversionWarning)  # _array_item said so
+            try:
+                y, d = lrn(item.array, **settings.lrn_kwargs(), channel_axis=item.channel_axis,
+                           return_divisor=True)
+            except ParameterError as exc:
+                raise InputError(loaded.source, f"{_label(item.key)}{exc}") from None
+        before = array_stats(item.array, item.channel_axis)
+        after = array_stats(y, item.channel_axis)
+        div = divisor_stats(d, settings.beta)
+        del d
+        results.append(ItemResult(item.key, item.layout, item.channel_axis,
+                                  y if keep_output else None, before, after, div))
+    return results
+
+
+def default_output_suffix(loaded_kind: str, source: str, fmt: str | None = None) -> str:
+    """The suffix an output gets when ``-o`` names a directory."""
+    if fmt:
+        return fmt if fmt.startswith(".") else "." + fmt
+    if loaded_kind in ("npy", "npz"):
+        return "." + loaded_kind
+    return ".png"  # lossless, holds 16 bits and alpha, whatever the input format
+
+
+def check_output(kind: str, out: str | os.PathLike, *, image=None, items: int = 1,
+                 wopts: WriteOptions) -> str:
+    """Raise early when ``out`` cannot hold the result of an input of ``kind``."""
+    okind = output_kind(out)
+    if okind == "npy" and items != 1:
+        raise OutputError(out, f"input has {items} arrays: write .npz, or pick one with --key")
+    if okind == "image":
+        if kind != "image":
+            raise OutputError(out, "image output needs an image input; write .npy or .npz")
+        from lrn_cli.images import check_image_output
+
+        try:
+            check_image_output(out, channels=image.channels if image else 1,
+                               has_alpha=image is not None and image.alpha is not None,
+                               bit_depth=wopts.bits)
+        except ParameterError as exc:
+            raise OutputError(out, str(exc)) from None
+    return okind
+
+
+def save(loaded: Loaded, results: list[ItemResult], out: str | os.PathLike,
+         wopts: WriteOptions, protect: tuple = ()) -> Path:
+    """Write the results of ``loaded`` to ``out`` atomically (format from the suffix)."""
+    from lrn_cli import arrays
+
+    okind = check_output(loaded.kind, out, image=loaded.image, items=len(results), wopts=wopts)
+    if okind == "npy":
+        out_arr = results[0].output
+        return arrays.write_npy(out, out_arr, overwrite=wopts.overwrite, protect=protect)
+    if okind == "npz":
+        members = {r.key or "arr_0": r.output for r in results}
+        return arrays.write_npz(out, members, overwrite=wopts.overwrite, protect=protect)
+    from lrn_cli.images import rescale, write_image
+
+    image = loaded.image
+    y = results[0].output
+    unit = rescale(y, wopts.rescale, per_channel=wopts.per_channel,
+                   value_range=image.value_range, bit_depth=image.bit_depth)
+    alpha = None
+    if image.alpha is not None:
+        alpha = rescale(image.alpha[..., None], "none", value_range=image.value_range,
+                        bit_depth=image.bit_depth)[..., 0]
+    return write_image(out, unit, alpha=alpha, bit_depth=wopts.bits,
+                       icc_profile=image.icc_profile, overwrite=wopts.overwrite,
+                       protect=protect)
+
+
+@dataclass
+class JobResult:
+    """What happened to one input: status, output, notes, statistics (no large arrays)."""
+
+    source: str
+    output: str | None
+    status: str  # "ok" | "failed" | "skipped"
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    items: list[ItemResult] = field(default_factory=list)
+    seconds: float = 0.0
+    traceback: str | None = None
+
+
+def run_job(source: str, output: str | None, settings: Settings, ropts: ReadOptions,
+            wopts: WriteOptions, *, data: bytes | None = None, protect: tuple = (),
+            want_traceback: bool = False, keep_output: bool = False) -> JobResult:
+    """Load, normalize and (when ``output`` is given) save one input; never raises for bad data.
+
+    Expected problems (unreadable input, refused output) become ``status="failed"`` with a
+    one-line ``error``; unexpected exceptions too, with the traceback kept when asked.
+    """
+    start = time.perf_counter()
+    loaded = None
+    try:
+        loaded = load(source, ropts, settings.mode, data)
+        if output is not None and output != "-":
+            check_output(loaded.kind, output, image=loaded.image, items=len(loaded.items),
+                         wopts=wopts)
+        results = normalize(loaded, settings)
+        if output is not None and output != "-":
+            save(loaded, results, output, wopts, protect)
+        items = results if keep_output else [r.without_output() for r in results]
+        return JobResult(source, output, "ok", notes=loaded.notes, items=items,
+                         seconds=time.perf_counter() - start)
+    except LrnError as exc:
+        msg = str(exc)
+        path = getattr(exc, "path", None)
+        if path is None:
+            msg = f"{source}: {msg}"
+        return JobResult(source, output, "failed", error=msg,
+                         notes=loaded.notes if loaded else [],
+                         seconds=time.perf_counter() - start,
+                         traceback=_tb() if want_traceback else None)
+    except MemoryError:
+        return JobResult(source, output, "failed", error=f"{source}: out of memory",
+                         seconds=time.perf_counter() - start,
+                         traceback=_tb() if want_traceback else None)
+    except Exception as exc:  # a bug: report it per file and go on with the batch
+        return JobResult(source, output, "failed",
+                         error=f"{source}: internal error {type(exc).__name__}: {exc}",
+                         seconds=time.perf_counter() - start, traceback=_tb())
+
+
+def _tb() -> str:
+    import traceback
+
+    return traceback.format_exc()
