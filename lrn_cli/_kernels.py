@@ -34,42 +34,79 @@ def beta_mode(beta: float) -> int:
             1.5: BETA_15, 2.0: BETA_2}.get(float(beta), BETA_GENERAL)
 
 
-@njit(**_OPTS)
-def _gain_row(s, a, k, beta, mode):
-    """In place: ``s[t] <- (k + a*s[t]) ** -beta`` (one loop per closed form).
+#: Windows of at most this many taps (across) take the unrolled row kernel.
+ROW_KERNEL_TAPS = 8
 
-    ``a``, ``k`` and ``beta`` must have the dtype of ``s`` so the loop stays in it.
-    """
-    n = s.shape[0]
-    one = k - k + 1
+
+# ----------------------------------------------------------------------------------------
+# D ** -beta, one loop per closed form (an `if` inside the loop is not hoisted)
+
+
+@njit(**_OPTS)
+def _finish_row(acc, xc, yc, a, k, beta, mode):
+    """``yc[t] = xc[t] * (k + a*acc[t]) ** -beta``; ``yc`` may be ``acc`` itself."""
+    n = acc.shape[0]
     if mode == BETA_075:
         for t in range(n):
-            d = k + a * s[t]
-            s[t] = one / np.sqrt(d * np.sqrt(d))
+            d = k + a * acc[t]
+            yc[t] = xc[t] / np.sqrt(d * np.sqrt(d))
     elif mode == BETA_05:
         for t in range(n):
-            s[t] = one / np.sqrt(k + a * s[t])
+            yc[t] = xc[t] / np.sqrt(k + a * acc[t])
     elif mode == BETA_1:
         for t in range(n):
-            s[t] = one / (k + a * s[t])
+            yc[t] = xc[t] / (k + a * acc[t])
     elif mode == BETA_0:
         for t in range(n):
-            s[t] = one
+            yc[t] = xc[t]
     elif mode == BETA_025:
         for t in range(n):
-            s[t] = one / np.sqrt(np.sqrt(k + a * s[t]))
+            yc[t] = xc[t] / np.sqrt(np.sqrt(k + a * acc[t]))
     elif mode == BETA_15:
         for t in range(n):
-            d = k + a * s[t]
-            s[t] = one / (d * np.sqrt(d))
+            d = k + a * acc[t]
+            yc[t] = xc[t] / (d * np.sqrt(d))
     elif mode == BETA_2:
         for t in range(n):
-            d = k + a * s[t]
-            s[t] = one / (d * d)
+            d = k + a * acc[t]
+            yc[t] = xc[t] / (d * d)
     else:
         nb = -beta
         for t in range(n):
-            s[t] = (k + a * s[t]) ** nb
+            yc[t] = xc[t] * (k + a * acc[t]) ** nb
+
+
+@njit(**_OPTS)
+def _divisor_row(acc, dc, a, k):
+    """``dc[t] = k + a*acc[t]`` (the divisor, for users who plot it)."""
+    for t in range(acc.shape[0]):
+        dc[t] = k + a * acc[t]
+
+
+@njit(**_OPTS)
+def _gain_of(d, g, beta, mode):
+    """``g[t] = d[t] ** -beta`` in float64 (backward)."""
+    n = d.shape[0]
+    if mode == BETA_075:
+        for t in range(n):
+            g[t] = 1.0 / np.sqrt(d[t] * np.sqrt(d[t]))
+    elif mode == BETA_05:
+        for t in range(n):
+            g[t] = 1.0 / np.sqrt(d[t])
+    elif mode == BETA_1:
+        for t in range(n):
+            g[t] = 1.0 / d[t]
+    elif mode == BETA_0:
+        for t in range(n):
+            g[t] = 1.0
+    else:
+        nb = -beta
+        for t in range(n):
+            g[t] = d[t] ** nb
+
+
+# ----------------------------------------------------------------------------------------
+# window sums along axis 0 of a 2-D block, vectorised along axis 1
 
 
 @njit(**_OPTS)
@@ -78,9 +115,10 @@ def _wsum_rows_direct(src, dst, lo, hi):
     length, width = src.shape
     for i in range(length):
         out = dst[i]
+        first = src[max(0, i - lo)]
         for t in range(width):
-            out[t] = 0.0
-        for j in range(max(0, i - lo), min(length, i + hi + 1)):
+            out[t] = first[t]
+        for j in range(max(0, i - lo) + 1, min(length, i + hi + 1)):
             row = src[j]
             for t in range(width):
                 out[t] += row[t]
@@ -90,53 +128,60 @@ def _wsum_rows_direct(src, dst, lo, hi):
 def _wsum_rows_blocks(src, dst, lo, hi, pre, suf):
     """Same as :func:`_wsum_rows_direct` in O(1) per element (block prefix/suffix sums).
 
-    Positions are shifted by ``lo`` so the window of ``i`` is ``[i, i+m-1]`` in the padded
-    axis; blocks of ``m`` taps tile that axis.  ``pre``/``suf`` are scratch rows of length
-    ``L + m - 1``.  Only additions of non-negative terms when ``src`` is squares.
+    Positions shift by ``lo`` so the window of ``i`` is ``[i, i+m-1]`` on the padded axis;
+    blocks of ``m`` taps tile it, and ``S[i] = suffix[i] + prefix[i+m-1]`` (one term when
+    ``i`` starts a block).  Only additions, in an order fixed by the positions.  ``pre`` and
+    ``suf`` hold at least ``L + m - 1`` rows.  ``dst`` may be ``src``.
     """
     length, width = src.shape
     m = lo + hi + 1
     ext = length + m - 1
-    for e in range(ext):
-        j = e - lo
-        p = pre[e]
-        if e % m == 0:
-            if 0 <= j < length:
-                row = src[j]
-                for t in range(width):
-                    p[t] = row[t]
+    for b0 in range(0, ext, m):
+        b1 = min(ext, b0 + m)
+        # prefix within the block
+        for e in range(b0, b1):
+            j = e - lo
+            p = pre[e]
+            inside = 0 <= j < length
+            if e == b0:
+                if inside:
+                    row = src[j]
+                    for t in range(width):
+                        p[t] = row[t]
+                else:
+                    for t in range(width):
+                        p[t] = 0.0
             else:
-                for t in range(width):
-                    p[t] = 0.0
-        else:
-            prev = pre[e - 1]
-            if 0 <= j < length:
-                row = src[j]
-                for t in range(width):
-                    p[t] = prev[t] + row[t]
+                prev = pre[e - 1]
+                if inside:
+                    row = src[j]
+                    for t in range(width):
+                        p[t] = prev[t] + row[t]
+                else:
+                    for t in range(width):
+                        p[t] = prev[t]
+        # suffix within the block
+        for e in range(b1 - 1, b0 - 1, -1):
+            j = e - lo
+            q = suf[e]
+            inside = 0 <= j < length
+            if e == b1 - 1:
+                if inside:
+                    row = src[j]
+                    for t in range(width):
+                        q[t] = row[t]
+                else:
+                    for t in range(width):
+                        q[t] = 0.0
             else:
-                for t in range(width):
-                    p[t] = prev[t]
-    for e in range(ext - 1, -1, -1):
-        j = e - lo
-        q = suf[e]
-        if e % m == m - 1 or e == ext - 1:
-            if 0 <= j < length:
-                row = src[j]
-                for t in range(width):
-                    q[t] = row[t]
-            else:
-                for t in range(width):
-                    q[t] = 0.0
-        else:
-            nxt = suf[e + 1]
-            if 0 <= j < length:
-                row = src[j]
-                for t in range(width):
-                    q[t] = nxt[t] + row[t]
-            else:
-                for t in range(width):
-                    q[t] = nxt[t]
+                nxt = suf[e + 1]
+                if inside:
+                    row = src[j]
+                    for t in range(width):
+                        q[t] = nxt[t] + row[t]
+                else:
+                    for t in range(width):
+                        q[t] = nxt[t]
     for i in range(length):
         out = dst[i]
         q = suf[i]
@@ -150,64 +195,70 @@ def _wsum_rows_blocks(src, dst, lo, hi, pre, suf):
 
 
 @njit(**_OPTS)
-def _wsum_rows(src, dst, lo, hi, blocks):
-    """Window sums along axis 0 of a 2-D scratch block, vectorised along axis 1."""
+def _wsum_rows(src, dst, lo, hi, blocks, pre, suf):
+    """Window sums along axis 0; ``pre``/``suf`` are scratch for the block method."""
     if blocks:
-        ext = src.shape[0] + lo + hi
-        pre = np.empty((ext, src.shape[1]), dtype=src.dtype)
-        suf = np.empty((ext, src.shape[1]), dtype=src.dtype)
         _wsum_rows_blocks(src, dst, lo, hi, pre, suf)
     else:
         _wsum_rows_direct(src, dst, lo, hi)
 
 
-@njit(**_OPTS)
-def _wsum_cols(src, dst, lo, hi, blocks):
-    """Window sums along axis 1 (within each row) of a 2-D scratch block."""
-    length, width = src.shape
-    if blocks:
-        m = lo + hi + 1
-        ext = width + m - 1
-        pre = np.empty(ext, dtype=src.dtype)
-        suf = np.empty(ext, dtype=src.dtype)
-        for r in range(length):
-            row = src[r]
-            out = dst[r]
-            acc = 0.0
-            for e in range(ext):
-                j = e - lo
-                v = row[j] if 0 <= j < width else 0.0
-                acc = v if e % m == 0 else acc + v
-                pre[e] = acc
-            acc = 0.0
-            for e in range(ext - 1, -1, -1):
-                j = e - lo
-                v = row[j] if 0 <= j < width else 0.0
-                acc = v if (e % m == m - 1 or e == ext - 1) else acc + v
-                suf[e] = acc
-            for i in range(width):
-                out[i] = suf[i] if i % m == 0 else suf[i] + pre[i + m - 1]
-    else:
-        for r in range(length):
-            row = src[r]
-            out = dst[r]
-            for i in range(width):
-                out[i] = 0.0
-            for off in range(-lo, hi + 1):
-                # out[i] += row[i + off] for every i with 0 <= i + off < width
-                i0 = max(0, -off)
-                i1 = min(width, width - off)
-                for i in range(i0, i1):
-                    out[i] += row[i + off]
-
-
 # ----------------------------------------------------------------------------------------
-# across channels: arrays viewed as (outer, C, inner); a work item is (outer, inner tile)
+# across channels: arrays viewed as (outer, C, inner)
 
 
 @njit(**_OPTS)
-def _load_sq_across(x, o, p0, buf, sq, channel_fast):
-    """Copy the block ``x[o, :, p0:p0+T]`` into ``buf`` (acc dtype) and its squares into ``sq``."""
+def _sum8(r0, r1, r2, r3, r4, r5, r6, r7, acc):
+    for t in range(acc.shape[0]):
+        acc[t] = ((r0[t] * r0[t] + r1[t] * r1[t]) + (r2[t] * r2[t] + r3[t] * r3[t])) + (
+            (r4[t] * r4[t] + r5[t] * r5[t]) + (r6[t] * r6[t] + r7[t] * r7[t]))
+
+
+@njit(**_OPTS)
+def _sum4(r0, r1, r2, r3, acc):
+    for t in range(acc.shape[0]):
+        acc[t] = (r0[t] * r0[t] + r1[t] * r1[t]) + (r2[t] * r2[t] + r3[t] * r3[t])
+
+
+@njit(parallel=True, **_OPTS)
+def across_rows(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile):
+    """LRN across axis 1 of ``x`` (outer, C, inner) for windows of at most 8 taps.
+
+    The hot path: each output row reads its (up to 8) neighbour rows once and sums their
+    squares in registers, in a fixed tree order; rows outside ``[0, C)`` are a zero row.
+    """
+    outer, channels, inner = x.shape
+    taps = lo + hi + 1
+    ntiles = (inner + tile - 1) // tile
+    for item in prange(outer * ntiles):
+        o = item // ntiles
+        p0 = (item % ntiles) * tile
+        p1 = min(inner, p0 + tile)
+        zero = np.zeros(p1 - p0, dtype=x.dtype)
+        acc = np.empty(p1 - p0, dtype=x.dtype)
+        for c in range(channels):
+            j = c - lo
+            r0 = x[o, j, p0:p1] if 0 <= j < channels else zero
+            r1 = x[o, j + 1, p0:p1] if taps > 1 and 0 <= j + 1 < channels else zero
+            r2 = x[o, j + 2, p0:p1] if taps > 2 and 0 <= j + 2 < channels else zero
+            r3 = x[o, j + 3, p0:p1] if taps > 3 and 0 <= j + 3 < channels else zero
+            if taps <= 4:
+                _sum4(r0, r1, r2, r3, acc)
+            else:
+                r4 = x[o, j + 4, p0:p1] if 0 <= j + 4 < channels else zero
+                r5 = x[o, j + 5, p0:p1] if taps > 5 and 0 <= j + 5 < channels else zero
+                r6 = x[o, j + 6, p0:p1] if taps > 6 and 0 <= j + 6 < channels else zero
+                r7 = x[o, j + 7, p0:p1] if taps > 7 and 0 <= j + 7 < channels else zero
+                _sum8(r0, r1, r2, r3, r4, r5, r6, r7, acc)
+            if want_d:
+                _divisor_row(acc, d[o, c, p0:p1], a, k)
+            if want_y:
+                _finish_row(acc, x[o, c, p0:p1], y[o, c, p0:p1], a, k, beta, bmode)
+
+
+@njit(**_OPTS)
+def _load_across(x, o, p0, buf, channel_fast):
+    """Copy the block ``x[o, :, p0:p0+T]`` into ``buf`` (in its dtype)."""
     channels, tile = buf.shape
     if channel_fast:
         for t in range(tile):
@@ -219,11 +270,6 @@ def _load_sq_across(x, o, p0, buf, sq, channel_fast):
             dst = buf[c]
             for t in range(tile):
                 dst[t] = row[t]
-    for c in range(channels):
-        b = buf[c]
-        s = sq[c]
-        for t in range(tile):
-            s[t] = b[t] * b[t]
 
 
 @njit(**_OPTS)
@@ -242,44 +288,57 @@ def _store_across(out, o, p0, block, channel_fast):
                 row[t] = src[t]
 
 
+@njit(**_OPTS)
+def _square(src, dst):
+    for r in range(src.shape[0]):
+        s = src[r]
+        q = dst[r]
+        for t in range(src.shape[1]):
+            q[t] = s[t] * s[t]
+
+
 @njit(parallel=True, **_OPTS)
 def across_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile, blocks, acc_dtype):
-    """LRN across axis 1 of the 3-D view ``x`` (outer, C, inner) into ``y`` and/or ``d``.
+    """LRN across axis 1 of ``x`` (outer, C, inner), any window and any strides.
 
-    ``d`` receives the divisor ``k + a*S`` when ``want_d``.  ``acc_dtype`` is a zero-size
-    array whose dtype is the accumulation dtype.
+    Each work item copies a (C, tile) block to scratch (transposing channels-last data),
+    sums windows there (directly, or by blocks for long windows) and writes ``y``/``d``.
+    ``acc_dtype`` is a zero-size array whose dtype is the accumulation dtype.
     """
     outer, channels, inner = x.shape
     ntiles = (inner + tile - 1) // tile
     channel_fast = x.strides[1] < x.strides[2]
+    ext = channels + lo + hi
     for item in prange(outer * ntiles):
         o = item // ntiles
         p0 = (item % ntiles) * tile
         width = min(inner, p0 + tile) - p0
         buf = np.empty((channels, width), dtype=acc_dtype.dtype)
         sq = np.empty((channels, width), dtype=acc_dtype.dtype)
-        s = np.empty((channels, width), dtype=acc_dtype.dtype)
-        _load_sq_across(x, o, p0, buf, sq, channel_fast)
-        _wsum_rows(sq, s, lo, hi, blocks)
+        rows = ext if blocks else 0
+        pre = np.empty((rows, width), dtype=acc_dtype.dtype)
+        suf = np.empty((rows, width), dtype=acc_dtype.dtype)
+        _load_across(x, o, p0, buf, channel_fast)
+        _square(buf, sq)
+        if blocks:
+            _wsum_rows_blocks(sq, sq, lo, hi, pre, suf)
+        else:
+            s = np.empty((channels, width), dtype=acc_dtype.dtype)
+            _wsum_rows_direct(sq, s, lo, hi)
+            sq = s
         if want_d:
+            out = np.empty((channels, width), dtype=acc_dtype.dtype)
             for c in range(channels):
-                r = s[c]
-                q = sq[c]
-                for t in range(width):
-                    q[t] = k + a * r[t]
-            _store_across(d, o, p0, sq, channel_fast)
+                _divisor_row(sq[c], out[c], a, k)
+            _store_across(d, o, p0, out, channel_fast)
         if want_y:
             for c in range(channels):
-                g = s[c]
-                _gain_row(g, a, k, beta, bmode)
-                b = buf[c]
-                for t in range(width):
-                    g[t] = b[t] * g[t]
-            _store_across(y, o, p0, s, channel_fast)
+                _finish_row(sq[c], buf[c], buf[c], a, k, beta, bmode)
+            _store_across(y, o, p0, buf, channel_fast)
 
 
 @njit(parallel=True, **_OPTS)
-def across_backward(x, gy, dx, lo, hi, a, k, beta, tile, blocks):
+def across_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile, blocks):
     """Gradient of :func:`across_forward` w.r.t. ``x`` (float64 scratch).
 
     ``dx_j = g_j D_j^-b - 2 b a x_j sum_{i in [j-hi, j+lo]} g_i x_i D_i^(-b-1)``.
@@ -287,37 +346,47 @@ def across_backward(x, gy, dx, lo, hi, a, k, beta, tile, blocks):
     outer, channels, inner = x.shape
     ntiles = (inner + tile - 1) // tile
     channel_fast = x.strides[1] < x.strides[2]
+    ext = channels + lo + hi
     for item in prange(outer * ntiles):
         o = item // ntiles
         p0 = (item % ntiles) * tile
         width = min(inner, p0 + tile) - p0
         xb = np.empty((channels, width), dtype=np.float64)
         gb = np.empty((channels, width), dtype=np.float64)
-        sq = np.empty((channels, width), dtype=np.float64)
         s = np.empty((channels, width), dtype=np.float64)
-        _load_sq_across(x, o, p0, xb, sq, channel_fast)
-        _load_sq_across(gy, o, p0, gb, s, channel_fast)
-        _wsum_rows(sq, s, lo, hi, blocks)
+        gain = np.empty((channels, width), dtype=np.float64)
+        rows = ext if blocks else 0
+        pre = np.empty((rows, width), dtype=np.float64)
+        suf = np.empty((rows, width), dtype=np.float64)
+        _load_across(x, o, p0, xb, channel_fast)
+        _load_across(gy, o, p0, gb, channel_fast)
+        _square(xb, gain)
+        _wsum_rows(gain, s, lo, hi, blocks, pre, suf)
         for c in range(channels):
             sr = s[c]
-            tr = sq[c]
+            gr = gain[c]
             xr = xb[c]
-            gr = gb[c]
+            br = gb[c]
             for t in range(width):
-                dv = k + a * sr[t]
-                gain = dv ** -beta
-                sr[t] = gain
-                tr[t] = gr[t] * xr[t] * gain / dv
-        u = np.empty((channels, width), dtype=np.float64)
-        _wsum_rows(sq, u, hi, lo, blocks)
+                sr[t] = k + a * sr[t]
+            _gain_of(sr, gr, beta, bmode)
+            for t in range(width):
+                sr[t] = br[t] * xr[t] * gr[t] / sr[t]
+        if blocks:
+            _wsum_rows_blocks(s, s, hi, lo, pre, suf)
+        else:
+            u = np.empty((channels, width), dtype=np.float64)
+            _wsum_rows_direct(s, u, hi, lo)
+            s = u
+        c2 = 2.0 * beta * a
         for c in range(channels):
-            ur = u[c]
             sr = s[c]
+            gr = gain[c]
             xr = xb[c]
-            gr = gb[c]
+            br = gb[c]
             for t in range(width):
-                ur[t] = gr[t] * sr[t] - 2.0 * beta * a * xr[t] * ur[t]
-        _store_across(dx, o, p0, u, channel_fast)
+                sr[t] = br[t] * gr[t] - c2 * xr[t] * sr[t]
+        _store_across(dx, o, p0, s, channel_fast)
 
 
 # ----------------------------------------------------------------------------------------
@@ -325,29 +394,27 @@ def across_backward(x, gy, dx, lo, hi, a, k, beta, tile, blocks):
 
 
 @njit(**_OPTS)
-def _load_rows(x, p, r0, buf):
-    rows, width = buf.shape
+def _box_sums(sq, lo, hi, vert, trans, pre, suf, pret, suft):
+    """Box sums of ``sq`` (rows x W): down the columns into ``vert``, then along the rows
+    on the transposed block ``trans`` (W x rows), so both passes are vectorised."""
+    rows, width = sq.shape
+    _wsum_rows_blocks(sq, vert, lo, hi, pre, suf)
     for r in range(rows):
-        src = x[p, r0 + r]
-        dst = buf[r]
+        v = vert[r]
         for w in range(width):
-            dst[w] = src[w]
-
-
-@njit(**_OPTS)
-def _box_sums(src, dst, lo, hi, blocks, tmp):
-    """``dst`` = box sums of ``src`` over ``[-lo, hi]`` on both axes (along rows, then
-    columns); ``tmp`` is scratch and must differ from both (``dst`` may be ``src``)."""
-    _wsum_cols(src, tmp, lo, hi, blocks)
-    _wsum_rows(tmp, dst, lo, hi, blocks)
+            trans[w, r] = v[w]
+    _wsum_rows_blocks(trans, trans, lo, hi, pret, suft)
 
 
 @njit(parallel=True, **_OPTS)
-def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, strip, blocks,
-                   acc_dtype):
-    """LRN over a ``size x size`` box in each plane of the 3-D view ``x`` (planes, H, W)."""
+def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, strip, acc_dtype):
+    """LRN over a ``size x size`` box in each plane of ``x`` (planes, H, W).
+
+    O(1) per element whatever the size (block prefix/suffix sums on both axes).
+    """
     planes, height, width = x.shape
     nstrips = (height + strip - 1) // strip
+    m = lo + hi + 1
     for item in prange(planes * nstrips):
         p = item // nstrips
         h0 = (item % nstrips) * strip
@@ -355,39 +422,37 @@ def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, strip, bl
         r0 = max(0, h0 - lo)
         r1 = min(height, h1 + hi)
         rows = r1 - r0
-        buf = np.empty((rows, width), dtype=acc_dtype.dtype)
         sq = np.empty((rows, width), dtype=acc_dtype.dtype)
-        hs = np.empty((rows, width), dtype=acc_dtype.dtype)
-        _load_rows(x, p, r0, buf)
+        vert = np.empty((rows, width), dtype=acc_dtype.dtype)
+        trans = np.empty((width, rows), dtype=acc_dtype.dtype)
+        pre = np.empty((rows + m, width), dtype=acc_dtype.dtype)
+        suf = np.empty((rows + m, width), dtype=acc_dtype.dtype)
+        pret = np.empty((width + m, rows), dtype=acc_dtype.dtype)
+        suft = np.empty((width + m, rows), dtype=acc_dtype.dtype)
+        acc = np.empty(width, dtype=acc_dtype.dtype)
         for r in range(rows):
-            b = buf[r]
+            src = x[p, r0 + r]
             q = sq[r]
             for w in range(width):
-                q[w] = b[w] * b[w]
-        _box_sums(sq, sq, lo, hi, blocks, hs)
-        # sq now holds the box sums S for rows r0..r1 (hs held the row sums)
+                q[w] = src[w] * src[w]
+        _box_sums(sq, lo, hi, vert, trans, pre, suf, pret, suft)
         for h in range(h0, h1):
             r = h - r0
-            sr = sq[r]
+            for w in range(width):
+                acc[w] = trans[w, r]
             if want_d:
-                dr = d[p, h]
-                for w in range(width):
-                    dr[w] = k + a * sr[w]
+                _divisor_row(acc, d[p, h], a, k)
             if want_y:
-                _gain_row(sr, a, k, beta, bmode)
-                b = buf[r]
-                yr = y[p, h]
-                for w in range(width):
-                    yr[w] = b[w] * sr[w]
+                _finish_row(acc, x[p, h], y[p, h], a, k, beta, bmode)
 
 
 @njit(parallel=True, **_OPTS)
-def within_backward(x, gy, dx, lo, hi, a, k, beta, strip, blocks):
+def within_backward(x, gy, dx, lo, hi, a, k, beta, bmode, strip):
     """Gradient of :func:`within_forward` w.r.t. ``x``; the adjoint box is mirrored."""
     planes, height, width = x.shape
     nstrips = (height + strip - 1) // strip
-    # the gradient of rows [h0, h1) needs t_i on rows [h0-hi, h1+lo), whose S needs
-    # x on rows [h0-hi-lo, h1+lo+hi)
+    m = lo + hi + 1
+    # rows [h0, h1) need t on rows [h0-hi, h1+lo), whose S needs x on [h0-hi-lo, h1+lo+hi)
     for item in prange(planes * nstrips):
         p = item // nstrips
         h0 = (item % nstrips) * strip
@@ -395,39 +460,39 @@ def within_backward(x, gy, dx, lo, hi, a, k, beta, strip, blocks):
         r0 = max(0, h0 - lo - hi)
         r1 = min(height, h1 + lo + hi)
         rows = r1 - r0
-        xb = np.empty((rows, width), dtype=np.float64)
-        gb = np.empty((rows, width), dtype=np.float64)
         sq = np.empty((rows, width), dtype=np.float64)
-        s = np.empty((rows, width), dtype=np.float64)
-        tmp = np.empty((rows, width), dtype=np.float64)
-        _load_rows(x, p, r0, xb)
-        _load_rows(gy, p, r0, gb)
+        vert = np.empty((rows, width), dtype=np.float64)
+        trans = np.empty((width, rows), dtype=np.float64)
+        pre = np.empty((rows + m, width), dtype=np.float64)
+        suf = np.empty((rows + m, width), dtype=np.float64)
+        pret = np.empty((width + m, rows), dtype=np.float64)
+        suft = np.empty((width + m, rows), dtype=np.float64)
+        gain = np.empty((rows, width), dtype=np.float64)
+        acc = np.empty(width, dtype=np.float64)
         for r in range(rows):
-            xr = xb[r]
+            src = x[p, r0 + r]
             q = sq[r]
             for w in range(width):
-                q[w] = xr[w] * xr[w]
-        _box_sums(sq, s, lo, hi, blocks, tmp)
+                q[w] = src[w] * src[w]
+        _box_sums(sq, lo, hi, vert, trans, pre, suf, pret, suft)
+        # sq <- t = g x D^-b / D, gain <- D^-b (rows of the strip)
         for r in range(rows):
-            sr = s[r]
-            tr = sq[r]
-            xr = xb[r]
-            gr = gb[r]
+            xr = x[p, r0 + r]
+            gr = gy[p, r0 + r]
             for w in range(width):
-                dv = k + a * sr[w]
-                gain = dv ** -beta
-                sr[w] = gain
-                tr[w] = gr[w] * xr[w] * gain / dv
-        # rows outside [h0-hi, h1+lo) hold t computed from a truncated S: they are never
-        # read for the rows we write, because the mirrored box of row h spans [h-hi, h+lo]
-        u = np.empty((rows, width), dtype=np.float64)
-        _box_sums(sq, u, hi, lo, blocks, tmp)
+                acc[w] = k + a * trans[w, r]
+            _gain_of(acc, gain[r], beta, bmode)
+            q = sq[r]
+            g = gain[r]
+            for w in range(width):
+                q[w] = gr[w] * xr[w] * g[w] / acc[w]
+        _box_sums(sq, hi, lo, vert, trans, pre, suf, pret, suft)
+        c2 = 2.0 * beta * a
         for h in range(h0, h1):
             r = h - r0
-            ur = u[r]
-            sr = s[r]
-            xr = xb[r]
-            gr = gb[r]
-            dr = dx[p, h]
+            xr = x[p, h]
+            gr = gy[p, h]
+            g = gain[r]
+            out = dx[p, h]
             for w in range(width):
-                dr[w] = gr[w] * sr[w] - 2.0 * beta * a * xr[w] * ur[w]
+                out[w] = gr[w] * g[w] - c2 * xr[w] * trans[w, r]

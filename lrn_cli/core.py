@@ -25,9 +25,11 @@ from lrn_cli.errors import ParameterError
 
 Mode = Literal["across", "within"]
 
-#: Windows with more taps than this are summed by block prefix/suffix sums (O(1) per element).
+#: Across windows with more taps than this are summed by block prefix/suffix sums (O(1) per
+#: element); within-channel boxes always are.
 DIRECT_TAPS_ACROSS = 9
-DIRECT_TAPS_WITHIN = 5
+#: Within-channel block sums accumulate in float64 beyond this many taps per axis.
+ACC32_TAPS_WITHIN = 32
 _SCRATCH_ELEMS = 8192
 _MIN_SLAB_BYTES = 1 << 20
 
@@ -179,32 +181,37 @@ def _run_forward(x, y, d, r: Resolved, mode: str):
     y = dummy if y is None else y
     d = dummy if d is None else d
     if mode == "across":
+        outer, channels, inner = x.shape
+        if r.taps <= kern.ROW_KERNEL_TAPS and x.strides[1] >= x.strides[2]:
+            a, k, beta = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
+            tile = inner if inner <= 8192 else 4096
+            kern.across_rows(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, tile)
+            return
         blocks = r.taps > DIRECT_TAPS_ACROSS
         acc = np.empty(0, dtype=np.float64 if blocks else x.dtype)
-        channels = x.shape[1]
         tile = max(16, _SCRATCH_ELEMS // max(1, channels))
-        tile = min(tile, max(1, x.shape[2]))
+        tile = min(tile, max(1, inner))
         a, k, beta = (acc.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
         kern.across_forward(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, tile,
                             blocks, acc)
     else:
-        blocks = r.taps > DIRECT_TAPS_WITHIN
-        acc = np.empty(0, dtype=np.float64 if blocks else x.dtype)
+        # block sums of up to m terms: float32 keeps ~m ulps, enough below 32 taps
+        acc = np.empty(0, dtype=np.float64 if r.taps > ACC32_TAPS_WITHIN else x.dtype)
         strip = _strip_rows(x.shape, r.taps)
         a, k, beta = (acc.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
         kern.within_forward(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, strip,
-                            blocks, acc)
+                            acc)
 
 
 def _strip_rows(shape, taps: int) -> int:
     planes, height, width = shape
-    strip = max(8, taps, _SCRATCH_ELEMS * 2 // max(1, width))
+    strip = max(16, 4 * taps, _SCRATCH_ELEMS * 2 // max(1, width))
     # keep both cores busy when there are only a few planes
     import numba
 
     want_items = 4 * numba.get_num_threads()
     if planes < want_items:
-        strip = min(strip, max(8, taps, -(-height * planes // want_items)))
+        strip = min(strip, max(16, 2 * taps, -(-height * planes // want_items)))
     return max(1, min(strip, height))
 
 
@@ -436,16 +443,16 @@ def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mod
                 xs = np.ascontiguousarray(xs, dtype=np.float64)
                 gs = np.ascontiguousarray(gs, dtype=np.float64)
                 dst, os_ = os_, np.empty(xs.shape, dtype=np.float64)
+            bmode = kern.beta_mode(r.beta)
             if mode == "across":
                 blocks = r.taps > DIRECT_TAPS_ACROSS
                 tile = min(max(16, _SCRATCH_ELEMS // max(1, xs.shape[1])), max(1, xs.shape[2]))
                 kern.across_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
-                                     tile, blocks)
+                                     bmode, tile, blocks)
             else:
-                blocks = r.taps > DIRECT_TAPS_WITHIN
-                strip = max(_strip_rows(xs.shape, r.taps), r.taps)
+                strip = _strip_rows(xs.shape, r.taps)
                 kern.within_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
-                                     min(strip, xs.shape[1]), blocks)
+                                     bmode, strip)
             if not ok:
                 dst[...] = os_
     return out
