@@ -394,105 +394,125 @@ def across_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile, blocks):
 
 
 @njit(**_OPTS)
-def _box_sums(sq, lo, hi, vert, trans, pre, suf, pret, suft):
-    """Box sums of ``sq`` (rows x W): down the columns into ``vert``, then along the rows
-    on the transposed block ``trans`` (W x rows), so both passes are vectorised."""
-    rows, width = sq.shape
+def _group_box_sums(sq, planes, width, lo, hi, vert, trans, pre, suf, pret, suft):
+    """Box sums of ``planes`` strips laid side by side in ``sq`` (rows, planes*W).
+
+    Down the columns into ``vert``, then transposed into ``trans`` (W, planes*rows) and
+    along the original rows, so both passes run over long vectorisable rows even for small
+    planes.  The result is ``trans[w, g*rows + r]``.
+    """
+    rows = sq.shape[0]
     _wsum_rows_blocks(sq, vert, lo, hi, pre, suf)
-    for r in range(rows):
-        v = vert[r]
-        for w in range(width):
-            trans[w, r] = v[w]
+    for g in range(planes):
+        for r in range(rows):
+            v = vert[r, g * width:(g + 1) * width]
+            col = g * rows + r
+            for w in range(width):
+                trans[w, col] = v[w]
     _wsum_rows_blocks(trans, trans, lo, hi, pret, suft)
 
 
+@njit(**_OPTS)
+def _load_group_squares(x, g0, planes, r0, sq):
+    rows = sq.shape[0]
+    width = x.shape[2]
+    for g in range(planes):
+        for r in range(rows):
+            src = x[g0 + g, r0 + r]
+            dst = sq[r, g * width:(g + 1) * width]
+            for w in range(width):
+                dst[w] = src[w] * src[w]
+
+
 @njit(parallel=True, **_OPTS)
-def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, strip, acc_dtype):
+def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, strip,
+                   acc_dtype):
     """LRN over a ``size x size`` box in each plane of ``x`` (planes, H, W).
 
+    A work item is ``group`` planes (small planes) or a strip of one plane (large ones);
     O(1) per element whatever the size (block prefix/suffix sums on both axes).
     """
     planes, height, width = x.shape
     nstrips = (height + strip - 1) // strip
+    ngroups = (planes + group - 1) // group
     m = lo + hi + 1
-    for item in prange(planes * nstrips):
-        p = item // nstrips
+    for item in prange(ngroups * nstrips):
+        g0 = (item // nstrips) * group
+        gn = min(planes, g0 + group) - g0
         h0 = (item % nstrips) * strip
         h1 = min(height, h0 + strip)
         r0 = max(0, h0 - lo)
-        r1 = min(height, h1 + hi)
-        rows = r1 - r0
-        sq = np.empty((rows, width), dtype=acc_dtype.dtype)
-        vert = np.empty((rows, width), dtype=acc_dtype.dtype)
-        trans = np.empty((width, rows), dtype=acc_dtype.dtype)
-        pre = np.empty((rows + m, width), dtype=acc_dtype.dtype)
-        suf = np.empty((rows + m, width), dtype=acc_dtype.dtype)
-        pret = np.empty((width + m, rows), dtype=acc_dtype.dtype)
-        suft = np.empty((width + m, rows), dtype=acc_dtype.dtype)
-        acc = np.empty(width, dtype=acc_dtype.dtype)
-        for r in range(rows):
-            src = x[p, r0 + r]
-            q = sq[r]
-            for w in range(width):
-                q[w] = src[w] * src[w]
-        _box_sums(sq, lo, hi, vert, trans, pre, suf, pret, suft)
-        for h in range(h0, h1):
-            r = h - r0
-            for w in range(width):
-                acc[w] = trans[w, r]
-            if want_d:
-                _divisor_row(acc, d[p, h], a, k)
-            if want_y:
-                _finish_row(acc, x[p, h], y[p, h], a, k, beta, bmode)
+        rows = min(height, h1 + hi) - r0
+        dt = acc_dtype.dtype
+        sq = np.empty((rows, gn * width), dtype=dt)
+        vert = np.empty((rows, gn * width), dtype=dt)
+        trans = np.empty((width, gn * rows), dtype=dt)
+        pre = np.empty((rows + m, gn * width), dtype=dt)
+        suf = np.empty((rows + m, gn * width), dtype=dt)
+        pret = np.empty((width + m, gn * rows), dtype=dt)
+        suft = np.empty((width + m, gn * rows), dtype=dt)
+        acc = np.empty(width, dtype=dt)
+        _load_group_squares(x, g0, gn, r0, sq)
+        _group_box_sums(sq, gn, width, lo, hi, vert, trans, pre, suf, pret, suft)
+        for g in range(gn):
+            for h in range(h0, h1):
+                col = g * rows + h - r0
+                for w in range(width):
+                    acc[w] = trans[w, col]
+                if want_d:
+                    _divisor_row(acc, d[g0 + g, h], a, k)
+                if want_y:
+                    _finish_row(acc, x[g0 + g, h], y[g0 + g, h], a, k, beta, bmode)
 
 
 @njit(parallel=True, **_OPTS)
-def within_backward(x, gy, dx, lo, hi, a, k, beta, bmode, strip):
+def within_backward(x, gy, dx, lo, hi, a, k, beta, bmode, group, strip):
     """Gradient of :func:`within_forward` w.r.t. ``x``; the adjoint box is mirrored."""
     planes, height, width = x.shape
     nstrips = (height + strip - 1) // strip
+    ngroups = (planes + group - 1) // group
     m = lo + hi + 1
+    c2 = 2.0 * beta * a
     # rows [h0, h1) need t on rows [h0-hi, h1+lo), whose S needs x on [h0-hi-lo, h1+lo+hi)
-    for item in prange(planes * nstrips):
-        p = item // nstrips
+    for item in prange(ngroups * nstrips):
+        g0 = (item // nstrips) * group
+        gn = min(planes, g0 + group) - g0
         h0 = (item % nstrips) * strip
         h1 = min(height, h0 + strip)
         r0 = max(0, h0 - lo - hi)
-        r1 = min(height, h1 + lo + hi)
-        rows = r1 - r0
-        sq = np.empty((rows, width), dtype=np.float64)
-        vert = np.empty((rows, width), dtype=np.float64)
-        trans = np.empty((width, rows), dtype=np.float64)
-        pre = np.empty((rows + m, width), dtype=np.float64)
-        suf = np.empty((rows + m, width), dtype=np.float64)
-        pret = np.empty((width + m, rows), dtype=np.float64)
-        suft = np.empty((width + m, rows), dtype=np.float64)
-        gain = np.empty((rows, width), dtype=np.float64)
+        rows = min(height, h1 + lo + hi) - r0
+        sq = np.empty((rows, gn * width), dtype=np.float64)
+        vert = np.empty((rows, gn * width), dtype=np.float64)
+        trans = np.empty((width, gn * rows), dtype=np.float64)
+        pre = np.empty((rows + m, gn * width), dtype=np.float64)
+        suf = np.empty((rows + m, gn * width), dtype=np.float64)
+        pret = np.empty((width + m, gn * rows), dtype=np.float64)
+        suft = np.empty((width + m, gn * rows), dtype=np.float64)
+        gain = np.empty((rows, gn * width), dtype=np.float64)
         acc = np.empty(width, dtype=np.float64)
-        for r in range(rows):
-            src = x[p, r0 + r]
-            q = sq[r]
-            for w in range(width):
-                q[w] = src[w] * src[w]
-        _box_sums(sq, lo, hi, vert, trans, pre, suf, pret, suft)
-        # sq <- t = g x D^-b / D, gain <- D^-b (rows of the strip)
-        for r in range(rows):
-            xr = x[p, r0 + r]
-            gr = gy[p, r0 + r]
-            for w in range(width):
-                acc[w] = k + a * trans[w, r]
-            _gain_of(acc, gain[r], beta, bmode)
-            q = sq[r]
-            g = gain[r]
-            for w in range(width):
-                q[w] = gr[w] * xr[w] * g[w] / acc[w]
-        _box_sums(sq, hi, lo, vert, trans, pre, suf, pret, suft)
-        c2 = 2.0 * beta * a
-        for h in range(h0, h1):
-            r = h - r0
-            xr = x[p, h]
-            gr = gy[p, h]
-            g = gain[r]
-            out = dx[p, h]
-            for w in range(width):
-                out[w] = gr[w] * g[w] - c2 * xr[w] * trans[w, r]
+        _load_group_squares(x, g0, gn, r0, sq)
+        _group_box_sums(sq, gn, width, lo, hi, vert, trans, pre, suf, pret, suft)
+        # sq <- t = g x D^-b / D and gain <- D^-b, for every row of the strip
+        for g in range(gn):
+            for r in range(rows):
+                xr = x[g0 + g, r0 + r]
+                gr = gy[g0 + g, r0 + r]
+                col = g * rows + r
+                for w in range(width):
+                    acc[w] = k + a * trans[w, col]
+                gn_row = gain[r, g * width:(g + 1) * width]
+                _gain_of(acc, gn_row, beta, bmode)
+                q = sq[r, g * width:(g + 1) * width]
+                for w in range(width):
+                    q[w] = gr[w] * xr[w] * gn_row[w] / acc[w]
+        _group_box_sums(sq, gn, width, hi, lo, vert, trans, pre, suf, pret, suft)
+        for g in range(gn):
+            for h in range(h0, h1):
+                r = h - r0
+                col = g * rows + r
+                xr = x[g0 + g, h]
+                gr = gy[g0 + g, h]
+                gn_row = gain[r, g * width:(g + 1) * width]
+                out = dx[g0 + g, h]
+                for w in range(width):
+                    out[w] = gr[w] * gn_row[w] - c2 * xr[w] * trans[w, col]

@@ -197,22 +197,31 @@ def _run_forward(x, y, d, r: Resolved, mode: str):
     else:
         # block sums of up to m terms: float32 keeps ~m ulps, enough below 32 taps
         acc = np.empty(0, dtype=np.float64 if r.taps > ACC32_TAPS_WITHIN else x.dtype)
-        strip = _strip_rows(x.shape, r.taps)
+        group, strip = _within_work(x.shape, r.taps)
         a, k, beta = (acc.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
-        kern.within_forward(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, strip,
-                            acc)
+        kern.within_forward(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, group,
+                            strip, acc)
 
 
-def _strip_rows(shape, taps: int) -> int:
-    planes, height, width = shape
-    strip = max(16, 4 * taps, _SCRATCH_ELEMS * 2 // max(1, width))
-    # keep both cores busy when there are only a few planes
+def _within_work(shape, taps: int) -> tuple[int, int]:
+    """Work item of the within kernel: (planes per group, rows per strip).
+
+    Small planes are grouped side by side so the kernel's rows are long enough to
+    vectorise; large planes are cut into strips (with a halo of ``taps - 1`` rows) so that
+    scratch stays small and both cores get work even for one plane.
+    """
     import numba
 
-    want_items = 4 * numba.get_num_threads()
-    if planes < want_items:
-        strip = min(strip, max(16, 2 * taps, -(-height * planes // want_items)))
-    return max(1, min(strip, height))
+    planes, height, width = shape
+    threads = numba.get_num_threads()
+    if height * width <= _SCRATCH_ELEMS * 2:
+        group = max(1, min(planes, -(-512 // max(1, min(height, width)))))
+        group = min(group, max(1, -(-planes // (4 * threads))))
+        return group, max(1, height)
+    strip = max(16, 4 * taps, _SCRATCH_ELEMS * 2 // max(1, width))
+    if planes < 4 * threads:
+        strip = min(strip, max(16, 2 * taps, -(-height * planes // (4 * threads))))
+    return 1, max(1, min(strip, height))
 
 
 def _slabs(views: tuple[np.ndarray, ...], mode: str, itemsize_total: int):
@@ -450,9 +459,9 @@ def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mod
                 kern.across_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
                                      bmode, tile, blocks)
             else:
-                strip = _strip_rows(xs.shape, r.taps)
+                group, strip = _within_work(xs.shape, r.taps)
                 kern.within_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
-                                     bmode, strip)
+                                     bmode, group, strip)
             if not ok:
                 dst[...] = os_
     return out
