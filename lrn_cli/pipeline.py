@@ -52,6 +52,8 @@ class ReadOptions:
     key: str | None = None
     value_range: str = "unit"
     dtype: str | None = None  # "float32" / "float64": compute in this dtype
+    stream: str = "auto"  # "auto" | "always" | "never": .npy slab by slab
+    stream_threshold: int = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -292,9 +294,42 @@ class JobResult:
     traceback: str | None = None
 
 
+def should_stream(source: str, output: str | None, ropts: ReadOptions,
+                  data: bytes | None = None) -> bool:
+    """Whether ``source`` goes through :mod:`lrn_cli.streaming` (large ``.npy`` to ``.npy``)."""
+    if data is not None or ropts.stream == "never" or input_kind(source) != "npy":
+        return False
+    if output not in (None, "-") and Path(output).suffix.lower() != ".npy":
+        return False
+    if output == "-" or ropts.dtype is not None:
+        return False
+    if ropts.stream == "always":
+        return True
+    try:
+        return os.path.getsize(source) > ropts.stream_threshold
+    except OSError:
+        return False
+
+
+def _run_streamed(source: str, output: str | None, settings: Settings, ropts: ReadOptions,
+                  wopts: WriteOptions, protect: tuple, on_progress) -> list[ItemResult]:
+    from lrn_cli.streaming import stream_npy
+
+    res = stream_npy(source, output, lrn_kwargs=settings.lrn_kwargs(), layout=ropts.layout,
+                     channel_axis=ropts.channel_axis,
+                     channel_axis_given=ropts.channel_axis_given,
+                     overwrite=wopts.overwrite, protect=protect, on_progress=on_progress)
+    from lrn_cli.layouts import layout_from_axis
+
+    axis = res.before.channel_axis
+    return [ItemResult("", layout_from_axis(len(res.before.shape), axis), axis, None,
+                       res.before, res.after, res.divisor)]
+
+
 def run_job(source: str, output: str | None, settings: Settings, ropts: ReadOptions,
             wopts: WriteOptions, *, data: bytes | None = None, protect: tuple = (),
-            want_traceback: bool = False, keep_output: bool = False) -> JobResult:
+            want_traceback: bool = False, keep_output: bool = False,
+            on_progress=None) -> JobResult:
     """Load, normalize and (when ``output`` is given) save one input; never raises for bad data.
 
     Expected problems (unreadable input, refused output) become ``status="failed"`` with a
@@ -303,6 +338,10 @@ def run_job(source: str, output: str | None, settings: Settings, ropts: ReadOpti
     start = time.perf_counter()
     loaded = None
     try:
+        if should_stream(source, output, ropts, data):
+            items = _run_streamed(source, output, settings, ropts, wopts, protect, on_progress)
+            return JobResult(source, output, "ok", notes=["streamed slab by slab"],
+                             items=items, seconds=time.perf_counter() - start)
         loaded = load(source, ropts, settings.mode, data)
         if output is not None and output != "-":
             check_output(loaded.kind, output, image=loaded.image, items=len(loaded.items),

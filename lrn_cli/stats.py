@@ -578,3 +578,100 @@ def flat_record(
     for key, attr in fields.items():
         rec[key] = None if divisor is None else _json_float(getattr(divisor, attr))
     return rec
+
+
+class StatsAccumulator:
+    """Statistics of an array seen one slab at a time (streaming files larger than memory).
+
+    Slabs are cut along an axis other than the channel axis; the result equals
+    :func:`array_stats` of the whole array up to rounding (the sums merge exactly as the
+    blocks of `array_stats` do), except that values beyond ~1e150 are not rescaled.
+    """
+
+    def __init__(self, channels: int | None) -> None:
+        self._nch = 1 if channels is None else channels
+        self._has_channels = channels is not None
+        self._mom = _Moments(max(self._nch, 1))
+        self._dom_sum = 0.0
+        self._dom_n = 0
+        self._shape: tuple[int, ...] | None = None
+        self._dtype = ""
+        self._axis: int | None = None
+
+    def add(self, slab: np.ndarray, channel_axis: int | None) -> None:
+        """Merge one slab (same channel axis as the whole array)."""
+        x = _check_real(slab)
+        ch = _normalize_axis(channel_axis, x.ndim)
+        self._axis = ch
+        self._dtype = str(x.dtype)
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            mom, dom_sum, dom_n = _scan(x, ch, 0)
+        self._merge(mom)
+        self._dom_sum += dom_sum
+        self._dom_n += dom_n
+
+    def _merge(self, other: _Moments) -> None:
+        me = self._mom
+        n_tot = me.n + other.n
+        delta = other.mean - me.mean
+        frac = np.divide(other.n, n_tot, out=np.zeros(n_tot.shape), where=n_tot > 0)
+        me.m2 += other.m2 + delta * delta * me.n * frac
+        me.mean += delta * frac
+        me.n = n_tot
+        me.nonfinite += other.nonfinite
+        me.min = np.minimum(me.min, other.min)
+        me.max = np.maximum(me.max, other.max)
+        me.amin = np.minimum(me.amin, other.amin)
+        me.amax = np.maximum(me.amax, other.amax)
+        me.l1 += other.l1
+        me.l2sq += other.l2sq
+
+    def result(self, shape: tuple[int, ...]) -> ArrayStats:
+        """The statistics of everything added, for an array of ``shape``."""
+        mom = self._mom
+        if self._has_channels:
+            channels = tuple(mom.channel(i) for i in range(self._nch))
+            overall = mom.overall()
+        else:
+            channels, overall = (), mom.channel(0)
+        dominance = None
+        if self._has_channels and self._nch >= 2:
+            dominance = self._dom_sum / self._dom_n if self._dom_n else math.nan
+        return ArrayStats(overall=overall, channels=channels, channel_dominance=dominance,
+                          shape=tuple(int(s) for s in shape), dtype=self._dtype,
+                          channel_axis=self._axis)
+
+
+class DivisorAccumulator:
+    """:func:`divisor_stats` of a divisor seen one slab at a time."""
+
+    def __init__(self, beta: float) -> None:
+        self.beta = float(beta)
+        self._parts: list[tuple[float, float, float, int, float, float, float, int]] = []
+
+    def add(self, d: np.ndarray) -> None:
+        """Merge one slab of the divisor."""
+        s = divisor_stats(d, self.beta)
+        n = int(np.count_nonzero(np.isfinite(d)))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ng = int(np.count_nonzero(np.isfinite(d) & (d > 0)))
+        self._parts.append((s.d_min, s.d_max, s.d_mean, n, s.gain_min, s.gain_max,
+                            s.gain_mean, ng))
+
+    def result(self) -> DivisorStats:
+        """The divisor statistics of everything added."""
+        nan = math.nan
+        parts = [p for p in self._parts if p[3] > 0]
+        if not parts:
+            return DivisorStats(nan, nan, nan, nan, nan, nan, self.beta)
+        n = sum(p[3] for p in parts)
+        gparts = [p for p in parts if p[7] > 0]
+        ng = sum(p[7] for p in gparts)
+        return DivisorStats(
+            d_min=min(p[0] for p in parts), d_max=max(p[1] for p in parts),
+            d_mean=sum(p[2] * p[3] for p in parts) / n,
+            gain_min=min(p[4] for p in gparts) if gparts else nan,
+            gain_max=max(p[5] for p in gparts) if gparts else nan,
+            gain_mean=sum(p[6] * p[7] for p in gparts) / ng if ng else nan,
+            beta=self.beta,
+        )

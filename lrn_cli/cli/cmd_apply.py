@@ -16,6 +16,21 @@ from lrn_cli.cli.options import (
 )
 from lrn_cli.cli.output import Ui, check_formats
 
+_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20, "G": 2**30,
+          "GB": 2**30, "T": 2**40, "TB": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'256MB' -> bytes (binary units); a usage error when malformed."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).upper() if m else None
+    if not m or unit not in _UNITS:
+        raise click.BadParameter(f"{text!r} is not a size like 256MB or 2GB",
+                                 param_hint="--stream-threshold")
+    return int(float(m.group(1)) * _UNITS[unit])
+
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
@@ -59,6 +74,11 @@ from lrn_cli.cli.output import Ui, check_formats
 @click.option("--panel", default=None, metavar="FILE.png",
               help="Write a picture: input, output, divisor heat map and histograms "
               "(one input).")
+@click.option("--stream/--no-stream", default=None,
+              help="Process .npy inputs slab by slab along the first axis with bounded memory "
+              "(default: when larger than --stream-threshold).")
+@click.option("--stream-threshold", default="256MB", show_default=True, metavar="SIZE",
+              help="Stream .npy inputs larger than this (e.g. 512MB, 2GB).")
 @click.option("--channels", "max_channels", type=click.IntRange(min=0), default=8,
               show_default=True, help="Channels shown in the per-channel table.")
 @common_output
@@ -66,8 +86,8 @@ from lrn_cli.cli.output import Ui, check_formats
 def apply(ctx, inputs, output, mode, size, depth_radius, alpha, beta, k, convention,
           convention_defaults, layout, channel_axis, key, value_range, dtype, rescale,
           global_rescale, bits, fmt, overwrite, skip_existing, dry_run, jobs, patterns,
-          exclude, allow_input_tree, fail_fast, manifest, stats_out, panel, max_channels,
-          as_json, as_csv, quiet, traceback):
+          exclude, allow_input_tree, fail_fast, manifest, stats_out, panel, stream,
+          stream_threshold, max_channels, as_json, as_csv, quiet, traceback):
     """Apply LRN to arrays (.npy, .npz) and images, and compare input with output.
 
     INPUT is a file, a folder (searched recursively) or '-' for stdin.  A 4-D array is
@@ -103,8 +123,12 @@ def apply(ctx, inputs, output, mode, size, depth_radius, alpha, beta, k, convent
     settings = settings_from(ctx, mode=mode, size=size, depth_radius=depth_radius, alpha=alpha,
                              beta=beta, k=k, convention=convention,
                              convention_defaults=convention_defaults)
+    from dataclasses import replace
+
     ropts = read_options_from(layout=layout, channel_axis=channel_axis, key=key,
                               value_range=value_range, dtype=dtype)
+    ropts = replace(ropts, stream={None: "auto", True: "always", False: "never"}[stream],
+                    stream_threshold=parse_size(stream_threshold))
     from lrn_cli.pipeline import WriteOptions
 
     wopts = WriteOptions(rescale=rescale, per_channel=not global_rescale, bits=int(bits),

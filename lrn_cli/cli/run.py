@@ -158,6 +158,9 @@ class ApplyRun:
             from lrn_cli.core import set_threads
 
             set_threads(None)
+        if total == 1:
+            self._run_single(jobs[0], protect)
+            return
         progress = None
         task = None
         if show_bar:
@@ -194,6 +197,37 @@ class ApplyRun:
         else:
             batch.run_jobs(jobs, self.settings, self.ropts, self.wopts, workers=workers,
                            on_result=on_result, protect=protect, want_traceback=ui.traceback)
+
+    def _run_single(self, job, protect) -> None:
+        """One file in this process, with a progress bar over slabs when it streams."""
+        from lrn_cli.pipeline import run_job, should_stream
+
+        ui = self.ui
+        if not (should_stream(job.source, job.output, self.ropts) and not ui.quiet
+                and ui.err.is_terminal):
+            self._record(run_job(job.source, job.output, self.settings, self.ropts, self.wopts,
+                                 protect=protect, want_traceback=ui.traceback))
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        with Progress(TextColumn("streaming"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("samples"), TimeRemainingColumn(), console=ui.err,
+                      transient=True) as progress:
+            task = progress.add_task("stream", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            result = run_job(job.source, job.output, self.settings, self.ropts, self.wopts,
+                             protect=protect, want_traceback=ui.traceback,
+                             on_progress=on_progress)
+        self._record(result)
 
     # ------------------------------------------------------------------ bookkeeping
     def _record(self, result, progress=None) -> None:

@@ -1,0 +1,154 @@
+"""LRN on ``.npy`` files larger than memory, one slab along the first axis at a time.
+
+LRN never mixes samples, so a (N, ...) array can be cut along N with no halo in either mode
+(as long as N is neither the channel axis in across mode nor a spatial axis within).  The
+header is parsed safely and checked against the file size before anything is allocated;
+slabs are read with plain ``readinto`` into one reused buffer (no memory map, whose pages
+would count towards the resident set), normalized, and appended to a temporary file that
+is renamed onto the output only when complete.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+import numpy as np
+
+from lrn_cli.errors import InputError, ParameterError
+
+#: Inputs above this size are streamed by default (``lrn apply --stream-threshold``).
+DEFAULT_THRESHOLD = 256 * 2**20
+#: Target bytes of input per slab.
+DEFAULT_SLAB_BYTES = 64 * 2**20
+
+
+@dataclass
+class StreamResult:
+    """Statistics of a streamed run (the arrays themselves never sit in memory)."""
+
+    before: object
+    after: object
+    divisor: object
+    slabs: int
+
+
+def can_stream(shape: tuple[int, ...], mode: str, channel_axis: int | None) -> str | None:
+    """Why an array of this shape cannot be streamed along axis 0 (None when it can)."""
+    if len(shape) < 2:
+        return "a 1-D array has no sample axis to cut"
+    if mode == "across" and channel_axis == 0:
+        return "axis 0 is the channel axis"
+    if mode == "within":
+        others = [a for a in range(len(shape)) if a != channel_axis]
+        if 0 in others[-2:]:
+            return "axis 0 is a spatial axis"
+    return None
+
+
+def _write_header(fh: IO[bytes], shape: tuple[int, ...], dtype: np.dtype) -> None:
+    from numpy.lib import format as npy_format
+
+    header = {"descr": npy_format.dtype_to_descr(dtype), "fortran_order": False,
+              "shape": tuple(shape)}
+    try:
+        npy_format.write_array_header_1_0(fh, header)
+    except ValueError:  # header longer than 65535 bytes
+        npy_format.write_array_header_2_0(fh, header)
+
+
+def stream_npy(
+    source: str | os.PathLike,
+    output: str | os.PathLike | None,
+    *,
+    lrn_kwargs: dict,
+    layout: str | None = None,
+    channel_axis: int | None = None,
+    channel_axis_given: bool = False,
+    slab_bytes: int = DEFAULT_SLAB_BYTES,
+    overwrite: bool = False,
+    protect: tuple = (),
+    on_progress: Callable[[int, int], None] | None = None,
+) -> StreamResult:
+    """Normalize the ``.npy`` file ``source`` into ``output`` with bounded memory.
+
+    Parameters
+    ----------
+    source, output
+        Input and output ``.npy`` paths (``output`` None: statistics only).
+    lrn_kwargs
+        ``size``, ``alpha``, ``beta``, ``k``, ``mode``, ``convention`` for :func:`lrn_cli.lrn`.
+    layout, channel_axis, channel_axis_given
+        As for in-memory inputs (4-D defaults to NCHW).
+    slab_bytes
+        Input bytes per slab (at least one sample).
+    on_progress
+        Called with (samples done, samples in all) after each slab.
+    """
+    from lrn_cli.arrays import read_npy_header
+    from lrn_cli.atomic import atomic_write
+    from lrn_cli.core import lrn, result_dtype
+    from lrn_cli.layouts import resolve_layout
+    from lrn_cli.stats import DivisorAccumulator, StatsAccumulator
+
+    name = os.fspath(source)
+    header = read_npy_header(name)  # validated: safe dtype, size matches the file
+    mode = lrn_kwargs.get("mode", "across")
+    shape = tuple(header.shape)
+    if header.fortran_order:
+        raise InputError(name, "is Fortran-ordered; streaming needs C order (use --no-stream)")
+    try:
+        layout, axis, _ = resolve_layout(len(shape), mode, layout, channel_axis,
+                                         channel_axis_given=channel_axis_given)
+        out_dtype = result_dtype(header.dtype)
+    except ParameterError as exc:
+        raise InputError(name, str(exc)) from None
+    why = can_stream(shape, mode, axis)
+    if why:
+        raise InputError(name, f"cannot be streamed: {why} (use --no-stream)")
+    n = shape[0]
+    per_sample = math.prod(shape[1:]) * header.dtype.itemsize
+    rows = max(1, slab_bytes // max(1, per_sample))
+    before = StatsAccumulator(None if axis is None else shape[axis])
+    after = StatsAccumulator(None if axis is None else shape[axis])
+    divisor = DivisorAccumulator(lrn_kwargs.get("beta", 0.75))
+    slabs = 0
+
+    def run(out_fh: IO[bytes] | None) -> None:
+        nonlocal slabs
+        buf = np.empty(rows * per_sample, dtype=np.uint8)
+        with open(name, "rb") as fh:
+            fh.seek(header.data_offset)
+            done = 0
+            while done < n:
+                take = min(rows, n - done)
+                view = memoryview(buf)[: take * per_sample]
+                got = fh.readinto(view)
+                if got != take * per_sample:
+                    raise InputError(name, "truncated while reading (file changed?)")
+                x = np.frombuffer(buf[: take * per_sample], dtype=header.dtype).reshape(
+                    (take, *shape[1:]))
+                y, d = lrn(x, **lrn_kwargs, channel_axis=axis, return_divisor=True)
+                before.add(x, axis)
+                after.add(y, axis)
+                divisor.add(d)
+                del d
+                if out_fh is not None:
+                    out_fh.write(np.ascontiguousarray(y, dtype=out_dtype).data)
+                done += take
+                slabs += 1
+                if on_progress is not None:
+                    on_progress(done, n)
+
+    if output is None:
+        run(None)
+    else:
+        def writer(fh: IO[bytes]) -> None:
+            _write_header(fh, shape, out_dtype)
+            run(fh)
+
+        atomic_write(output, writer, overwrite=overwrite, protect=protect)
+    return StreamResult(before.result(shape), after.result(shape), divisor.result(), slabs)
