@@ -110,9 +110,39 @@ def _gain_of(d, g, beta, mode):
 
 
 @njit(**_OPTS)
-def _wsum_rows_direct(src, dst, lo, hi):
-    """``dst[i] = sum(src[j] for j in [i-lo, i+hi] ∩ [0, L))``, summed in index order."""
+def _wsum_rows_tree(src, dst, lo, hi):
+    """Direct window sums of up to 8 taps in exactly the order of :func:`across_rows`
+    (``_sum4``/``_sum8`` trees, zeros outside the axis), so both give the same bits."""
     length, width = src.shape
+    taps = lo + hi + 1
+    zero = np.zeros(width, dtype=src.dtype)
+    for i in range(length):
+        j = i - lo
+        q0 = src[j] if 0 <= j < length else zero
+        q1 = src[j + 1] if taps > 1 and 0 <= j + 1 < length else zero
+        q2 = src[j + 2] if taps > 2 and 0 <= j + 2 < length else zero
+        q3 = src[j + 3] if taps > 3 and 0 <= j + 3 < length else zero
+        out = dst[i]
+        if taps <= 4:
+            for t in range(width):
+                out[t] = (q0[t] + q1[t]) + (q2[t] + q3[t])
+        else:
+            q4 = src[j + 4] if 0 <= j + 4 < length else zero
+            q5 = src[j + 5] if taps > 5 and 0 <= j + 5 < length else zero
+            q6 = src[j + 6] if taps > 6 and 0 <= j + 6 < length else zero
+            q7 = src[j + 7] if taps > 7 and 0 <= j + 7 < length else zero
+            for t in range(width):
+                out[t] = ((q0[t] + q1[t]) + (q2[t] + q3[t])) + ((q4[t] + q5[t]) + (q6[t] + q7[t]))
+
+
+@njit(**_OPTS)
+def _wsum_rows_direct(src, dst, lo, hi):
+    """``dst[i] = sum(src[j] for j in [i-lo, i+hi] ∩ [0, L))``, summed in index order
+    (up to 8 taps: in the order of the row kernel)."""
+    length, width = src.shape
+    if lo + hi + 1 <= ROW_KERNEL_TAPS:
+        _wsum_rows_tree(src, dst, lo, hi)
+        return
     for i in range(length):
         out = dst[i]
         first = src[max(0, i - lo)]
@@ -125,67 +155,86 @@ def _wsum_rows_direct(src, dst, lo, hi):
 
 
 @njit(**_OPTS)
-def _wsum_rows_blocks(src, dst, lo, hi, pre, suf):
+def _block_prefix(src, pre, lo, b0, b1, first):
+    """``pre[e]`` = sum of the padded rows ``b0..e`` (``first`` is the block's first row)."""
+    length, width = src.shape
+    for e in range(b0, b1):
+        j = e - lo
+        p = pre[e]
+        inside = 0 <= j < length
+        if e == first:
+            if inside:
+                row = src[j]
+                for t in range(width):
+                    p[t] = row[t]
+            else:
+                for t in range(width):
+                    p[t] = 0.0
+        else:
+            prev = pre[e - 1]
+            if inside:
+                row = src[j]
+                for t in range(width):
+                    p[t] = prev[t] + row[t]
+            else:
+                for t in range(width):
+                    p[t] = prev[t]
+
+
+@njit(**_OPTS)
+def _block_suffix(src, suf, lo, b0, b1):
+    """``suf[e]`` = sum of the padded rows ``e..b1-1``."""
+    length, width = src.shape
+    for e in range(b1 - 1, b0 - 1, -1):
+        j = e - lo
+        q = suf[e]
+        inside = 0 <= j < length
+        if e == b1 - 1:
+            if inside:
+                row = src[j]
+                for t in range(width):
+                    q[t] = row[t]
+            else:
+                for t in range(width):
+                    q[t] = 0.0
+        else:
+            nxt = suf[e + 1]
+            if inside:
+                row = src[j]
+                for t in range(width):
+                    q[t] = nxt[t] + row[t]
+            else:
+                for t in range(width):
+                    q[t] = nxt[t]
+
+
+@njit(**_OPTS)
+def _wsum_rows_blocks(src, dst, lo, hi, pre, suf, base):
     """Same as :func:`_wsum_rows_direct` in O(1) per element (block prefix/suffix sums).
 
-    Positions shift by ``lo`` so the window of ``i`` is ``[i, i+m-1]`` on the padded axis;
-    blocks of ``m`` taps tile it, and ``S[i] = suffix[i] + prefix[i+m-1]`` (one term when
-    ``i`` starts a block).  Only additions, in an order fixed by the positions.  ``pre`` and
-    ``suf`` hold at least ``L + m - 1`` rows.  ``dst`` may be ``src``.
+    Row ``j`` of ``src`` is row ``base + j`` of the whole axis.  Positions shift by ``lo``
+    (``e = j + lo``) so the window of ``i`` is ``[i, i+m-1]``; blocks of ``m`` taps tile the
+    axis from absolute position 0, and ``S[i] = suffix[i] + prefix[i+m-1]`` (one term when
+    ``i`` starts a block).  Each term sums only rows of the window, in an order fixed by
+    absolute positions, so any cut of the axis into overlapping pieces (strips, Dask chunks)
+    gives bit-identical sums.  ``pre``/``suf`` hold at least ``L + m - 1`` rows; ``dst`` may
+    be ``src``.
     """
     length, width = src.shape
     m = lo + hi + 1
     ext = length + m - 1
-    for b0 in range(0, ext, m):
+    first = (-base) % m  # first block boundary at or after e = 0
+    b0 = 0
+    b1 = min(ext, first) if first > 0 else min(ext, m)
+    while b0 < ext:
+        _block_prefix(src, pre, lo, b0, b1, b0)
+        _block_suffix(src, suf, lo, b0, b1)
+        b0 = b1
         b1 = min(ext, b0 + m)
-        # prefix within the block
-        for e in range(b0, b1):
-            j = e - lo
-            p = pre[e]
-            inside = 0 <= j < length
-            if e == b0:
-                if inside:
-                    row = src[j]
-                    for t in range(width):
-                        p[t] = row[t]
-                else:
-                    for t in range(width):
-                        p[t] = 0.0
-            else:
-                prev = pre[e - 1]
-                if inside:
-                    row = src[j]
-                    for t in range(width):
-                        p[t] = prev[t] + row[t]
-                else:
-                    for t in range(width):
-                        p[t] = prev[t]
-        # suffix within the block
-        for e in range(b1 - 1, b0 - 1, -1):
-            j = e - lo
-            q = suf[e]
-            inside = 0 <= j < length
-            if e == b1 - 1:
-                if inside:
-                    row = src[j]
-                    for t in range(width):
-                        q[t] = row[t]
-                else:
-                    for t in range(width):
-                        q[t] = 0.0
-            else:
-                nxt = suf[e + 1]
-                if inside:
-                    row = src[j]
-                    for t in range(width):
-                        q[t] = nxt[t] + row[t]
-                else:
-                    for t in range(width):
-                        q[t] = nxt[t]
     for i in range(length):
         out = dst[i]
         q = suf[i]
-        if i % m == 0:
+        if (i + base) % m == 0:
             for t in range(width):
                 out[t] = q[t]
         else:
@@ -195,10 +244,10 @@ def _wsum_rows_blocks(src, dst, lo, hi, pre, suf):
 
 
 @njit(**_OPTS)
-def _wsum_rows(src, dst, lo, hi, blocks, pre, suf):
+def _wsum_rows(src, dst, lo, hi, blocks, pre, suf, base):
     """Window sums along axis 0; ``pre``/``suf`` are scratch for the block method."""
     if blocks:
-        _wsum_rows_blocks(src, dst, lo, hi, pre, suf)
+        _wsum_rows_blocks(src, dst, lo, hi, pre, suf, base)
     else:
         _wsum_rows_direct(src, dst, lo, hi)
 
@@ -298,12 +347,14 @@ def _square(src, dst):
 
 
 @njit(parallel=True, **_OPTS)
-def across_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile, blocks, acc_dtype):
+def across_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile, blocks, acc_dtype,
+                   base):
     """LRN across axis 1 of ``x`` (outer, C, inner), any window and any strides.
 
     Each work item copies a (C, tile) block to scratch (transposing channels-last data),
     sums windows there (directly, or by blocks for long windows) and writes ``y``/``d``.
-    ``acc_dtype`` is a zero-size array whose dtype is the accumulation dtype.
+    ``acc_dtype`` is a zero-size array whose dtype is the accumulation dtype; channel 0
+    of ``x`` is channel ``base`` of the whole array (it anchors the block sums).
     """
     outer, channels, inner = x.shape
     ntiles = (inner + tile - 1) // tile
@@ -321,7 +372,7 @@ def across_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile, blo
         _load_across(x, o, p0, buf, channel_fast)
         _square(buf, sq)
         if blocks:
-            _wsum_rows_blocks(sq, sq, lo, hi, pre, suf)
+            _wsum_rows_blocks(sq, sq, lo, hi, pre, suf, base)
         else:
             s = np.empty((channels, width), dtype=acc_dtype.dtype)
             _wsum_rows_direct(sq, s, lo, hi)
@@ -338,7 +389,7 @@ def across_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile, blo
 
 
 @njit(parallel=True, **_OPTS)
-def across_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile, blocks):
+def across_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile, blocks, base):
     """Gradient of :func:`across_forward` w.r.t. ``x`` (float64 scratch).
 
     ``dx_j = g_j D_j^-b - 2 b a x_j sum_{i in [j-hi, j+lo]} g_i x_i D_i^(-b-1)``.
@@ -361,7 +412,7 @@ def across_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile, blocks):
         _load_across(x, o, p0, xb, channel_fast)
         _load_across(gy, o, p0, gb, channel_fast)
         _square(xb, gain)
-        _wsum_rows(gain, s, lo, hi, blocks, pre, suf)
+        _wsum_rows(gain, s, lo, hi, blocks, pre, suf, base)
         for c in range(channels):
             sr = s[c]
             gr = gain[c]
@@ -373,7 +424,7 @@ def across_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile, blocks):
             for t in range(width):
                 sr[t] = br[t] * xr[t] * gr[t] / sr[t]
         if blocks:
-            _wsum_rows_blocks(s, s, hi, lo, pre, suf)
+            _wsum_rows_blocks(s, s, hi, lo, pre, suf, base)
         else:
             u = np.empty((channels, width), dtype=np.float64)
             _wsum_rows_direct(s, u, hi, lo)
@@ -394,7 +445,8 @@ def across_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile, blocks):
 
 
 @njit(**_OPTS)
-def _group_box_sums(sq, planes, width, lo, hi, vert, trans, pre, suf, pret, suft):
+def _group_box_sums(sq, planes, width, lo, hi, vert, trans, pre, suf, pret, suft, base_h,
+                    base_w):
     """Box sums of ``planes`` strips laid side by side in ``sq`` (rows, planes*W).
 
     Down the columns into ``vert``, then transposed into ``trans`` (W, planes*rows) and
@@ -402,14 +454,14 @@ def _group_box_sums(sq, planes, width, lo, hi, vert, trans, pre, suf, pret, suft
     planes.  The result is ``trans[w, g*rows + r]``.
     """
     rows = sq.shape[0]
-    _wsum_rows_blocks(sq, vert, lo, hi, pre, suf)
+    _wsum_rows_blocks(sq, vert, lo, hi, pre, suf, base_h)
     for g in range(planes):
         for r in range(rows):
             v = vert[r, g * width:(g + 1) * width]
             col = g * rows + r
             for w in range(width):
                 trans[w, col] = v[w]
-    _wsum_rows_blocks(trans, trans, lo, hi, pret, suft)
+    _wsum_rows_blocks(trans, trans, lo, hi, pret, suft, base_w)
 
 
 @njit(**_OPTS)
@@ -426,7 +478,7 @@ def _load_group_squares(x, g0, planes, r0, sq):
 
 @njit(parallel=True, **_OPTS)
 def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, strip,
-                   acc_dtype):
+                   acc_dtype, base_h, base_w):
     """LRN over a ``size x size`` box in each plane of ``x`` (planes, H, W).
 
     A work item is ``group`` planes (small planes) or a strip of one plane (large ones);
@@ -453,7 +505,8 @@ def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, st
         suft = np.empty((width + m, gn * rows), dtype=dt)
         acc = np.empty(width, dtype=dt)
         _load_group_squares(x, g0, gn, r0, sq)
-        _group_box_sums(sq, gn, width, lo, hi, vert, trans, pre, suf, pret, suft)
+        _group_box_sums(sq, gn, width, lo, hi, vert, trans, pre, suf, pret, suft,
+                        base_h + r0, base_w)
         for g in range(gn):
             for h in range(h0, h1):
                 col = g * rows + h - r0
@@ -466,7 +519,7 @@ def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, st
 
 
 @njit(parallel=True, **_OPTS)
-def within_backward(x, gy, dx, lo, hi, a, k, beta, bmode, group, strip):
+def within_backward(x, gy, dx, lo, hi, a, k, beta, bmode, group, strip, base_h, base_w):
     """Gradient of :func:`within_forward` w.r.t. ``x``; the adjoint box is mirrored."""
     planes, height, width = x.shape
     nstrips = (height + strip - 1) // strip
@@ -491,7 +544,8 @@ def within_backward(x, gy, dx, lo, hi, a, k, beta, bmode, group, strip):
         gain = np.empty((rows, gn * width), dtype=np.float64)
         acc = np.empty(width, dtype=np.float64)
         _load_group_squares(x, g0, gn, r0, sq)
-        _group_box_sums(sq, gn, width, lo, hi, vert, trans, pre, suf, pret, suft)
+        _group_box_sums(sq, gn, width, lo, hi, vert, trans, pre, suf, pret, suft,
+                        base_h + r0, base_w)
         # sq <- t = g x D^-b / D and gain <- D^-b, for every row of the strip
         for g in range(gn):
             for r in range(rows):
@@ -505,7 +559,8 @@ def within_backward(x, gy, dx, lo, hi, a, k, beta, bmode, group, strip):
                 q = sq[r, g * width:(g + 1) * width]
                 for w in range(width):
                     q[w] = gr[w] * xr[w] * gn_row[w] / acc[w]
-        _group_box_sums(sq, gn, width, hi, lo, vert, trans, pre, suf, pret, suft)
+        _group_box_sums(sq, gn, width, hi, lo, vert, trans, pre, suf, pret, suft,
+                        base_h + r0, base_w)
         for g in range(gn):
             for h in range(h0, h1):
                 r = h - r0

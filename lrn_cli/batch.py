@@ -126,6 +126,9 @@ def discover(inputs: Iterable[str], *, patterns: tuple[str, ...] = (),
             sources.append(Source(STDIN, "stdin"))
             continue
         path = Path(given)
+        if path.is_dir() and path.suffix.lower() == ".zarr":
+            sources.append(Source(given, path.name))  # a zarr store is one input
+            continue
         if path.is_dir():
             for file in _walk(path, problems):
                 rel = file.relative_to(path).as_posix()
@@ -166,8 +169,10 @@ def plan(sources: list[Source], output: str | None, *, inputs: Iterable[str],
     inputs = list(inputs)
     out = Path(output)
     if single_file is None:
-        single_file = (len(inputs) == 1 and not Path(inputs[0]).is_dir() and len(sources) == 1
-                       and not out.is_dir() and not output.endswith(os.sep))
+        one = Path(inputs[0]) if len(inputs) == 1 else None
+        single_file = (one is not None and (not one.is_dir() or one.suffix.lower() == ".zarr")
+                       and len(sources) == 1 and not output.endswith(os.sep)
+                       and (not out.is_dir() or out.suffix.lower() == ".zarr"))
     if single_file or output == STDIN:
         return [Job(s.path, output) for s in sources[:1]], []
     if not allow_input_tree:
@@ -181,7 +186,9 @@ def plan(sources: list[Source], output: str | None, *, inputs: Iterable[str],
     for s in sources:
         kind = "npy" if s.path == STDIN else input_kind(s.path)
         rel = Path(s.rel)
-        target = out / rel.with_suffix(default_output_suffix(kind, s.path, fmt))
+        suffix = ".zarr" if s.path.lower().endswith(".zarr") and not fmt else \
+            default_output_suffix(kind, s.path, fmt)
+        target = out / rel.with_suffix(suffix)
         key = os.path.normcase(os.path.abspath(target))
         if key in taken:
             problems.append(Problem(s.path, f"would write {target}, like {taken[key]}; "

@@ -171,8 +171,12 @@ def _native(dtype: np.dtype) -> bool:
     return dtype.kind == "f" and dtype.itemsize in (4, 8) and dtype.isnative
 
 
-def _run_forward(x, y, d, r: Resolved, mode: str):
-    """Run the forward kernel on matching 3-D views (all native float32/float64)."""
+def _run_forward(x, y, d, r: Resolved, mode: str, bases: tuple[int, int] = (0, 0)):
+    """Run the forward kernel on matching 3-D views (all native float32/float64).
+
+    ``bases``: absolute index of the first channel (across) or of the first row and column
+    (within) of these views in the whole array; the block sums are anchored to it.
+    """
     kern = _kernels()
     bmode = kern.beta_mode(r.beta)
     want_y = y is not None
@@ -193,14 +197,14 @@ def _run_forward(x, y, d, r: Resolved, mode: str):
         tile = min(tile, max(1, inner))
         a, k, beta = (acc.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
         kern.across_forward(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, tile,
-                            blocks, acc)
+                            blocks, acc, bases[0])
     else:
         # block sums of up to m terms: float32 keeps ~m ulps, enough below 32 taps
         acc = np.empty(0, dtype=np.float64 if r.taps > ACC32_TAPS_WITHIN else x.dtype)
         group, strip = _within_work(x.shape, r.taps)
         a, k, beta = (acc.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
         kern.within_forward(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, group,
-                            strip, acc)
+                            strip, acc, bases[0], bases[1])
 
 
 def _within_work(shape, taps: int) -> tuple[int, int]:
@@ -290,8 +294,21 @@ def _check_out(out, x, dtype, name="out"):
         raise ParameterError(f"{name} overlaps the input; in-place LRN is not supported")
 
 
-def _forward(x, y, d, r, mode, axis):
-    """Fill ``y`` and/or ``d`` (either may be None) from ``x``, converting where needed."""
+def _bases(origin, mode, axis, ndim) -> tuple[int, int]:
+    if origin is None:
+        return (0, 0)
+    if mode == "across":
+        return (int(origin[axis]), 0)
+    ah, aw = spatial_axes(ndim, axis)
+    return (int(origin[ah]), int(origin[aw]))
+
+
+def _forward(x, y, d, r, mode, axis, origin=None):
+    """Fill ``y`` and/or ``d`` (either may be None) from ``x``, converting where needed.
+
+    ``origin``: where ``x`` starts in a larger array (per axis), for chunked callers (Dask).
+    """
+    bases = _bases(origin, mode, axis, x.ndim)
     arrays = [x] + [a for a in (y, d) if a is not None]
     for views in _layout_views(tuple(arrays), mode, axis):
         xv = views[0]
@@ -302,7 +319,7 @@ def _forward(x, y, d, r, mode, axis):
             v is None or (v.dtype == xv.dtype) for v in (yv, dv)
         )
         if direct:
-            _run_forward(xv, yv, dv, r, mode)
+            _run_forward(xv, yv, dv, r, mode, bases)
             continue
         cdtype = _compute_dtype(xv.dtype)
         group = tuple(v for v in (xv, yv, dv) if v is not None)
@@ -317,7 +334,7 @@ def _forward(x, y, d, r, mode, axis):
             if dv is not None:
                 ds = np.empty_like(xs)
                 d_dst = slab[idx]
-            _run_forward(xs, ys, ds, r, mode)
+            _run_forward(xs, ys, ds, r, mode, bases)
             if ys is not None:
                 y_dst[...] = ys
             if ds is not None:
@@ -349,6 +366,7 @@ def lrn(
     depth_radius=None,
     out=None,
     return_divisor=False,
+    _origin=None,
 ):
     """Local Response Normalization, exactly as ``convention`` defines it.
 
@@ -399,7 +417,7 @@ def lrn(
         _check_out(out, x, rdtype)
     d = np.empty(x.shape, dtype=rdtype) if return_divisor else None
     if x.size:
-        _forward(x, out, d, r, mode, axis)
+        _forward(x, out, d, r, mode, axis, _origin)
     return (out, d) if return_divisor else out
 
 
@@ -457,11 +475,11 @@ def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mod
                 blocks = r.taps > DIRECT_TAPS_ACROSS
                 tile = min(max(16, _SCRATCH_ELEMS // max(1, xs.shape[1])), max(1, xs.shape[2]))
                 kern.across_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
-                                     bmode, tile, blocks)
+                                     bmode, tile, blocks, 0)
             else:
                 group, strip = _within_work(xs.shape, r.taps)
                 kern.within_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
-                                     bmode, group, strip)
+                                     bmode, group, strip, 0, 0)
             if not ok:
                 dst[...] = os_
     return out

@@ -19,6 +19,7 @@ COMMANDS = {
     "stats": ("lrn_cli.cli.cmd_stats", "stats"),
     "compare": ("lrn_cli.cli.cmd_compare", "compare"),
     "conventions": ("lrn_cli.cli.cmd_conventions", "conventions"),
+    "sweep": ("lrn_cli.cli.cmd_sweep", "sweep"),
 }
 
 EPILOG = """\b

@@ -79,6 +79,12 @@ def parse_size(text: str) -> int:
               "(default: when larger than --stream-threshold).")
 @click.option("--stream-threshold", default="256MB", show_default=True, metavar="SIZE",
               help="Stream .npy inputs larger than this (e.g. 512MB, 2GB).")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True,
+              help="local: this process (and -j worker processes); dask: a Dask cluster, for "
+              ".zarr stores and .npy beyond one machine (needs lrn-cli[dask]).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler address (tcp://host:8786); default: a LocalCluster.")
 @click.option("--channels", "max_channels", type=click.IntRange(min=0), default=8,
               show_default=True, help="Channels shown in the per-channel table.")
 @common_output
@@ -87,7 +93,8 @@ def apply(ctx, inputs, output, mode, size, depth_radius, alpha, beta, k, convent
           convention_defaults, layout, channel_axis, key, value_range, dtype, rescale,
           global_rescale, bits, fmt, overwrite, skip_existing, dry_run, jobs, patterns,
           exclude, allow_input_tree, fail_fast, manifest, stats_out, panel, stream,
-          stream_threshold, max_channels, as_json, as_csv, quiet, traceback):
+          stream_threshold, engine, scheduler, max_channels, as_json, as_csv, quiet,
+          traceback):
     """Apply LRN to arrays (.npy, .npz) and images, and compare input with output.
 
     INPUT is a file, a folder (searched recursively) or '-' for stdin.  A 4-D array is
@@ -134,6 +141,12 @@ def apply(ctx, inputs, output, mode, size, depth_radius, alpha, beta, k, convent
     wopts = WriteOptions(rescale=rescale, per_channel=not global_rescale, bits=int(bits),
                          overwrite=overwrite)
     ui = Ui(quiet=quiet, traceback=traceback)
+    if scheduler and engine != "dask":
+        raise click.UsageError("--scheduler needs --engine dask", ctx)
+    if engine == "dask":
+        from lrn_cli.cli.run import run_dask
+
+        ctx.exit(run_dask(ui, list(inputs), output, settings, ropts, wopts, scheduler))
     run = ApplyRun(ui=ui, settings=settings, ropts=ropts, wopts=wopts,
                    workers=jobs or os.cpu_count() or 1, fmt=fmt_choice,
                    max_channels=max_channels)

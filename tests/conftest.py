@@ -1,0 +1,124 @@
+"""Shared fixtures and helpers for the tests of the ``lrn`` command (tests/test_cli_*.py).
+
+Nothing here is autouse: the other test modules are not affected.
+
+* ``lrn``: run the real Click command in-process (``CliRunner``), with a clean environment
+  (no colour or width overrides from the caller's shell, one worker process), and re-raise
+  anything that is not a normal exit so that a crash never passes as "exit code 1".
+* ``run_lrn``: run ``python -m lrn_cli`` in a subprocess with the same clean environment.
+* ``npy``: save an array under ``tmp_path`` and return its path as a string.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+IMAGES = SAMPLES / "images"
+ARRAYS = SAMPLES / "arrays"
+
+#: Environment variables that change what the CLI prints; unset for every CLI test run.
+_NOISY_ENV = ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "TERM", "TTY_COMPATIBLE",
+              "TTY_INTERACTIVE", "CLICOLOR", "CLICOLOR_FORCE", "PY_COLORS")
+
+
+def clean_env(**extra: str | None) -> dict[str, str]:
+    """``os.environ`` without colour/width overrides, with one worker, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in _NOISY_ENV}
+    env["LRN_JOBS"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def invoke(args: list[str], *, input: bytes | str | None = None,
+           env: dict[str, str | None] | None = None) -> Result:
+    """Run ``lrn ARGS`` in-process; return the Click result (stdout/stderr separate)."""
+    from lrn_cli.cli import cli
+
+    run_env: dict[str, str | None] = {name: None for name in _NOISY_ENV}
+    run_env["LRN_JOBS"] = "1"
+    run_env.update(env or {})
+    result = CliRunner().invoke(cli, [str(a) for a in args], input=input, env=run_env,
+                                prog_name="lrn", catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(
+            f"lrn {' '.join(map(str, args))} crashed\nstderr:\n{result.stderr}"
+        ) from result.exception
+    return result
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Work in ``tmp_path``: short relative names keep messages well under any line width."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def lrn(in_tmp: Path) -> Callable[..., Result]:
+    """``lrn(*args, input=None, env=None)`` runs the CLI in-process (see :func:`invoke`).
+
+    The current directory is ``tmp_path`` (see ``in_tmp``).
+    """
+
+    def run(*args, input=None, env=None) -> Result:
+        return invoke(list(args), input=input, env=env)
+
+    return run
+
+
+def run_lrn_subprocess(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
+                       cwd: str | os.PathLike | None = None,
+                       timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m lrn_cli ARGS`` with a clean environment; bytes in, bytes out."""
+    return subprocess.run([sys.executable, "-m", "lrn_cli", *map(str, args)],
+                          capture_output=True, input=input, env=env or clean_env(), cwd=cwd,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture
+def run_lrn() -> Callable[..., subprocess.CompletedProcess]:
+    """``run_lrn(*args, env=None, input=None, cwd=None)`` runs ``python -m lrn_cli``."""
+    return run_lrn_subprocess
+
+
+@pytest.fixture
+def npy(in_tmp: Path) -> Callable[..., str]:
+    """``npy(name, array)`` saves ``array`` as ``tmp_path/name``; returns ``name`` (relative
+    to the current directory, which is ``tmp_path``)."""
+
+    def save(name: str, array: np.ndarray) -> str:
+        path = in_tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, array, allow_pickle=False)
+        return name
+
+    return save
+
+
+@pytest.fixture
+def acts() -> np.ndarray:
+    """A small float32 NCHW activation tensor with enough energy for LRN to matter."""
+    rng = np.random.default_rng(1234)
+    x = rng.gamma(2.0, 20.0, size=(2, 7, 5, 6)).astype(np.float32)
+    x[rng.random(x.shape) < 0.4] = 0.0  # ReLU-like zeros
+    return x
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The ``error:`` lines of a command's stderr."""
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
