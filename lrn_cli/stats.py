@@ -402,6 +402,9 @@ def array_stats(x: np.ndarray, channel_axis: int | None) -> ArrayStats:
     """
     x = _check_real(x)
     ch = _normalize_axis(channel_axis, x.ndim)
+    fast = _fast_stats(x, ch)
+    if fast is not None:
+        return fast
     nch = 1 if ch is None else x.shape[ch]
     exp = 0
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
@@ -435,6 +438,71 @@ def array_stats(x: np.ndarray, channel_axis: int | None) -> ArrayStats:
         dtype=str(x.dtype),
         channel_axis=ch,
     )
+
+
+def _chunks() -> int:
+    import numba
+
+    return 4 * numba.get_num_threads()
+
+
+def _fast_stats(x: np.ndarray, ch: int | None) -> ArrayStats | None:
+    """The same figures from the Numba kernels (float32/float64), or None to use NumPy.
+
+    Falls back to the NumPy path for other dtypes, empty arrays and magnitudes whose
+    squares would overflow or underflow float64 (that path rescales them).
+    """
+    if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8) or not x.dtype.isnative:
+        return None
+    if x.size == 0 or (ch is not None and x.shape[ch] == 0):
+        return None
+    from lrn_cli import _stats_kernels as K
+    from lrn_cli.core import _views3
+
+    if ch is None:
+        views = [v[0] for v in _views3((x[None],), 0, x.ndim + 1)]
+    else:
+        views = [v[0] for v in _views3((x,), ch, x.ndim - ch)]
+    # channels-last: walk the long pixel axis in the inner loop (same figures)
+    views = [v.transpose(2, 1, 0) if v.shape[2] < 16 and v.shape[0] > v.shape[2] else v
+             for v in views]
+    nch = views[0].shape[1]
+    chunks = _chunks()
+    parts = np.concatenate([K.moments(v, min(chunks, max(1, v.shape[0]))) for v in views])
+    n = parts[:, :, K.N].sum(axis=0)
+    total = parts[:, :, K.SUM].sum(axis=0)
+    amax = parts[:, :, K.AMAX].max(axis=0)
+    finite_amax = amax[np.isfinite(amax) & (amax > -np.inf)]
+    big = math.sqrt(np.finfo(np.float64).max / (4.0 * max(int(n.sum()), 1)))
+    if finite_amax.size and (finite_amax.max() > big or 0 < finite_amax.max() < 2.0**-400):
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, total / np.maximum(n, 1), 0.0)
+    m2 = np.concatenate([K.centred_squares(v, mean, min(chunks, max(1, v.shape[0])))
+                         for v in views]).sum(axis=0)
+    mom = _Moments(nch)
+    mom.n = n.astype(np.int64)
+    mom.nonfinite = parts[:, :, K.NONFINITE].sum(axis=0).astype(np.int64)
+    mom.mean = mean
+    mom.m2 = m2
+    mom.min = parts[:, :, K.MIN].min(axis=0)
+    mom.max = parts[:, :, K.MAX].max(axis=0)
+    mom.amin = parts[:, :, K.AMIN].min(axis=0)
+    mom.amax = amax
+    mom.l1 = parts[:, :, K.L1].sum(axis=0)
+    mom.l2sq = parts[:, :, K.L2SQ].sum(axis=0)
+    if ch is None:
+        overall, channels = mom.channel(0), ()
+    else:
+        channels = tuple(mom.channel(i) for i in range(nch))
+        overall = mom.overall()
+    dominance = None
+    if ch is not None and nch >= 2:
+        dom_n = parts[:, 0, K.DOM_N].sum()
+        dominance = float(parts[:, 0, K.DOM_SUM].sum() / dom_n) if dom_n else math.nan
+    return ArrayStats(overall=overall, channels=channels, channel_dominance=dominance,
+                      shape=tuple(int(v) for v in x.shape), dtype=str(x.dtype),
+                      channel_axis=ch)
 
 
 @dataclass(frozen=True)
@@ -485,6 +553,22 @@ def divisor_stats(d: np.ndarray, beta: float) -> DivisorStats:
         raise ParameterError(f"beta must be a number, not {beta!r}") from exc
     if not math.isfinite(beta):
         raise ParameterError(f"beta must be finite, not {beta}")
+    if d.dtype.kind == "f" and d.dtype.itemsize in (4, 8) and d.dtype.isnative and d.size:
+        from lrn_cli import _stats_kernels as K
+
+        flat = d.reshape(-1)  # a copy only for non-contiguous input
+        part = K.divisor_sums(flat, beta, _chunks())
+        n, ng = int(part[:, 0].sum()), int(part[:, 4].sum())
+        nan = math.nan
+        return DivisorStats(
+            d_min=float(part[:, 2].min()) if n else nan,
+            d_max=float(part[:, 3].max()) if n else nan,
+            d_mean=float(part[:, 1].sum() / n) if n else nan,
+            gain_min=float(part[:, 6].min()) if ng else nan,
+            gain_max=float(part[:, 7].max()) if ng else nan,
+            gain_mean=float(part[:, 5].sum() / ng) if ng else nan,
+            beta=beta,
+        )
     n = ng = 0
     total = gtotal = 0.0
     dmin = gmin = math.inf
@@ -588,15 +672,22 @@ class StatsAccumulator:
     blocks of `array_stats` do), except that values beyond ~1e150 are not rescaled.
     """
 
-    def __init__(self, channels: int | None) -> None:
+    def __init__(self, channels: int | None, *, channel_axis: int | None = None,
+                 dtype: np.dtype | str | None = None) -> None:
+        """``channels``: length of the channel axis (None: no channels).
+
+        ``channel_axis`` (non-negative) and ``dtype`` describe the whole array up front, so
+        that :meth:`result` reports them even when no slab is ever added (an empty batch);
+        otherwise they are taken from the slabs.
+        """
         self._nch = 1 if channels is None else channels
         self._has_channels = channels is not None
         self._mom = _Moments(max(self._nch, 1))
         self._dom_sum = 0.0
         self._dom_n = 0
         self._shape: tuple[int, ...] | None = None
-        self._dtype = ""
-        self._axis: int | None = None
+        self._dtype = "" if dtype is None else str(np.dtype(dtype))
+        self._axis: int | None = None if channel_axis is None else int(channel_axis)
 
     def add(self, slab: np.ndarray, channel_axis: int | None) -> None:
         """Merge one slab (same channel axis as the whole array)."""
