@@ -306,6 +306,87 @@ def across_rows(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile):
 
 
 @njit(**_OPTS)
+def _sq8_f64(r0, r1, r2, r3, r4, r5, r6, r7, acc):
+    """Sum of squares of up to 8 rows, in float64 (backward)."""
+    for t in range(acc.shape[0]):
+        v0 = np.float64(r0[t])
+        v1 = np.float64(r1[t])
+        v2 = np.float64(r2[t])
+        v3 = np.float64(r3[t])
+        v4 = np.float64(r4[t])
+        v5 = np.float64(r5[t])
+        v6 = np.float64(r6[t])
+        v7 = np.float64(r7[t])
+        acc[t] = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
+            (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
+
+
+@njit(**_OPTS)
+def _add8(r0, r1, r2, r3, r4, r5, r6, r7, acc):
+    for t in range(acc.shape[0]):
+        acc[t] = ((r0[t] + r1[t]) + (r2[t] + r3[t])) + ((r4[t] + r5[t]) + (r6[t] + r7[t]))
+
+
+@njit(parallel=True, **_OPTS)
+def across_rows_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile):
+    """Gradient for windows of at most 8 taps, channel rows read in place (float64 maths).
+
+    Pass 1 keeps ``t = g x D^(-b-1)`` and ``D^-b`` per channel row of the tile; pass 2 sums
+    ``t`` over the mirrored window ``[c-hi, c+lo]``.
+    """
+    outer, channels, inner = x.shape
+    ntiles = (inner + tile - 1) // tile
+    c2 = 2.0 * beta * a
+    for item in prange(outer * ntiles):
+        o = item // ntiles
+        p0 = (item % ntiles) * tile
+        p1 = min(inner, p0 + tile)
+        w = p1 - p0
+        zx = np.zeros(w, dtype=x.dtype)
+        zt = np.zeros(w, dtype=np.float64)
+        acc = np.empty(w, dtype=np.float64)
+        tt = np.empty((channels, w), dtype=np.float64)
+        gain = np.empty((channels, w), dtype=np.float64)
+        for c in range(channels):
+            j = c - lo
+            r0 = x[o, j, p0:p1] if 0 <= j < channels else zx
+            r1 = x[o, j + 1, p0:p1] if hi + lo >= 1 and 0 <= j + 1 < channels else zx
+            r2 = x[o, j + 2, p0:p1] if hi + lo >= 2 and 0 <= j + 2 < channels else zx
+            r3 = x[o, j + 3, p0:p1] if hi + lo >= 3 and 0 <= j + 3 < channels else zx
+            r4 = x[o, j + 4, p0:p1] if hi + lo >= 4 and 0 <= j + 4 < channels else zx
+            r5 = x[o, j + 5, p0:p1] if hi + lo >= 5 and 0 <= j + 5 < channels else zx
+            r6 = x[o, j + 6, p0:p1] if hi + lo >= 6 and 0 <= j + 6 < channels else zx
+            r7 = x[o, j + 7, p0:p1] if hi + lo >= 7 and 0 <= j + 7 < channels else zx
+            _sq8_f64(r0, r1, r2, r3, r4, r5, r6, r7, acc)
+            for t in range(w):
+                acc[t] = k + a * acc[t]
+            gr = gain[c]
+            _gain_of(acc, gr, beta, bmode)
+            xr = x[o, c, p0:p1]
+            g = gy[o, c, p0:p1]
+            tr = tt[c]
+            for t in range(w):
+                tr[t] = np.float64(g[t]) * np.float64(xr[t]) * gr[t] / acc[t]
+        for c in range(channels):
+            j = c - hi
+            q0 = tt[j] if 0 <= j < channels else zt
+            q1 = tt[j + 1] if hi + lo >= 1 and 0 <= j + 1 < channels else zt
+            q2 = tt[j + 2] if hi + lo >= 2 and 0 <= j + 2 < channels else zt
+            q3 = tt[j + 3] if hi + lo >= 3 and 0 <= j + 3 < channels else zt
+            q4 = tt[j + 4] if hi + lo >= 4 and 0 <= j + 4 < channels else zt
+            q5 = tt[j + 5] if hi + lo >= 5 and 0 <= j + 5 < channels else zt
+            q6 = tt[j + 6] if hi + lo >= 6 and 0 <= j + 6 < channels else zt
+            q7 = tt[j + 7] if hi + lo >= 7 and 0 <= j + 7 < channels else zt
+            _add8(q0, q1, q2, q3, q4, q5, q6, q7, acc)
+            xr = x[o, c, p0:p1]
+            g = gy[o, c, p0:p1]
+            gr = gain[c]
+            out = dx[o, c, p0:p1]
+            for t in range(w):
+                out[t] = np.float64(g[t]) * gr[t] - c2 * np.float64(xr[t]) * acc[t]
+
+
+@njit(**_OPTS)
 def _load_across(x, o, p0, buf, channel_fast):
     """Copy the block ``x[o, :, p0:p0+T]`` into ``buf`` (in its dtype)."""
     channels, tile = buf.shape

@@ -471,7 +471,13 @@ def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mod
                 gs = np.ascontiguousarray(gs, dtype=np.float64)
                 dst, os_ = os_, np.empty(xs.shape, dtype=np.float64)
             bmode = kern.beta_mode(r.beta)
-            if mode == "across":
+            if (mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS
+                    and xs.strides[1] >= xs.strides[2] and gs.strides[1] >= gs.strides[2]):
+                inner = xs.shape[2]
+                kern.across_rows_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
+                                          bmode, min(inner, max(64, _SCRATCH_ELEMS * 2
+                                                                // max(1, xs.shape[1]))))
+            elif mode == "across":
                 blocks = r.taps > DIRECT_TAPS_ACROSS
                 tile = min(max(16, _SCRATCH_ELEMS // max(1, xs.shape[1])), max(1, xs.shape[2]))
                 kern.across_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
