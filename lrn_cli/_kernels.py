@@ -269,6 +269,45 @@ def _sum4(r0, r1, r2, r3, acc):
         acc[t] = (r0[t] * r0[t] + r1[t] * r1[t]) + (r2[t] * r2[t] + r3[t] * r3[t])
 
 
+@njit(**_OPTS)
+def _fused8(r0, r1, r2, r3, r4, r5, r6, r7, xc, yc, acc, a, k, beta, mode):
+    """``yc = xc * (k + a * sum of squares of 8 rows) ** -beta`` in one pass for the common
+    betas (same tree and operations as ``_sum8`` + ``_finish_row``, so the same bits)."""
+    n = xc.shape[0]
+    if mode == BETA_075:
+        for t in range(n):
+            s = ((r0[t] * r0[t] + r1[t] * r1[t]) + (r2[t] * r2[t] + r3[t] * r3[t])) + (
+                (r4[t] * r4[t] + r5[t] * r5[t]) + (r6[t] * r6[t] + r7[t] * r7[t]))
+            d = k + a * s
+            yc[t] = xc[t] / np.sqrt(d * np.sqrt(d))
+    elif mode == BETA_05:
+        for t in range(n):
+            s = ((r0[t] * r0[t] + r1[t] * r1[t]) + (r2[t] * r2[t] + r3[t] * r3[t])) + (
+                (r4[t] * r4[t] + r5[t] * r5[t]) + (r6[t] * r6[t] + r7[t] * r7[t]))
+            yc[t] = xc[t] / np.sqrt(k + a * s)
+    else:
+        _sum8(r0, r1, r2, r3, r4, r5, r6, r7, acc)
+        _finish_row(acc, xc, yc, a, k, beta, mode)
+
+
+@njit(**_OPTS)
+def _fused4(r0, r1, r2, r3, xc, yc, acc, a, k, beta, mode):
+    """:func:`_fused8` for windows of at most 4 taps."""
+    n = xc.shape[0]
+    if mode == BETA_075:
+        for t in range(n):
+            s = (r0[t] * r0[t] + r1[t] * r1[t]) + (r2[t] * r2[t] + r3[t] * r3[t])
+            d = k + a * s
+            yc[t] = xc[t] / np.sqrt(d * np.sqrt(d))
+    elif mode == BETA_05:
+        for t in range(n):
+            s = (r0[t] * r0[t] + r1[t] * r1[t]) + (r2[t] * r2[t] + r3[t] * r3[t])
+            yc[t] = xc[t] / np.sqrt(k + a * s)
+    else:
+        _sum4(r0, r1, r2, r3, acc)
+        _finish_row(acc, xc, yc, a, k, beta, mode)
+
+
 @njit(parallel=True, **_OPTS)
 def across_rows(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile):
     """LRN across axis 1 of ``x`` (outer, C, inner) for windows of at most 8 taps.
@@ -292,17 +331,27 @@ def across_rows(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile):
             r2 = x[o, j + 2, p0:p1] if taps > 2 and 0 <= j + 2 < channels else zero
             r3 = x[o, j + 3, p0:p1] if taps > 3 and 0 <= j + 3 < channels else zero
             if taps <= 4:
-                _sum4(r0, r1, r2, r3, acc)
+                if want_d:
+                    _sum4(r0, r1, r2, r3, acc)
+                    _divisor_row(acc, d[o, c, p0:p1], a, k)
+                    if want_y:
+                        _finish_row(acc, x[o, c, p0:p1], y[o, c, p0:p1], a, k, beta, bmode)
+                else:
+                    _fused4(r0, r1, r2, r3, x[o, c, p0:p1], y[o, c, p0:p1], acc, a, k, beta,
+                            bmode)
             else:
                 r4 = x[o, j + 4, p0:p1] if 0 <= j + 4 < channels else zero
                 r5 = x[o, j + 5, p0:p1] if taps > 5 and 0 <= j + 5 < channels else zero
                 r6 = x[o, j + 6, p0:p1] if taps > 6 and 0 <= j + 6 < channels else zero
                 r7 = x[o, j + 7, p0:p1] if taps > 7 and 0 <= j + 7 < channels else zero
-                _sum8(r0, r1, r2, r3, r4, r5, r6, r7, acc)
-            if want_d:
-                _divisor_row(acc, d[o, c, p0:p1], a, k)
-            if want_y:
-                _finish_row(acc, x[o, c, p0:p1], y[o, c, p0:p1], a, k, beta, bmode)
+                if want_d:
+                    _sum8(r0, r1, r2, r3, r4, r5, r6, r7, acc)
+                    _divisor_row(acc, d[o, c, p0:p1], a, k)
+                    if want_y:
+                        _finish_row(acc, x[o, c, p0:p1], y[o, c, p0:p1], a, k, beta, bmode)
+                else:
+                    _fused8(r0, r1, r2, r3, r4, r5, r6, r7, x[o, c, p0:p1], y[o, c, p0:p1],
+                            acc, a, k, beta, bmode)
 
 
 @njit(**_OPTS)
