@@ -15,7 +15,7 @@ import os
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +71,13 @@ class NpyHeader:
         return math.prod(self.shape) * self.dtype.itemsize
 
 
+class _UnsupportedDtype(InputError):
+    """The data is well-formed but not plain real numbers (so an archive may skip it).
+
+    Not raised for pickled Python objects: an archive holding a pickle is refused whole.
+    """
+
+
 def _dtype_problem(dtype: np.dtype) -> str | None:
     """Why `dtype` is refused, or None; LRN needs plain real numbers."""
     if dtype.hasobject:
@@ -97,7 +104,7 @@ def _parse_header(fp: IO[bytes], data_size: int, name: object, what: str = "file
     except ValueError:
         raise _bad_magic(fp, name, what) from None
     if version == (3, 0):
-        raise InputError(
+        raise _UnsupportedDtype(
             name,
             "uses .npy format 3.0 (structured dtype with non-Latin-1 field names), "
             "which is not supported",
@@ -119,7 +126,7 @@ def _parse_header(fp: IO[bytes], data_size: int, name: object, what: str = "file
         raise InputError(name, f"corrupt .npy header: impossible shape {shape}")
     problem = _dtype_problem(dtype)
     if problem is not None:
-        raise InputError(name, problem)
+        raise (InputError if dtype.hasobject else _UnsupportedDtype)(name, problem)
     header = NpyHeader(tuple(shape), dtype, bool(fortran_order), data_offset, version)
     available = data_size - data_offset
     if available < header.nbytes:
@@ -259,8 +266,14 @@ def read_npy_bytes(data: bytes | bytearray | memoryview, name: str = "<stdin>") 
     return _load(fp, name)
 
 
-def read_npz(source: PathLike | IO[bytes], *, name: str | None = None) -> dict[str, np.ndarray]:
-    """Load every array of a ``.npz`` archive, each checked like a ``.npy`` file.
+def read_npz(
+    source: PathLike | IO[bytes],
+    *,
+    name: str | None = None,
+    keys: Iterable[str] | None = None,
+    on_skip: Callable[[str, str], object] | None = None,
+) -> dict[str, np.ndarray]:
+    """Load the arrays of a ``.npz`` archive, each checked like a ``.npy`` file.
 
     Parameters
     ----------
@@ -269,21 +282,35 @@ def read_npz(source: PathLike | IO[bytes], *, name: str | None = None) -> dict[s
         `io.BytesIO` of standard input; non-seekable streams are read into memory).
     name
         What to call the source in messages (default: the path, or the stream's name).
+    keys
+        Load only these arrays (names without ``.npy``), in this order; the other members
+        are neither read nor checked (whatever their dtype), and members that are not
+        ``.npy`` files are ignored.  Default: every member.
+    on_skip
+        When given, a member whose dtype is not supported (structured, complex, string,
+        datetime, ...) is left out and reported as ``on_skip(key, reason)`` instead of
+        failing the archive; the archive fails only when no array is left.  A member holding
+        pickled Python objects still fails the archive (select the others with `keys`).
+        Nothing is ever unpickled: the dtype is read from the member's header first.
 
     Returns
     -------
     dict of str to numpy.ndarray
-        Arrays by name (the member name without ``.npy``), in archive order.
+        Arrays by name (the member name without ``.npy``), in archive order (or in the
+        order of `keys`).
 
     Raises
     ------
     InputError
         Unreadable, not a zip file, empty, a member that is not a ``.npy`` file, a duplicate
-        name, or any member failing the ``.npy`` checks (the message names the member).
+        name, a key that is not in the archive (the message lists the names it has), or a
+        (selected) member failing the ``.npy`` checks (the message names the member).
     """
+    wanted = None if keys is None else list(dict.fromkeys(keys))
     if isinstance(source, (str, os.PathLike)):
         with _open_for_reading(source) as (fp, _):
-            return _read_npz(fp, name if name is not None else os.fspath(source))
+            return _read_npz(fp, name if name is not None else os.fspath(source), wanted,
+                             on_skip)
     display = name if name is not None else str(getattr(source, "name", "<stream>"))
     try:
         seekable = source.seekable()
@@ -291,29 +318,63 @@ def read_npz(source: PathLike | IO[bytes], *, name: str | None = None) -> dict[s
         seekable = False
     try:
         stream = source if seekable else io.BytesIO(source.read())
-        return _read_npz(stream, display)
+        return _read_npz(stream, display, wanted, on_skip)
     except OSError as exc:
         raise InputError(display, os_error_reason(exc)) from exc
 
 
-def _read_npz(fp: IO[bytes], path: object) -> dict[str, np.ndarray]:
+def _read_npz(
+    fp: IO[bytes],
+    path: object,
+    keys: list[str] | None = None,
+    on_skip: Callable[[str, str], object] | None = None,
+) -> dict[str, np.ndarray]:
     try:
         archive = zipfile.ZipFile(fp)
     except (zipfile.BadZipFile, EOFError, ValueError) as exc:
         raise InputError(path, "not a valid .npz (zip) file") from exc
     arrays: dict[str, np.ndarray] = {}
     with archive:
+        members: dict[str, zipfile.ZipInfo] = {}
+        duplicates: set[str] = set()
         for info in archive.infolist():
             if info.is_dir():
                 continue
             if not info.filename.endswith(".npy"):
-                raise InputError(path, f"member {info.filename!r} is not a .npy array")
+                if keys is None:
+                    raise InputError(path, f"member {info.filename!r} is not a .npy array")
+                continue
             key = info.filename[: -len(".npy")]
-            if key in arrays:
-                raise InputError(path, f"array {key!r} appears twice in the archive")
-            arrays[key] = _read_member(archive, info, path, key)
-    if not arrays:
-        raise InputError(path, "contains no arrays (empty .npz)")
+            if key in members:
+                if keys is None:
+                    raise InputError(path, f"array {key!r} appears twice in the archive")
+                duplicates.add(key)
+            members.setdefault(key, info)
+        if not members:
+            raise InputError(path, "contains no arrays (empty .npz)")
+        if keys is not None:
+            for key in keys:
+                if key not in members:
+                    have = ", ".join(members)
+                    raise InputError(path, f"has no array named {key!r} (it has: {have})")
+                if key in duplicates:
+                    raise InputError(path, f"array {key!r} appears twice in the archive")
+        skipped: list[tuple[str, str]] = []
+        for key in members if keys is None else keys:
+            try:
+                arrays[key] = _read_member(archive, members[key], path, key)
+            except _UnsupportedDtype as exc:
+                if on_skip is None:
+                    raise
+                reason = exc.reason.removeprefix(f"array {key!r}: ")
+                skipped.append((key, reason))
+                on_skip(key, reason)
+    if not arrays:  # every member skipped
+        if len(skipped) == 1:
+            key, reason = skipped[0]
+            raise InputError(path, f"array {key!r}: {reason}")
+        listed = "; ".join(f"{key!r}: {reason}" for key, reason in skipped)
+        raise InputError(path, f"contains no supported arrays ({listed})")
     return arrays
 
 
@@ -326,7 +387,8 @@ def _read_member(
             try:
                 _parse_header(member, info.file_size, path, what="member")
             except InputError as exc:
-                raise InputError(path, f"array {key!r}: {exc.reason}") from None
+                kind = _UnsupportedDtype if isinstance(exc, _UnsupportedDtype) else InputError
+                raise kind(path, f"array {key!r}: {exc.reason}") from None
         with archive.open(info) as member:
             return npy_format.read_array(member, allow_pickle=False)
     except (

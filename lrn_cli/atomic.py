@@ -4,20 +4,36 @@ Every output is written to a hidden temporary file next to its destination, flus
 and only then renamed over the destination, so that a crash, a full disk or Ctrl-C never
 leaves a half-written file under the real name. The same module refuses to overwrite an
 existing file unless asked, and never overwrites an input, even when asked.
+
+Ctrl-C is deferred while a finished file gets its name (the rename and the directory fsync):
+an interrupt there is delivered just after, never in a state where the file is in place but
+the caller is told it failed. A caller that records results (a batch) can open
+`hold_interrupts` around "write one file, record it" so that such an interrupt surfaces only
+once the file is recorded.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import TracebackType
 from typing import IO, TypeAlias
 
 from lrn_cli.errors import OutputError
 
-__all__ = ["PathLike", "atomic_write", "check_writable", "os_error_reason"]
+__all__ = [
+    "PathLike",
+    "atomic_write",
+    "check_writable",
+    "defer_interrupts",
+    "hold_interrupts",
+    "os_error_reason",
+]
 
 PathLike: TypeAlias = str | os.PathLike[str]
 """A file-system path: a `str` or anything `os.fspath` accepts."""
@@ -204,26 +220,46 @@ def atomic_write(
         except OSError:
             mode = None
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
-        _publish(tmp, target, overwrite=overwrite)
     except BaseException as exc:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError:  # pragma: no cover - nothing better to do; keep the first error
-            pass
+        _discard(tmp)
         if isinstance(exc, OSError):
             raise OutputError(target, os_error_reason(exc)) from exc
         raise
-    _fsync_directory(directory)
+    # The file is complete: from here on Ctrl-C waits until it has its name (or was refused),
+    # so an interrupt never separates "the output exists" from "the caller knows it does".
+    with defer_interrupts(hold=True) as deferred:
+        try:
+            linked = _publish(tmp, target, overwrite=overwrite)
+        except BaseException as exc:
+            _discard(tmp)
+            if isinstance(exc, OSError):
+                raise OutputError(target, os_error_reason(exc)) from exc
+            raise
+        try:
+            if linked:
+                _discard(tmp)
+            _fsync_directory(directory)
+        except KeyboardInterrupt:
+            deferred.interrupted()  # the output is in place: report it, then stop
     return target
 
 
-def _publish(tmp: Path, target: Path, *, overwrite: bool) -> None:
-    """Move the finished temporary file to its final name (no-clobber unless `overwrite`)."""
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file, ignoring any error (it may already be gone)."""
+    try:
+        tmp.unlink()
+    except OSError:  # pragma: no cover - nothing better to do; keep the first error
+        pass
+
+
+def _publish(tmp: Path, target: Path, *, overwrite: bool) -> bool:
+    """Give the finished temporary file its final name (no-clobber unless `overwrite`).
+
+    Returns whether `tmp` was hard-linked (and still has to be removed) rather than renamed.
+    """
     if overwrite:
         os.replace(tmp, target)
-        return
+        return False
     try:
         os.link(tmp, target)
     except FileExistsError:
@@ -233,5 +269,107 @@ def _publish(tmp: Path, target: Path, *, overwrite: bool) -> None:
         if target.exists() or target.is_symlink():
             raise OutputError(target, "already exists; refusing to overwrite it") from None
         os.replace(tmp, target)
-    else:
-        tmp.unlink()
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+class _Holds(threading.local):
+    """Per thread: how many `hold_interrupts` blocks are open, and the interrupt they hold."""
+
+    depth = 0
+    pending: Callable[[], None] | None = None
+
+
+_holds = _Holds()
+
+
+def _raise_keyboard_interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+class defer_interrupts:  # noqa: N801 - used like a function: ``with defer_interrupts():``
+    """Within the block, Ctrl-C (SIGINT) is recorded instead of raised; delivered on exit.
+
+    Only the main thread can change signal handlers, and only a Python-level handler (such as
+    the default one raising `KeyboardInterrupt`) is replaced: where SIGINT is ignored (batch
+    workers) or left to the OS, nothing changes. On leaving the block, a recorded signal is
+    handed to the previous handler (which raises `KeyboardInterrupt`) — or, with ``hold=True``
+    inside an open `hold_interrupts` block, kept until that block ends. Code in the block may
+    call `interrupted` to have a `KeyboardInterrupt` it caught delivered the same way.
+    """
+
+    def __init__(self, *, hold: bool = False) -> None:
+        self._hold = hold
+        self._previous: object = None
+        self._installed = False
+        self._pending: Callable[[], None] | None = None
+
+    def __enter__(self) -> defer_interrupts:
+        self._pending = None
+        self._installed = False
+        if threading.current_thread() is threading.main_thread():
+            try:
+                previous = signal.getsignal(signal.SIGINT)
+                if callable(previous):
+                    signal.signal(signal.SIGINT, self._record)
+                    self._previous = previous
+                    self._installed = True
+            except (ValueError, OSError):  # pragma: no cover - e.g. an embedded interpreter
+                pass
+        return self
+
+    def _record(self, signum: int, frame: object) -> None:
+        handler = self._previous
+        if self._pending is None and callable(handler):
+            self._pending = lambda: handler(signum, frame)
+
+    def interrupted(self) -> None:
+        """Deliver a `KeyboardInterrupt` (caught inside the block) when the block ends."""
+        if self._pending is None:
+            self._pending = _raise_keyboard_interrupt
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._installed:
+            self._installed = False
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        if self._hold and _holds.depth > 0:
+            if _holds.pending is None:
+                _holds.pending = pending
+            return
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            return  # already on its way out
+        pending()
+
+
+class hold_interrupts:  # noqa: N801 - used like a function: ``with hold_interrupts():``
+    """Keep a Ctrl-C that lands while `atomic_write` publishes a file until the block ends.
+
+    Wrap "produce one output, record it" in this block: an interrupt during the final rename
+    no longer escapes `atomic_write` (which would lose a complete file from the caller's
+    records); the file is returned normally and the `KeyboardInterrupt` is raised when the
+    block ends. Interrupts elsewhere in the block are raised where they land, as usual.
+    Blocks nest; the outermost one delivers.
+    """
+
+    def __enter__(self) -> hold_interrupts:
+        _holds.depth += 1
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        _holds.depth -= 1
+        if _holds.depth > 0:
+            return
+        pending, _holds.pending = _holds.pending, None
+        if pending is None:
+            return
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            return  # the interrupt is already on its way out
+        pending()

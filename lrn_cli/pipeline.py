@@ -178,12 +178,13 @@ def load(source: str | os.PathLike, opts: ReadOptions, mode: str,
         items = [_array_item(name, "", arr, opts, mode, notes)]
         return Loaded(name, kind, items, notes=notes)
     if kind == "npz":
-        members = arrays.read_npz(io.BytesIO(data) if data is not None else name)
-        if opts.key is not None:
-            if opts.key not in members:
-                have = ", ".join(members)
-                raise InputError(name, f"has no array named {opts.key!r} (it has: {have})")
-            members = {opts.key: members[opts.key]}
+        archive = io.BytesIO(data) if data is not None else name
+        if opts.key is not None:  # only that member is read: the others may be anything
+            members = arrays.read_npz(archive, name=name, keys=[opts.key])
+        else:  # labels, names, ... next to the activations: skipped (never unpickled)
+            members = arrays.read_npz(
+                archive, name=name,
+                on_skip=lambda key, why: notes.append(f"array {key!r} skipped: {why}"))
         items = [_array_item(name, key, arr, opts, mode, notes) for key, arr in members.items()]
         return Loaded(name, kind, items, notes=notes)
     from lrn_cli.images import read_image
@@ -294,36 +295,108 @@ class JobResult:
     traceback: str | None = None
 
 
-def should_stream(source: str, output: str | None, ropts: ReadOptions,
-                  data: bytes | None = None) -> bool:
-    """Whether ``source`` goes through :mod:`lrn_cli.streaming` (large ``.npy`` to ``.npy``)."""
-    if data is not None or ropts.stream == "never" or input_kind(source) != "npy":
-        return False
-    if output not in (None, "-") and Path(output).suffix.lower() != ".npy":
-        return False
-    if output == "-" or ropts.dtype is not None:
-        return False
-    if ropts.stream == "always":
-        return True
+@dataclass(frozen=True)
+class StreamChoice:
+    """Whether an input is streamed, and why not when the user could expect it to be.
+
+    ``reason`` (a note for the user) is set when the input is processed in memory although
+    ``--stream`` asked for streaming, or although it is larger than the threshold.
+    """
+
+    stream: bool
+    reason: str | None = None
+
+
+def choose_streaming(source: str, output: str | None, ropts: ReadOptions,
+                     data: bytes | None = None, *, mode: str = "across",
+                     keep_output: bool = False) -> StreamChoice:
+    """Decide whether ``source`` goes through :mod:`lrn_cli.streaming` (``.npy`` to ``.npy``).
+
+    ``--stream`` (``ropts.stream == "always"``) streams every ``.npy`` to ``.npy`` (or to
+    statistics only), and :func:`~lrn_cli.streaming.stream_npy` refuses the files it cannot
+    cut; in auto mode a file above the threshold is streamed only when its header says it
+    can be (C order, axis 0 is a sample axis for ``mode`` and the layout of ``ropts``), else
+    it is processed in memory like a small one.  ``keep_output``: the caller needs the output
+    array itself (``-o -``, ``--panel``), which streaming never holds.
+    """
+    if ropts.stream == "never":
+        return StreamChoice(False)
+    forced = ropts.stream == "always"
+
+    def in_memory(why: str) -> StreamChoice:
+        return StreamChoice(False, f"--stream ignored: {why}; processed in memory"
+                            if forced else None)
+
+    if data is not None:
+        return in_memory("standard input is read whole")
+    if keep_output:
+        return in_memory("the whole output array is needed (-o - or --panel)")
+    if input_kind(source) != "npy":
+        return in_memory("only .npy inputs are streamed")
+    if output == "-":
+        return in_memory("-o - writes to standard output")
+    if output is not None:
+        suffix = Path(output).suffix.lower()
+        if suffix != ".npy":
+            return in_memory(f"streaming writes .npy only, not {suffix or 'this output'}")
+    if ropts.dtype is not None:
+        return in_memory(f"--dtype {ropts.dtype} is not supported when streaming")
+    if forced:
+        return StreamChoice(True)
     try:
-        return os.path.getsize(source) > ropts.stream_threshold
+        if os.path.getsize(source) <= ropts.stream_threshold:
+            return StreamChoice(False)
     except OSError:
-        return False
+        return StreamChoice(False)  # the in-memory path reports it
+    why = _stream_refusal(source, ropts, mode)
+    if why is None:
+        return StreamChoice(True)
+    what = why.split(";")[0]  # "is Fortran-ordered", "cannot be streamed: axis 0 is ..."
+    return StreamChoice(False, f"larger than --stream-threshold but {what}; processed in memory")
+
+
+def _stream_refusal(source: str, ropts: ReadOptions, mode: str) -> str | None:
+    """Why a large ``.npy`` cannot be streamed, from its header (None: it can, or it is bad).
+
+    A header that cannot be read or a layout that does not fit is left to the streaming path,
+    which reports it without loading the file.
+    """
+    from lrn_cli.arrays import read_npy_header
+    from lrn_cli.streaming import refusal
+
+    try:
+        header = read_npy_header(source)
+    except InputError:
+        return None
+    axis = None
+    if not header.fortran_order:
+        try:
+            _, axis, _ = resolve_layout(len(header.shape), mode, ropts.layout,
+                                        ropts.channel_axis,
+                                        channel_axis_given=ropts.channel_axis_given)
+        except ParameterError:
+            return None
+    return refusal(header, mode, axis)
+
+
+def should_stream(source: str, output: str | None, ropts: ReadOptions,
+                  data: bytes | None = None, *, mode: str = "across") -> bool:
+    """Whether ``source`` goes through :mod:`lrn_cli.streaming`; see :func:`choose_streaming`."""
+    return choose_streaming(source, output, ropts, data, mode=mode).stream
 
 
 def _run_streamed(source: str, output: str | None, settings: Settings, ropts: ReadOptions,
-                  wopts: WriteOptions, protect: tuple, on_progress) -> list[ItemResult]:
+                  wopts: WriteOptions, protect: tuple,
+                  on_progress) -> tuple[list[ItemResult], list[str]]:
     from lrn_cli.streaming import stream_npy
 
     res = stream_npy(source, output, lrn_kwargs=settings.lrn_kwargs(), layout=ropts.layout,
                      channel_axis=ropts.channel_axis,
                      channel_axis_given=ropts.channel_axis_given,
                      overwrite=wopts.overwrite, protect=protect, on_progress=on_progress)
-    from lrn_cli.layouts import layout_from_axis
-
-    axis = res.before.channel_axis
-    return [ItemResult("", layout_from_axis(len(res.before.shape), axis), axis, None,
-                       res.before, res.after, res.divisor)]
+    items = [ItemResult("", res.layout, res.channel_axis, None, res.before, res.after,
+                        res.divisor)]
+    return items, [*res.notes, "streamed slab by slab"]
 
 
 def run_job(source: str, output: str | None, settings: Settings, ropts: ReadOptions,
@@ -337,12 +410,19 @@ def run_job(source: str, output: str | None, settings: Settings, ropts: ReadOpti
     """
     start = time.perf_counter()
     loaded = None
+    notes: list[str] = []
     try:
-        if should_stream(source, output, ropts, data):
-            items = _run_streamed(source, output, settings, ropts, wopts, protect, on_progress)
-            return JobResult(source, output, "ok", notes=["streamed slab by slab"],
-                             items=items, seconds=time.perf_counter() - start)
+        choice = choose_streaming(source, output, ropts, data, mode=settings.mode,
+                                  keep_output=keep_output)
+        if choice.stream:
+            items, notes = _run_streamed(source, output, settings, ropts, wopts, protect,
+                                         on_progress)
+            return JobResult(source, output, "ok", notes=notes, items=items,
+                             seconds=time.perf_counter() - start)
+        if choice.reason:
+            notes.append(choice.reason)
         loaded = load(source, ropts, settings.mode, data)
+        notes.extend(loaded.notes)
         if output is not None and output != "-":
             check_output(loaded.kind, output, image=loaded.image, items=len(loaded.items),
                          wopts=wopts)
@@ -350,15 +430,14 @@ def run_job(source: str, output: str | None, settings: Settings, ropts: ReadOpti
         if output is not None and output != "-":
             save(loaded, results, output, wopts, protect)
         items = results if keep_output else [r.without_output() for r in results]
-        return JobResult(source, output, "ok", notes=loaded.notes, items=items,
+        return JobResult(source, output, "ok", notes=notes, items=items,
                          seconds=time.perf_counter() - start)
     except LrnError as exc:
         msg = str(exc)
         path = getattr(exc, "path", None)
         if path is None:
             msg = f"{source}: {msg}"
-        return JobResult(source, output, "failed", error=msg,
-                         notes=loaded.notes if loaded else [],
+        return JobResult(source, output, "failed", error=msg, notes=notes,
                          seconds=time.perf_counter() - start,
                          traceback=_tb() if want_traceback else None)
     except MemoryError:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import IO
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
 from lrn_cli.errors import InputError, ParameterError
+
+if TYPE_CHECKING:
+    from lrn_cli.arrays import NpyHeader
 
 #: Inputs above this size are streamed by default (``lrn apply --stream-threshold``).
 DEFAULT_THRESHOLD = 256 * 2**20
@@ -28,12 +31,21 @@ DEFAULT_SLAB_BYTES = 64 * 2**20
 
 @dataclass
 class StreamResult:
-    """Statistics of a streamed run (the arrays themselves never sit in memory)."""
+    """Statistics of a streamed run (the arrays themselves never sit in memory).
+
+    ``before`` describes the array LRN saw, as in memory: integer and bool input is converted
+    to float32 first, so its statistics report float32.  ``layout``/``channel_axis`` are the
+    resolved layout (as given, or the default for the rank); ``notes`` say what was assumed or
+    converted, worded like the in-memory path's notes.
+    """
 
     before: object
     after: object
     divisor: object
     slabs: int
+    layout: str = ""
+    channel_axis: int | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def can_stream(shape: tuple[int, ...], mode: str, channel_axis: int | None) -> str | None:
@@ -47,6 +59,30 @@ def can_stream(shape: tuple[int, ...], mode: str, channel_axis: int | None) -> s
         if 0 in others[-2:]:
             return "axis 0 is a spatial axis"
     return None
+
+
+def refusal(header: NpyHeader, mode: str, channel_axis: int | None) -> str | None:
+    """Why the ``.npy`` file with this header cannot be streamed (None when it can).
+
+    ``header`` is an :class:`lrn_cli.arrays.NpyHeader`; ``channel_axis`` the resolved one.
+    The reason reads after the file name (``"x.npy: is Fortran-ordered; ..."``).
+    """
+    if header.fortran_order:
+        return "is Fortran-ordered; streaming needs C order"
+    why = can_stream(tuple(header.shape), mode, channel_axis)
+    return None if why is None else f"cannot be streamed: {why}"
+
+
+def input_notes(dtype: np.dtype, layout: str, ndim: int, assumed: bool) -> list[str]:
+    """The notes the in-memory path gives for an array of ``dtype`` (see pipeline)."""
+    notes = []
+    if assumed:
+        notes.append(f"assumed layout {layout} for a {ndim}-D array; use --layout to change")
+    if dtype.kind in "biu":
+        notes.append(f"converted {dtype} to float32")
+    elif dtype.kind == "f" and dtype.itemsize == 2:
+        notes.append("float16 computed in float32, saved as float16")
+    return notes
 
 
 def _write_header(fh: IO[bytes], shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -87,6 +123,21 @@ def stream_npy(
         Input bytes per slab (at least one sample).
     on_progress
         Called with (samples done, samples in all) after each slab.
+
+    Returns
+    -------
+    StreamResult
+        Statistics (the input's as LRN saw it: integers and bool as float32, like in
+        memory), the resolved layout and channel axis, and notes for the user (layout
+        assumed, dtype converted) worded like :func:`lrn_cli.pipeline.load`'s.
+
+    Raises
+    ------
+    InputError
+        Unreadable or invalid file, a layout that does not fit, or a file that cannot be cut
+        along axis 0 (:func:`refusal`); nothing is written then.
+    OutputError
+        The output is refused or cannot be written.
     """
     from lrn_cli.arrays import read_npy_header
     from lrn_cli.atomic import atomic_write
@@ -98,22 +149,27 @@ def stream_npy(
     header = read_npy_header(name)  # validated: safe dtype, size matches the file
     mode = lrn_kwargs.get("mode", "across")
     shape = tuple(header.shape)
-    if header.fortran_order:
-        raise InputError(name, "is Fortran-ordered; streaming needs C order (use --no-stream)")
+    if header.fortran_order:  # before the layout: whatever the layout, the order is wrong
+        raise InputError(name, f"{refusal(header, mode, None)} (use --no-stream)")
     try:
-        layout, axis, _ = resolve_layout(len(shape), mode, layout, channel_axis,
-                                         channel_axis_given=channel_axis_given)
+        layout, axis, assumed = resolve_layout(len(shape), mode, layout, channel_axis,
+                                               channel_axis_given=channel_axis_given)
         out_dtype = result_dtype(header.dtype)
     except ParameterError as exc:
         raise InputError(name, str(exc)) from None
-    why = can_stream(shape, mode, axis)
+    why = refusal(header, mode, axis)
     if why:
-        raise InputError(name, f"cannot be streamed: {why} (use --no-stream)")
+        raise InputError(name, f"{why} (use --no-stream)")
+    # What the in-memory path does (pipeline._array_item): integers and bool become float32
+    # before LRN, so the input statistics describe float32 data there too.
+    in_dtype = np.dtype(np.float32) if header.dtype.kind in "biu" else header.dtype
+    notes = input_notes(header.dtype, layout, len(shape), assumed)
     n = shape[0]
     per_sample = math.prod(shape[1:]) * header.dtype.itemsize
     rows = max(1, slab_bytes // max(1, per_sample))
-    before = StatsAccumulator(None if axis is None else shape[axis])
-    after = StatsAccumulator(None if axis is None else shape[axis])
+    channels = None if axis is None else shape[axis]
+    before = StatsAccumulator(channels, channel_axis=axis, dtype=in_dtype)
+    after = StatsAccumulator(channels, channel_axis=axis, dtype=out_dtype)
     divisor = DivisorAccumulator(lrn_kwargs.get("beta", 0.75))
     slabs = 0
 
@@ -131,7 +187,12 @@ def stream_npy(
                     raise InputError(name, "truncated while reading (file changed?)")
                 x = np.frombuffer(buf[: take * per_sample], dtype=header.dtype).reshape(
                     (take, *shape[1:]))
-                y, d = lrn(x, **lrn_kwargs, channel_axis=axis, return_divisor=True)
+                if x.dtype != in_dtype:  # converted here, so lrn() has nothing to warn about
+                    x = x.astype(in_dtype)
+                try:
+                    y, d = lrn(x, **lrn_kwargs, channel_axis=axis, return_divisor=True)
+                except ParameterError as exc:
+                    raise InputError(name, str(exc)) from None
                 before.add(x, axis)
                 after.add(y, axis)
                 divisor.add(d)
@@ -151,4 +212,5 @@ def stream_npy(
             run(fh)
 
         atomic_write(output, writer, overwrite=overwrite, protect=protect)
-    return StreamResult(before.result(shape), after.result(shape), divisor.result(), slabs)
+    return StreamResult(before.result(shape), after.result(shape), divisor.result(), slabs,
+                        layout=layout, channel_axis=axis, notes=notes)

@@ -324,6 +324,132 @@ def test_npz_object_member_refused_by_name_and_not_unpickled(tmp_path: Path) -> 
     assert not marker.exists()
 
 
+def _mixed_npz(path: Path, marker: Path) -> Path:
+    """Activations next to members no LRN can use, one of them a pickle trap."""
+    np.savez(
+        path,
+        acts=np.ones((2, 3, 4, 4), np.float32),
+        labels=np.array(["cat", "dog"]),
+        evil=np.array([_Trap(marker)], dtype=object),
+        phase=np.ones(3, np.complex64),
+        more=np.arange(6, dtype=np.int16),
+    )
+    return path
+
+
+def test_npz_keys_read_only_those_members(tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled.marker"
+    path = _mixed_npz(tmp_path / "m.npz", marker)
+    back = read_npz(path, keys=["more", "acts"])
+    assert list(back) == ["more", "acts"]  # in the order asked for
+    np.testing.assert_array_equal(back["more"], np.arange(6, dtype=np.int16))
+    assert read_npz(path, keys=["acts", "acts"]).keys() == {"acts"}
+    assert read_npz(path, keys=iter(["acts"])).keys() == {"acts"}
+    assert not marker.exists()
+
+
+def test_npz_unknown_key_lists_the_names(tmp_path: Path) -> None:
+    path = _mixed_npz(tmp_path / "m.npz", tmp_path / "marker")
+    with pytest.raises(InputError) as exc:
+        read_npz(path, keys=["nope"])
+    assert str(exc.value) == (
+        f"{path}: has no array named 'nope' (it has: acts, labels, evil, phase, more)"
+    )
+
+
+def test_npz_key_naming_an_unsupported_member_still_fails(tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled.marker"
+    path = _mixed_npz(tmp_path / "m.npz", marker)
+    with pytest.raises(InputError, match="array 'labels': str96 arrays are not supported"):
+        read_npz(path, keys=["labels"])
+    with pytest.raises(InputError, match="array 'evil': contains pickled Python objects"):
+        read_npz(path, keys=["evil"])
+    assert not marker.exists()
+
+
+def test_npz_keys_ignore_the_other_members_problems(tmp_path: Path) -> None:
+    path = tmp_path / "odd.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("README.txt", "not an array")
+        archive.writestr("cut.npy", _npy_bytes(np.arange(10.0))[:-8])
+        archive.writestr("dup.npy", _npy_bytes(np.arange(2.0)))
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            archive.writestr("dup.npy", _npy_bytes(np.arange(3.0)))
+        archive.writestr("good.npy", _npy_bytes(np.arange(4.0)))
+    np.testing.assert_array_equal(read_npz(path, keys=["good"])["good"], np.arange(4.0))
+    with pytest.raises(InputError, match="array 'dup' appears twice"):
+        read_npz(path, keys=["dup"])
+    with pytest.raises(InputError, match="array 'cut': truncated"):
+        read_npz(path, keys=["cut"])
+    with pytest.raises(InputError, match="'README.txt' is not a .npy array"):
+        read_npz(path)  # all members: every problem counts
+
+
+def test_npz_on_skip_leaves_out_unsupported_dtypes(tmp_path: Path) -> None:
+    path = tmp_path / "m.npz"
+    np.savez(path, acts=np.ones((2, 3), np.float32), labels=np.array(["cat", "dog"]),
+             phase=np.ones(3, np.complex64), when=np.array(["2024-01-01"], "datetime64[D]"),
+             rec=np.zeros(2, [("a", "<f4")]), more=np.arange(6, dtype=np.int16))
+    skipped: list[tuple[str, str]] = []
+    back = read_npz(path, on_skip=lambda key, why: skipped.append((key, why)))
+    assert list(back) == ["acts", "more"]
+    assert [key for key, _ in skipped] == ["labels", "phase", "when", "rec"]
+    reasons = dict(skipped)
+    assert "not supported" in reasons["labels"] and not reasons["labels"].startswith("array")
+    assert reasons["phase"] == "complex64 arrays are not supported"
+    assert "structured" in reasons["rec"]
+    with pytest.raises(InputError, match="array 'labels'"):
+        read_npz(path)  # without on_skip: the whole archive fails, as before
+
+
+def test_npz_on_skip_never_skips_a_pickle(tmp_path: Path) -> None:
+    """An archive holding pickled objects is refused whole, and nothing is unpickled."""
+    marker = tmp_path / "unpickled.marker"
+    path = _mixed_npz(tmp_path / "m.npz", marker)
+    skipped: list[str] = []
+    with pytest.raises(InputError, match="array 'evil': contains pickled Python objects; "
+                                         "refusing to unpickle"):
+        read_npz(path, on_skip=lambda key, why: skipped.append(key))
+    assert skipped == ["labels"]
+    assert not marker.exists()
+
+
+def test_npz_on_skip_fails_when_nothing_is_left(tmp_path: Path) -> None:
+    one = tmp_path / "one.npz"
+    np.savez(one, labels=np.array(["cat", "dog"]))
+    with pytest.raises(InputError) as exc:
+        read_npz(one, on_skip=lambda *a: None)
+    assert str(exc.value) == (f"{one}: array 'labels': str96 arrays are not supported "
+                              "(need bool, integer or floating point)")
+    two = tmp_path / "two.npz"
+    np.savez(two, a=np.ones(2, np.complex64), b=np.ones(2, np.complex128))
+    with pytest.raises(InputError) as exc:
+        read_npz(two, on_skip=lambda *a: None)
+    assert str(exc.value) == (f"{two}: contains no supported arrays ('a': complex64 arrays "
+                              "are not supported; 'b': complex128 arrays are not supported)")
+
+
+def test_pipeline_load_skips_unsupported_members_with_a_note(tmp_path: Path) -> None:
+    from lrn_cli.pipeline import ReadOptions, load
+
+    path = tmp_path / "m.npz"
+    np.savez(path, acts=np.ones((2, 3, 4, 4), np.float32), labels=np.array(["cat", "dog"]))
+    loaded = load(path, ReadOptions(), "across")
+    assert [item.key for item in loaded.items] == ["acts"]
+    assert loaded.notes[0] == ("array 'labels' skipped: str96 arrays are not supported "
+                               "(need bool, integer or floating point)")
+    keyed = load(path, ReadOptions(key="acts"), "across")
+    assert [item.key for item in keyed.items] == ["acts"]
+    assert not any("skipped" in note for note in keyed.notes)
+    with pytest.raises(InputError, match="has no array named 'nope' .it has: acts, labels."):
+        load(path, ReadOptions(key="nope"), "across")
+    data = path.read_bytes()
+    from_stdin = load("<stdin>", ReadOptions(), "across", data=data)
+    assert [item.key for item in from_stdin.items] == ["acts"]
+    with pytest.raises(InputError, match=r"^<stdin>: has no array named 'nope'"):
+        load("<stdin>", ReadOptions(key="nope"), "across", data=data)
+
+
 def test_npz_bad_zip(tmp_path: Path) -> None:
     path = tmp_path / "bad.npz"
     path.write_bytes(b"PK\x03\x04 but not really a zip file")

@@ -185,3 +185,93 @@ def test_os_error_reason_is_short() -> None:
         "no such file or directory"
     )
     assert os_error_reason(PermissionError(13, "Permission denied")) == "permission denied"
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+def test_ctrl_c_is_deferred_to_the_end_of_the_block() -> None:
+    import signal
+
+    from lrn_cli.atomic import defer_interrupts
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with defer_interrupts():
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, in the middle
+            steps.append("after the signal")
+    assert steps == ["after the signal"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_deferring_leaves_an_ignored_sigint_ignored() -> None:
+    import signal
+
+    from lrn_cli.atomic import defer_interrupts
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a batch worker
+    try:
+        with defer_interrupts():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_publishing_comes_after_the_file_is_complete(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    import signal
+
+    from lrn_cli import atomic
+
+    link = os.link
+
+    def link_then_ctrl_c(src, dst) -> None:
+        link(src, dst)
+        signal.raise_signal(signal.SIGINT)  # lands between the rename and the cleanup
+
+    monkeypatch.setattr(atomic.os, "link", link_then_ctrl_c)
+    target = tmp_path / "out.bin"
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, _write(b"complete"))
+    assert target.read_bytes() == b"complete"
+    assert _leftovers(tmp_path) == []
+
+
+def test_ctrl_c_before_the_rename_still_publishes_nothing_partial(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    from lrn_cli import atomic
+
+    def interrupted_link(src, dst) -> None:
+        raise KeyboardInterrupt  # raised by code, before the file got its name
+
+    monkeypatch.setattr(atomic.os, "link", interrupted_link)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "out.bin", _write(b"x"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hold_interrupts_returns_the_published_file_then_raises(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    from lrn_cli import atomic
+
+    def interrupted_fsync(directory) -> None:
+        raise KeyboardInterrupt  # Ctrl-C once the output has its name
+
+    monkeypatch.setattr(atomic, "_fsync_directory", interrupted_fsync)
+    recorded = []
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.hold_interrupts():
+            recorded.append(atomic_write(tmp_path / "a.bin", _write(b"a")))
+            recorded.append("recorded")
+    assert recorded == [tmp_path / "a.bin", "recorded"]
+    assert (tmp_path / "a.bin").read_bytes() == b"a"
+    # without a hold, the interrupt leaves atomic_write, but only after publishing
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "b.bin", _write(b"b"))
+    assert (tmp_path / "b.bin").read_bytes() == b"b"
+    assert _leftovers(tmp_path) == []
+    # and nothing is left held for the next block
+    with atomic.hold_interrupts():
+        pass

@@ -499,8 +499,6 @@ def test_rerun_without_skip_existing_refuses_to_overwrite(clean_tree: Tree,
     assert lrn(str(clean_tree.root), "-o", "out", "--overwrite").exit_code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: --manifest rows of --skip-existing inputs lose "
-                   "their output path (run.py _manifest_rows keeps output only for 'ok')")
 def test_manifest_of_a_resumed_run_keeps_the_output_of_skipped_inputs(
         clean_tree: Tree, workdir: Path) -> None:
     assert lrn(str(clean_tree.root), "-o", "out").exit_code == 0
@@ -645,9 +643,6 @@ def test_a_single_file_input_writes_the_named_file(clean_tree: Tree, workdir: Pa
 # --------------------------------------------------------------------------- bugs (walker)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: batch._walk reports the real directory as a "
-                   "'symlink loop' when a link to it sorts first (global seen-set, not an "
-                   "ancestor check), and mirrors its files under the link's name")
 def test_link_to_a_sibling_folder_is_not_a_loop(workdir: Path) -> None:
     root = workdir / "dup"
     (root / "zdir").mkdir(parents=True)
@@ -658,9 +653,6 @@ def test_link_to_a_sibling_folder_is_not_a_loop(workdir: Path) -> None:
     assert (workdir / "out" / "zdir" / "x.png").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: batch._walk follows a link to an ancestor of the "
-                   "input folder once (only folders visited in this walk are 'seen'), so it "
-                   "processes files outside the folder it was given")
 def test_link_to_a_parent_of_the_input_folder_is_refused_as_a_loop(tree: Tree,
                                                                    workdir: Path) -> None:
     sub = tree.root / "sub dir"  # holds loop -> .. (the parent of the folder given)
@@ -669,12 +661,163 @@ def test_link_to_a_parent_of_the_input_folder_is_refused_as_a_loop(tree: Tree,
     assert outputs(workdir / "out") == {"c d.png", "deep/e.png"}
 
 
+def _problems(inputs: list[str]) -> dict[str, str]:
+    from lrn_cli import batch
+
+    _sources, problems = batch.discover(inputs)
+    return {p.path: p.reason for p in problems}
+
+
+def _found(inputs: list[str]) -> set[str]:
+    from lrn_cli import batch
+
+    sources, _problems = batch.discover(inputs)
+    return {s.rel for s in sources}
+
+
+def test_walker_skips_a_link_into_the_tree_naming_the_link(workdir: Path) -> None:
+    (workdir / "t" / "real").mkdir(parents=True)
+    rgb(np.random.default_rng(1)).save(workdir / "t" / "real" / "x.png")
+    os.symlink("real", workdir / "t" / "a-link")  # sorts first
+    os.symlink("../real", workdir / "t" / "real" / "up-and-back")  # the folder itself: a loop
+    assert _found(["t"]) == {"real/x.png"}
+    assert _problems(["t"]) == {
+        "t/a-link": "skipped: links to t/real, which is processed under its own name",
+        "t/real/up-and-back": "symlink loop (points to an enclosing folder)",
+    }
+
+
+def test_walker_follows_a_link_out_of_the_tree_once(workdir: Path) -> None:
+    rng = np.random.default_rng(2)
+    (workdir / "elsewhere" / "deep").mkdir(parents=True)
+    rgb(rng).save(workdir / "elsewhere" / "deep" / "y.png")
+    (workdir / "t").mkdir()
+    rgb(rng).save(workdir / "t" / "x.png")
+    os.symlink("../elsewhere", workdir / "t" / "ext")
+    os.symlink("../elsewhere", workdir / "t" / "ext2")
+    os.symlink("../../t", workdir / "elsewhere" / "deep" / "back")  # into the input folder
+    os.symlink("..", workdir / "elsewhere" / "deep" / "up")  # loops through the link
+    assert _found(["t"]) == {"x.png", "ext/deep/y.png"}
+    assert _problems(["t"]) == {
+        "t/ext/deep/back": "symlink loop (points to an enclosing folder)",
+        "t/ext/deep/up": "symlink loop (points to an enclosing folder)",
+        "t/ext2": "skipped: already visited via t/ext",
+    }
+
+
+def test_walker_given_a_link_to_a_folder_walks_it(workdir: Path) -> None:
+    (workdir / "real" / "sub").mkdir(parents=True)
+    rgb(np.random.default_rng(3)).save(workdir / "real" / "sub" / "x.png")
+    os.symlink("real", workdir / "given")
+    os.symlink("..", workdir / "real" / "sub" / "loop")
+    assert _found(["given"]) == {"sub/x.png"}
+    assert _problems(["given"]) == {
+        "given/sub/loop": "symlink loop (points to an enclosing folder)"}
+
+
+def test_report_says_how_many_were_not_started_after_a_stop() -> None:
+    from lrn_cli.batch import Report
+
+    report = Report(processed=2, failed=1, not_started=3)
+    report.finish()
+    counts = summary(str(report))
+    assert counts == {"interrupted": False, "processed": 2, "skipped": 0, "failed": 1,
+                      "not_started": 3}
+    assert "not started" not in str(Report(processed=2))
+
+
+def _array_jobs(base: Path, n: int, *, missing: tuple[int, ...] = ()) -> list:
+    from lrn_cli import batch
+
+    rng = np.random.default_rng(6)
+    jobs = []
+    for i in range(n):
+        src = base / f"in{i:02d}.npy"
+        if i not in missing:
+            np.save(src, rng.standard_normal((1, 4, 8, 8)).astype(np.float32))
+        jobs.append(batch.Job(str(src), str(base / "out" / src.name)))
+    return jobs
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_jobs_returns_how_many_were_not_started_after_a_stop(tmp_path: Path,
+                                                                 workers: int) -> None:
+    from lrn_cli import batch
+    from lrn_cli.pipeline import ReadOptions, Settings, WriteOptions
+
+    jobs = _array_jobs(tmp_path, 12, missing=(1,))
+    reported = []
+
+    def on_result(result) -> bool:  # --fail-fast
+        reported.append(result)
+        return result.status != "failed"
+
+    not_started = batch.run_jobs(jobs, Settings(), ReadOptions(), WriteOptions(),
+                                 workers=workers, on_result=on_result)
+    assert [r.source for r in reported if r.status == "failed"] == [jobs[1].source]
+    assert len({r.source for r in reported}) == len(reported)
+    assert len(reported) + not_started == len(jobs)
+    if workers == 1:
+        assert not_started == 10
+    else:  # the failure comes back first; at most the jobs in flight still run
+        assert not_started > 0
+    written = {job.source for job in jobs if Path(job.output).exists()}
+    assert written == {r.source for r in reported if r.status == "ok"}
+
+
+def test_serial_ctrl_c_while_recording_waits_for_the_record(tmp_path: Path) -> None:
+    from lrn_cli import batch
+    from lrn_cli.pipeline import ReadOptions, Settings, WriteOptions
+
+    jobs = _array_jobs(tmp_path, 5)
+    steps = []
+
+    def on_result(result) -> bool:
+        steps.append(f"start {Path(result.source).name}")
+        if len(steps) == 3:
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C while recording the second
+        steps.append(f"end {Path(result.source).name}")
+        return True
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        batch.run_jobs(jobs, Settings(), ReadOptions(), WriteOptions(), workers=1,
+                       on_result=on_result)
+    assert steps == ["start in00.npy", "end in00.npy", "start in01.npy", "end in01.npy"]
+    assert info.value.not_started == 3
+
+
+ALWAYS_KILLED_WORKER = """
+import sys
+if "--multiprocessing-fork" in sys.argv:
+    import os, signal
+    import lrn_cli.batch as _batch
+    def _dies(job, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+    _batch._run_one = _dies
+"""
+
+
+def test_workers_that_always_die_fail_the_files_without_hanging(clean_tree: Tree,
+                                                                workdir: Path) -> None:
+    hook = workdir / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(ALWAYS_KILLED_WORKER)
+    result = lrn_proc(str(clean_tree.root), "-o", "out", "-j", "2", cwd=workdir,
+                      env=lrn_env(PYTHONPATH=str(hook)), timeout=60)
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "Traceback" not in err
+    errors = error_lines(err)
+    assert len(errors) == len(clean_tree.ok)
+    assert any("worker process died while processing it (killed by SIGKILL" in e
+               for e in errors), errors
+    assert summary(err)["failed"] == len(clean_tree.ok)
+    assert not (workdir / "out").exists() or outputs(workdir / "out") == set()
+
+
 # --------------------------------------------------------------------------- other bugs
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: per-file errors are wrapped at 160 columns when "
-                   "stderr is not a terminal (cli/output.py _console: width=160, "
-                   "soft_wrap=False), so a log gets one error over two lines")
 def test_each_error_is_one_line_even_with_long_paths(workdir: Path) -> None:
     deep = workdir / "in" / ("long folder name " * 4).strip() / ("another long one " * 4).strip()
     deep.mkdir(parents=True)
@@ -714,8 +857,6 @@ def test_interrupt_summary_and_manifest_in_process(clean_tree: Tree, workdir: Pa
     assert {r["status"] for r in rows} == {"ok"} and len({r["input"] for r in rows}) == 3
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: run.py execute(): not_started subtracts every "
-                   "failure, including outputs refused before the run (never in runnable)")
 def test_interrupt_counts_not_started_with_refused_outputs(clean_tree: Tree, workdir: Path,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
@@ -733,9 +874,6 @@ def test_interrupt_counts_not_started_with_refused_outputs(clean_tree: Tree, wor
     assert counts["processed"] + counts["failed"] + counts["not_started"] == total
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a Ctrl-C landing after atomic_write published "
-                   "the output (tmp unlink, directory fsync) loses the finished file from the "
-                   "summary and the manifest: run_job lets KeyboardInterrupt escape")
 def test_interrupt_while_publishing_still_counts_the_file(clean_tree: Tree, workdir: Path,
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
@@ -914,8 +1052,6 @@ def test_ctrl_c_stops_cleanly(many: Path, tmp_path: Path, jobs: str, whole_group
     assert b"files (across" in stdout  # the table of what was done
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: batch.run_jobs drops the results still in "
-                   "`done` when Ctrl-C lands in on_result: files written, never reported")
 def test_interrupt_reports_every_finished_file(tmp_path: Path) -> None:
     """Ctrl-C while the parent records one result must not lose the other finished ones."""
     from lrn_cli import batch
@@ -974,9 +1110,6 @@ if "--multiprocessing-fork" in sys.argv:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: spawn workers only ignore SIGINT once "
-                   "batch._init_worker runs; a Ctrl-C while they start kills them, and the "
-                   "parent dies on an uncaught BrokenProcessPool")
 def test_sigint_reaching_a_starting_worker_does_not_break_the_run(clean_tree: Tree,
                                                                   workdir: Path) -> None:
     hook = workdir / "hook"
@@ -990,9 +1123,6 @@ def test_sigint_reaching_a_starting_worker_does_not_break_the_run(clean_tree: Tr
     assert outputs(workdir / "out") == set(clean_tree.ok.values())
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: batch.run_jobs does not catch BrokenProcessPool: "
-                   "one worker killed (OOM, native crash) aborts the batch with a traceback, "
-                   "no summary and no manifest")
 def test_a_killed_worker_fails_its_files_not_the_batch(clean_tree: Tree, workdir: Path) -> None:
     hook = workdir / "hook"
     hook.mkdir()

@@ -336,8 +336,6 @@ def test_npz_with_several_arrays_into_npy_is_refused(lrn, tmp_path, acts):
     assert not (tmp_path / "o.npy").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: read_npz validates every member before --key "
-                   "selects one, so a non-numeric member fails the whole file")
 def test_npz_key_ignores_other_non_numeric_members(lrn, tmp_path, acts):
     src = tmp_path / "mixed.npz"
     np.savez(src, acts=acts, labels=np.array(["cat", "dog"]))
@@ -346,8 +344,6 @@ def test_npz_key_ignores_other_non_numeric_members(lrn, tmp_path, acts):
     np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), lrn_cli.lrn(acts))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an .npz with a non-numeric member fails as a "
-                   "whole instead of normalizing every numeric array")
 def test_npz_normalizes_every_numeric_array_and_skips_the_rest(lrn, tmp_path, acts):
     src = tmp_path / "mixed.npz"
     np.savez(src, acts=acts, labels=np.array(["cat", "dog"]))
@@ -886,8 +882,6 @@ def test_output_dash_needs_exactly_one_input(lrn, npy, acts):
     assert "-o - (stdout) takes exactly one input" in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: -o - with a multi-array .npz silently writes only "
-                   "the first array (run.py _run_inline); -o x.npy refuses the same input")
 def test_output_dash_refuses_a_multi_array_npz(lrn, tmp_path, acts):
     src = tmp_path / "two.npz"
     np.savez(src, a=acts, b=acts[:, :3])
@@ -933,8 +927,6 @@ def test_table_on_stdout_notes_on_stderr(lrn, npy, acts):
         assert fmt(value) in r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the per-channel table of `lrn apply` has no min "
-                   "and no Michelson contrast column (tables.PER_CHANNEL_STATS)")
 def test_per_channel_table_has_every_statistic(lrn, npy, acts):
     r = lrn("apply", npy("x.npy", acts))
     per_channel = r.stdout[r.stdout.index("per channel"):]
@@ -959,9 +951,6 @@ def test_many_files_get_one_row_each(lrn, npy, acts):
         assert src in r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Rich tables cut cells with '…' when they do not "
-                   "fit (160 columns off a terminal): long file names in the many-files table "
-                   "and numbers in narrow terminals are lost")
 def test_many_files_table_keeps_long_names(lrn, tmp_path, acts):
     folder = tmp_path / ("long_folder_name_" * 4)
     folder.mkdir()
@@ -1059,9 +1048,6 @@ def test_stats_out_file(lrn, npy, tmp_path, acts, suffix):
         assert list(csv.DictReader(io.StringIO(target.read_text())))[0]["scope"] == "all"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (spec: never overwrite an existing file without "
-                   "--overwrite): --stats-out always replaces an existing file (run.py passes "
-                   "overwrite=True to write_stats_file; --manifest too)")
 def test_stats_out_does_not_overwrite_without_overwrite(lrn, npy, tmp_path, acts):
     target = tmp_path / "stats.csv"
     target.write_text("precious\n")
@@ -1185,8 +1171,6 @@ def test_traceback_option_shows_the_traceback(lrn, tmp_path, acts):
     assert len(error_lines(r.stderr)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Ui.error prints through a Rich console 160 columns "
-                   "wide (not a terminal) that hard-wraps long messages onto several lines")
 def test_long_error_stays_on_one_line(lrn, tmp_path, acts):
     deep = tmp_path / ("a" * 60) / ("b" * 60)
     deep.mkdir(parents=True)

@@ -29,8 +29,6 @@ def test_list_shows_every_convention(lrn):
     assert r.stderr == ""
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: in an 80-column terminal the conventions table "
-                   "cuts the name column ('tensor…', 'onnxru…'): names need no_wrap/min_width")
 def test_list_names_survive_a_narrow_terminal(lrn):
     r = lrn("conventions", env={"COLUMNS": "80"})
     assert r.exit_code == 0
@@ -102,16 +100,11 @@ def test_show_unknown_name(lrn):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the hidden `show` subcommand leaks into messages: "
-                   "'Usage: lrn conventions show [OPTIONS]', \"Try 'lrn conventions show "
-                   "--help'\" (cmd_conventions.ConventionsGroup)")
 def test_unknown_name_usage_does_not_mention_hidden_show(lrn):
     r = lrn("conventions", "nope")
     assert "conventions show" not in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: --json is an option of the `conventions` group "
-                   "only: `lrn conventions caffe --json` exits 2 'No such option'")
 def test_show_json_after_the_name(lrn):
     r = lrn("conventions", "caffe", "--json")
     assert r.exit_code == 0, r.stderr
@@ -144,8 +137,6 @@ def test_translate_json(lrn):
     assert any("transpose" in note for note in doc["notes"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `lrn conventions translate ... --json` exits 2 "
-                   "(No such option); --json only works before `translate`")
 def test_translate_json_after_the_subcommand(lrn):
     r = lrn("conventions", "translate", "--from", "tensorflow", "--to", "caffe",
             "--depth-radius", "2", "--alpha", "2e-5", "--json")
@@ -172,8 +163,6 @@ def test_translate_even_size_into_a_framework_that_rejects_it(lrn):
     assert "[c-2, c+1]" in text
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Ui.error hard-wraps messages at 160 columns off a "
-                   "terminal, so this reason is split over two lines")
 def test_translate_reason_is_one_line(lrn):
     r = lrn("conventions", "translate", "--from", "pytorch", "--to", "caffe", "--size", "4")
     [line] = error_lines(r.stderr)

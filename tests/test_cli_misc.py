@@ -234,10 +234,6 @@ def test_closed_pipe_apply_json(big_dir):
     assert "Traceback" not in err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `lrn apply x.npy -o - | head -c 6` crashes with a "
-                   "traceback: np.save -> ndarray.tofile raises OSError('N requested and 0 "
-                   "written'), not BrokenPipeError, so broken_pipe_guard misses it (run.py "
-                   "_run_inline)")
 def test_closed_pipe_apply_binary_stdout(big_dir):
     first, code, err = _read_one_line_and_close(["apply", "huge.npy", "-o", "-", "-q"],
                                                 big_dir, nbytes=6)
@@ -246,9 +242,6 @@ def test_closed_pipe_apply_binary_stdout(big_dir):
     assert "Traceback" not in err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a closed stdout during a second Rich table exits 1: "
-                   "Rich's Console.on_broken_pipe raises SystemExit(1) itself, which "
-                   "output.broken_pipe_guard (BrokenPipeError only) never sees")
 @pytest.mark.parametrize("command", ["stats", "apply"])
 def test_closed_pipe_during_tables_is_quiet(big_dir, command):
     args = [command, "wide.npy", "wide2.npy", "--channels", "700", "-q"]

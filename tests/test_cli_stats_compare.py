@@ -357,8 +357,6 @@ def test_compare_layout_range_channels_and_quiet_options(lrn, npy, tmp_path, act
                "--range", "raw").exit_code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `lrn compare --traceback` is accepted but ignored: "
-                   "cmd_compare never prints the traceback of a failed load")
 def test_compare_traceback_option(lrn, npy, acts):
     good = npy("good.npy", acts)
     r = lrn("compare", good, "missing.npy", "--traceback")
@@ -380,9 +378,6 @@ def test_compare_usage_errors(lrn, npy, acts, opts, message):
     assert lrn("compare", a).exit_code == 2
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: in a narrow terminal Rich cuts table cells with "
-                   "'…', so `lrn stats` shows e.g. '3.848e-…' and the exponent is lost "
-                   "(tables.stats_only_table columns need overflow='fold' or no_wrap)")
 def test_stats_table_never_cuts_numbers_in_a_narrow_terminal(lrn, npy, acts):
     r = lrn("stats", npy("small.npy", acts / 1e5 + 1e-9), env={"COLUMNS": "80"})
     assert r.exit_code == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("readme_tool", ROOT / "docs" / "readme_tool.py")
 readme_tool = importlib.util.module_from_spec(_spec)
+sys.modules["readme_tool"] = readme_tool  # dataclasses look their module up
 _spec.loader.exec_module(readme_tool)
 
 

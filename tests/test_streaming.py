@@ -39,7 +39,7 @@ from numpy.lib import format as npy_format
 from lrn_cli import DtypeConversionWarning, lrn
 from lrn_cli.errors import InputError, OutputError
 from lrn_cli.layouts import resolve_layout
-from lrn_cli.pipeline import ReadOptions, should_stream
+from lrn_cli.pipeline import ReadOptions, StreamChoice, choose_streaming, should_stream
 from lrn_cli.stats import ArrayStats, ChannelStats, DivisorStats, array_stats, divisor_stats
 from lrn_cli.streaming import DEFAULT_THRESHOLD, can_stream, stream_npy
 
@@ -75,6 +75,11 @@ def reference(x: np.ndarray, kw: dict, layout=None, channel_axis=None,
         warnings.simplefilter("ignore", DtypeConversionWarning)
         y, d = lrn(x, **kw, channel_axis=axis, return_divisor=True)
     return y, d, axis
+
+
+def as_lrn_sees(x: np.ndarray) -> np.ndarray:
+    """The input array as the in-memory path hands it to LRN: integers and bool as float32."""
+    return x.astype(np.float32) if x.dtype.kind in "biu" else x
 
 
 def stream(src, out, kw: dict, **options):
@@ -136,7 +141,8 @@ def check_parity(tmp_path: Path, x: np.ndarray, kw: dict, slab_bytes: int, **lay
     per_sample = x[:1].nbytes
     rows = max(1, slab_bytes // per_sample)
     assert res.slabs == -(-x.shape[0] // rows)
-    assert_stats_equal(res.before, array_stats(x, axis), "before")
+    # like `lrn apply --no-stream`: statistics of the input LRN saw (integers as float32)
+    assert_stats_equal(res.before, array_stats(as_lrn_sees(x), axis), "before")
     assert_stats_equal(res.after, array_stats(y, axis), "after")
     assert_divisor_equal(res.divisor, divisor_stats(d, kw.get("beta", 0.75)))
     assert leftovers(tmp_path) == []
@@ -463,6 +469,98 @@ def test_default_threshold_is_256_mib():
     assert DEFAULT_THRESHOLD == ReadOptions().stream_threshold == 256 * MiB
 
 
+@pytest.mark.parametrize(
+    ("output", "options", "data", "keep_output", "why"),
+    [
+        ("y.npz", {}, None, False, "streaming writes .npy only, not .npz"),
+        ("y.png", {}, None, False, "streaming writes .npy only, not .png"),
+        ("-", {}, None, False, "-o - writes to standard output"),
+        ("y.npy", {"dtype": "float64"}, None, False, "--dtype float64"),
+        ("y.npy", {}, b"\x93NUMPY", False, "standard input"),
+        (None, {}, None, True, "the whole output array is needed"),
+    ],
+)
+def test_forced_stream_that_cannot_apply_says_why(tmp_path, output, options, data,
+                                                  keep_output, why):
+    src = save(tmp_path / "x.npy", acts((2, 3, 4, 4)))
+    choice = choose_streaming(str(src), output, ReadOptions(stream="always", **options), data,
+                              keep_output=keep_output)
+    assert choice.stream is False
+    assert choice.reason is not None
+    assert choice.reason.startswith("--stream ignored: ") and why in choice.reason
+    assert choice.reason.endswith("; processed in memory")
+    # without --stream nobody asked: no note
+    auto = choose_streaming(str(src), output, ReadOptions(stream_threshold=0, **options), data,
+                            keep_output=keep_output)
+    assert auto.stream is False and auto.reason is None
+
+
+def test_forced_stream_of_a_non_npy_input_says_why(tmp_path):
+    src = tmp_path / "x.npz"
+    np.savez(src, a=acts((2, 3, 4, 4)))
+    choice = choose_streaming(str(src), None, ReadOptions(stream="always"))
+    assert choice == StreamChoice(False, "--stream ignored: only .npy inputs are streamed; "
+                                         "processed in memory")
+
+
+def test_no_stream_and_small_files_have_no_reason(tmp_path):
+    src = save(tmp_path / "x.npy", np.asfortranarray(acts((2, 3, 4, 4))))
+    assert choose_streaming(str(src), "y.npz", ReadOptions(stream="never")) == StreamChoice(False)
+    assert choose_streaming(str(src), "y.npy", ReadOptions()) == StreamChoice(False)
+
+
+@pytest.mark.parametrize(
+    ("shape", "fortran", "mode", "options", "why"),
+    [
+        ((4, 3, 5, 6), True, "across", {}, "is Fortran-ordered"),
+        ((6, 8, 8), False, "across", {}, "axis 0 is the channel axis"),
+        ((4, 6, 8), False, "across", {"layout": "CNL"}, "axis 0 is the channel axis"),
+        ((8, 8, 3), False, "within", {"layout": "HWC"}, "axis 0 is a spatial axis"),
+        ((5, 4, 6), False, "across", {"channel_axis": 0, "channel_axis_given": True},
+         "axis 0 is the channel axis"),
+        ((7,), False, "across", {}, "1-D"),
+    ],
+)
+def test_auto_mode_falls_back_to_memory_from_the_header(tmp_path, shape, fortran, mode,
+                                                       options, why):
+    x = acts(shape)
+    src = save(tmp_path / "x.npy", np.asfortranarray(x) if fortran else x)
+    ropts = ReadOptions(stream_threshold=100, **options)
+    choice = choose_streaming(str(src), "y.npy", ropts, mode=mode)
+    assert choice.stream is False
+    assert choice.reason is not None and why in choice.reason
+    assert choice.reason.startswith("larger than --stream-threshold but ")
+    assert should_stream(str(src), "y.npy", ropts, mode=mode) is False
+    # --stream still means streaming: stream_npy then refuses with the clear message
+    forced = ReadOptions(stream="always", **options)
+    assert choose_streaming(str(src), "y.npy", forced, mode=mode) == StreamChoice(True)
+
+
+@pytest.mark.parametrize(
+    ("shape", "mode", "options"),
+    [
+        ((4, 3, 5, 6), "across", {}),
+        ((6, 8, 8), "within", {}),  # CHW within: the planes never mix, cut along C
+        ((4, 6, 8), "across", {"layout": "NLC"}),
+        ((4, 5, 6, 3), "across", {"channel_axis": -1, "channel_axis_given": True}),
+    ],
+)
+def test_auto_mode_streams_what_can_be_streamed(tmp_path, shape, mode, options):
+    src = save(tmp_path / "x.npy", acts(shape))
+    ropts = ReadOptions(stream_threshold=100, **options)
+    assert choose_streaming(str(src), "y.npy", ropts, mode=mode) == StreamChoice(True)
+    assert choose_streaming(str(src), None, ropts, mode=mode) == StreamChoice(True)
+
+
+def test_auto_mode_leaves_bad_headers_to_the_streaming_error(tmp_path):
+    """A large file whose header or layout is wrong is refused without being loaded."""
+    src = save(tmp_path / "x.npy", acts((4, 3, 5, 6)))
+    bad_layout = ReadOptions(stream_threshold=100, layout="NCL")
+    assert choose_streaming(str(src), "y.npy", bad_layout) == StreamChoice(True)
+    with pytest.raises(InputError, match="layout NCL has 3 axes but the array has 4"):
+        stream(src, None, STRONG, layout="NCL")
+
+
 # --------------------------------------------------------------------------- the CLI
 
 _NOISY_ENV = ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "TERM", "TTY_COMPATIBLE",
@@ -570,20 +668,19 @@ def test_cli_bad_threshold_is_a_usage_error(tmp_path, bad):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cmd_apply.parse_size matches [0-9.]+ then calls "
-                   "float(), so '1.2.3MB' or '..' raise ValueError (a crash, exit 1) instead "
-                   "of click.BadParameter (exit 2)")
-@pytest.mark.parametrize("bad", ["1.2.3MB", ".."])
+@pytest.mark.parametrize("bad", ["1.2.3MB", "..", ".", "1..5GB", "9" * 400])
 def test_cli_malformed_number_threshold_is_a_usage_error(tmp_path, bad):
     src = save(tmp_path / "x.npy", acts((2, 3, 4, 4)))
     r = cli("apply", src, "--stream-threshold", bad)  # AssertionError when it crashes
     assert r.exit_code == 2, r.stderr
+    assert "--stream-threshold" in r.stderr and "is not a size" in r.stderr
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("1KB", 1024), ("1kb", 1024), ("256MB", 256 * MiB), ("256M", 256 * MiB),
-     ("1.5GB", 3 * 2**29), ("512", 512), ("0", 0), (" 2 GB ", 2 * 2**30)],
+     ("1.5GB", 3 * 2**29), ("512", 512), ("0", 0), (" 2 GB ", 2 * 2**30), (".5K", 512),
+     ("2.MB", 2 * MiB)],
 )
 def test_parse_size(text, expected):
     from lrn_cli.cli.cmd_apply import parse_size
@@ -633,10 +730,6 @@ def test_cli_existing_output_refused(tmp_path):
     assert np.load(out).shape == (3, 4, 5, 5)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: streaming is on by default above the threshold "
-                   "(pipeline.should_stream looks only at the size), but stream_npy refuses "
-                   "Fortran-ordered files and layouts with channels on axis 0; a file the "
-                   "in-memory path handles fails by default instead of falling back")
 @pytest.mark.parametrize("kind", ["fortran", "chw"])
 def test_cli_auto_mode_falls_back_when_the_file_cannot_be_streamed(tmp_path, kind):
     x = acts((6, 8, 8)) if kind == "chw" else np.asfortranarray(acts((4, 3, 5, 6)))
@@ -645,10 +738,6 @@ def test_cli_auto_mode_falls_back_when_the_file_cannot_be_streamed(tmp_path, kin
     assert r.exit_code == 0, r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: stream_npy calls lrn() on integer slabs without "
-                   "silencing DtypeConversionWarning (streaming.py run()), so the CLI prints a "
-                   "raw Python warning with a source line instead of the note 'converted int16 "
-                   "to float32' that the in-memory path gives (pipeline._array_item)")
 def test_cli_streamed_integers_get_a_note_not_a_python_warning(tmp_path):
     src = save(tmp_path / "x.npy", acts((4, 3, 5, 5), np.int16))
     with warnings.catch_warnings(record=True) as caught:
@@ -659,9 +748,6 @@ def test_cli_streamed_integers_get_a_note_not_a_python_warning(tmp_path):
     assert "converted int16 to float32" in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: pipeline._run_streamed rebuilds the layout with "
-                   "layout_from_axis(ndim, axis) instead of using the resolved layout, so a "
-                   "3-D --layout NLC is reported as HWC (the in-memory path reports NLC)")
 def test_cli_streamed_layout_is_the_one_given(tmp_path):
     src = save(tmp_path / "x.npy", acts((4, 6, 5)))
     r = cli("apply", src, "--stream", "--layout", "NLC", "--json")
@@ -669,16 +755,150 @@ def test_cli_streamed_layout_is_the_one_given(tmp_path):
     assert json.loads(r.stdout)["files"][0]["arrays"][0]["layout"] == "NLC"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: StatsAccumulator records the channel axis and "
-                   "dtype only in add(); an N=0 file has no slab, so stream_npy returns "
-                   "channel_axis None and dtype '' and _run_streamed reports layout NDHW for "
-                   "an NCHW array (array_stats gives channel_axis 1, float32)")
 def test_streamed_empty_batch_keeps_layout_and_dtype(tmp_path):
     x = np.zeros((0, 3, 4, 4), np.float32)
     src = save(tmp_path / "x.npy", x)
     res = stream(src, tmp_path / "y.npy", STRONG)
     assert np.load(tmp_path / "y.npy").shape == (0, 3, 4, 4)
     assert_stats_equal(res.before, array_stats(x, 1), "before")
+    assert_stats_equal(res.after, array_stats(x, 1), "after")
+    assert res.slabs == 0 and res.layout == "NCHW" and res.channel_axis == 1
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint8", "float16"])
+def test_streamed_empty_batch_reports_the_dtype_lrn_would_see(tmp_path, dtype):
+    x = np.zeros((0, 3, 4, 4), dtype)
+    res = stream(save(tmp_path / "x.npy", x), None, STRONG)
+    assert res.before.dtype == ("float16" if dtype == "float16" else "float32")
+    assert res.after.dtype == ("float16" if dtype == "float16" else "float32")
+
+
+def test_stats_accumulator_takes_axis_and_dtype_up_front():
+    from lrn_cli.stats import StatsAccumulator
+
+    want = array_stats(np.zeros((0, 3, 4, 4), np.float64), 1)
+    acc = StatsAccumulator(3, channel_axis=1, dtype=np.float64)
+    assert_stats_equal(acc.result((0, 3, 4, 4)), want, "empty")
+    acc = StatsAccumulator(None, dtype="float32")  # no channels
+    assert acc.result((0, 5)).channel_axis is None and acc.result((0, 5)).dtype == "float32"
+    old = StatsAccumulator(3)  # the old signature: learns both from the slabs
+    x = acts((2, 3, 4, 4))
+    old.add(x, 1)
+    assert_stats_equal(old.result(x.shape), array_stats(x, 1), "old signature")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "options", "layout", "notes"),
+    [
+        ("float32", {}, "NCHW", ["assumed layout NCHW for a 4-D array; use --layout to change"]),
+        ("int16", {"layout": "NHWC"}, "NHWC", ["converted int16 to float32"]),
+        ("bool", {"layout": "nchw"}, "NCHW", ["converted bool to float32"]),
+        ("float16", {"channel_axis": 3, "channel_axis_given": True}, "NHWC",
+         ["float16 computed in float32, saved as float16"]),
+        ("float64", {"channel_axis": None, "channel_axis_given": True}, "NDHW", []),
+    ],
+)
+def test_stream_result_has_the_resolved_layout_and_notes(tmp_path, dtype, options, layout,
+                                                         notes):
+    x = acts((3, 4, 5, 6), np.float32, seed=40)
+    x = (x > 10) if dtype == "bool" else x.astype(dtype)
+    mode = "within" if options.get("channel_axis_given") else "across"
+    src = save(tmp_path / "x.npy", x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about: the slabs are converted first
+        res = stream_npy(src, None, lrn_kwargs=dict(STRONG, mode=mode), **options)
+    assert res.layout == layout
+    assert res.channel_axis == (None if layout == "NDHW" else layout.index("C"))
+    assert res.notes == notes
+
+
+def test_cli_streamed_notes_match_in_memory(tmp_path):
+    src = save(tmp_path / "x.npy", acts((4, 3, 5, 5), np.uint8, seed=41))
+    docs = [json.loads(cli("apply", src, flag, "--json").stdout)["files"][0]
+            for flag in ("--stream", "--no-stream")]
+    assert docs[0]["notes"] == [*docs[1]["notes"], "streamed slab by slab"]
+    assert docs[0]["notes"][:2] == ["assumed layout NCHW for a 4-D array; use --layout to change",
+                                    "converted uint8 to float32"]
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint8", "bool", "float16", ">f4"])
+def test_cli_input_statistics_match_in_memory_for_every_dtype(tmp_path, dtype):
+    x = acts((4, 3, 5, 5), np.float32, seed=42)
+    x = (x > 10) if dtype == "bool" else x.astype(dtype)
+    src = save(tmp_path / "x.npy", x)
+    docs = []
+    for flag in ("--stream", "--no-stream"):
+        r = cli("apply", src, flag, "--json")
+        assert r.exit_code == 0, r.stderr
+        docs.append(json.loads(r.stdout)["files"][0]["arrays"][0])
+    a, b = docs
+    assert a.keys() == b.keys()
+    assert a["layout"] == b["layout"] and a["channel_axis"] == b["channel_axis"]
+    assert a["input"]["dtype"] == b["input"]["dtype"] == {
+        "int16": "float32", "uint8": "float32", "bool": "float32"}.get(dtype, dtype)
+    _close_docs(a, b)
+
+
+def _close_docs(a, b, path="") -> None:
+    """Assert equal JSON documents, floats to 1e-12 (streamed sums merge in another order)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for k in a:
+            _close_docs(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (u, v) in enumerate(zip(a, b, strict=True)):
+            _close_docs(u, v, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12), path
+    else:
+        assert a == b, path
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["-o", "{tmp}/y.npz"], "streaming writes .npy only, not .npz"),
+        (["-o", "-"], "the whole output array is needed"),
+        (["--dtype", "float64"], "--dtype float64"),
+    ],
+)
+def test_cli_forced_stream_that_cannot_apply_is_a_note(tmp_path, args, why):
+    src = save(tmp_path / "x.npy", acts((3, 4, 5, 5), seed=43))
+    r = cli("apply", src, "--stream", *[a.format(tmp=tmp_path) for a in args])
+    assert r.exit_code == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if line.startswith(f"note: {src}: ")]
+    assert any("--stream ignored: " in n and why in n and "processed in memory" in n
+               for n in notes), r.stderr
+    assert not streamed(r)
+
+
+def test_cli_auto_fallback_is_a_note(tmp_path):
+    src = save(tmp_path / "x.npy", np.asfortranarray(acts((4, 3, 5, 6))))
+    r = cli("apply", src, "-o", tmp_path / "y.npy", "--stream-threshold", "1KB")
+    assert r.exit_code == 0, r.stderr
+    assert (f"note: {src}: larger than --stream-threshold but is Fortran-ordered; processed "
+            "in memory") in r.stderr
+    assert not streamed(r)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), reference(
+        np.load(src), ALEXNET)[0])
+
+
+def test_cli_auto_fallback_with_output_to_stdout(tmp_path):
+    """A large file to -o - is processed in memory (streaming holds no output to print)."""
+    x = acts((4, 3, 5, 6), seed=44)
+    src = save(tmp_path / "x.npy", x)
+    r = cli("apply", src, "-o", "-", "--stream-threshold", "1KB")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout_bytes == _npy_bytes(reference(x, ALEXNET)[0])
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    npy_format.write_array(buf, arr, allow_pickle=False)
+    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------- memory

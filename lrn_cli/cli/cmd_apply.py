@@ -24,12 +24,17 @@ def parse_size(text: str) -> int:
     """'256MB' -> bytes (binary units); a usage error when malformed."""
     import re
 
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text)
+    bad = click.BadParameter(f"{text!r} is not a size like 256MB or 2GB",
+                             param_hint="--stream-threshold")
+    # digits with at most one decimal point ("1.5", "2.", ".5"), then an optional unit
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*", text)
     unit = m.group(2).upper() if m else None
     if not m or unit not in _UNITS:
-        raise click.BadParameter(f"{text!r} is not a size like 256MB or 2GB",
-                                 param_hint="--stream-threshold")
-    return int(float(m.group(1)) * _UNITS[unit])
+        raise bad
+    try:
+        return int(float(m.group(1)) * _UNITS[unit])
+    except (ValueError, OverflowError):  # e.g. hundreds of digits: float() gives inf
+        raise bad from None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,9 +73,12 @@ def parse_size(text: str) -> int:
               help="Allow the output folder inside an input folder.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failed input.")
 @click.option("--manifest", default=None, metavar="FILE.csv|FILE.jsonl",
-              help="Write one row per input: status, output, error, statistics.")
+              help="Write one row per input, in input order: status, output, error, "
+              "statistics.  An existing file is kept unless --overwrite (or --skip-existing, "
+              "which rewrites it).")
 @click.option("--stats-out", default=None, metavar="FILE.csv|FILE.json",
-              help="Also write the statistics table to this file.")
+              help="Also write the statistics table to this file (an existing one only with "
+              "--overwrite or --skip-existing).")
 @click.option("--panel", default=None, metavar="FILE.png",
               help="Write a picture: input, output, divisor heat map and histograms "
               "(one input).")
@@ -127,6 +135,8 @@ def apply(ctx, inputs, output, mode, size, depth_radius, alpha, beta, k, convent
         raise click.BadParameter("must end in .csv or .json", param_hint="--stats-out")
     if manifest and not manifest.lower().endswith((".csv", ".jsonl")):
         raise click.BadParameter("must end in .csv or .jsonl", param_hint="--manifest")
+    if manifest and stats_out and os.path.abspath(manifest) == os.path.abspath(stats_out):
+        raise click.UsageError("--manifest and --stats-out name the same file", ctx)
     settings = settings_from(ctx, mode=mode, size=size, depth_radius=depth_radius, alpha=alpha,
                              beta=beta, k=k, convention=convention,
                              convention_defaults=convention_defaults)

@@ -30,16 +30,34 @@ class ConventionsGroup(click.Group):
     """``lrn conventions [NAME]`` plus the ``translate`` subcommand."""
 
     def resolve_command(self, ctx, args):
-        # a bare NAME (not a subcommand) is shown by the group itself
+        # a bare NAME (not a subcommand) is shown by the hidden `show` command
         if args and args[0] not in self.commands and not args[0].startswith("-"):
-            ctx.meta["conventions_name"] = args[0]
-            return "show", self.commands["show"], args[1:]
+            return "show", self.commands["show"], args
         return super().resolve_command(ctx, args)
 
 
+class _AsGroupContext(click.Context):
+    """The context of the hidden ``show``: messages name ``lrn conventions``, not ``show``."""
+
+    @property
+    def command_path(self) -> str:
+        return self.parent.command_path if self.parent is not None else "lrn conventions"
+
+
+class _ShowCommand(click.Command):
+    context_class = _AsGroupContext
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return ["[NAME]", "[--json]"]
+
+
+_JSON_HELP = "Print JSON on stdout."
+
+
 @click.group(cls=ConventionsGroup, invoke_without_command=True,
+             subcommand_metavar="[NAME | translate [ARGS]...]",
              context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
 @click.pass_context
 def conventions(ctx, as_json):
     """List every convention (window, alpha divisor, k, even sizes, defaults).
@@ -65,7 +83,8 @@ def conventions(ctx, as_json):
                   show_edge=False)
     for col in ("name", "framework", "modes", "even n (across)", "alpha", "k", "names",
                 "defaults n/alpha/beta/k"):
-        table.add_column(col)
+        # names and numbers are never cut; long titles and parameter lists may fold
+        table.add_column(col, overflow="fold" if col in ("framework", "names") else "ellipsis")
     for conv in CONVENTIONS.values():
         across = conv.modes.get("across")
         even = "-" if across is None else (
@@ -81,21 +100,22 @@ def conventions(ctx, as_json):
     ui.print_table(table)
 
 
-@conventions.command("show", hidden=True)
+@conventions.command("show", cls=_ShowCommand, hidden=True)
+@click.argument("name", metavar="NAME")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
 @click.pass_context
-def show(ctx):
-    """Show one convention in full."""
+def show(ctx, name, as_json):
+    """Show one convention in full (`lrn conventions NAME`)."""
     from lrn_cli.conventions import get_convention
     from lrn_cli.errors import ParameterError
 
-    name = ctx.meta.get("conventions_name")
     try:
         conv = get_convention(name)
     except ParameterError as exc:
         raise click.UsageError(str(exc), ctx) from None
     doc = _describe(conv)
     ui = Ui()
-    if ctx.obj.get("json"):
+    if as_json or ctx.obj.get("json"):
         ui.write_data(json_text(doc))
         return
     lines = [f"{conv.name}: {conv.title}"]
@@ -133,8 +153,9 @@ def show(ctx):
 @click.option("--alpha", type=float, default=None, help="Source alpha (default: its own).")
 @click.option("--beta", type=float, default=None, help="Source beta (default: its own).")
 @click.option("-k", "--k", "k", type=float, default=None, help="Source k (default: its own).")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
 @click.pass_context
-def translate_cmd(ctx, source, target, mode, size, depth_radius, alpha, beta, k):
+def translate_cmd(ctx, source, target, mode, size, depth_radius, alpha, beta, k, as_json):
     """Print the parameters that make --to compute exactly what --from computes.
 
     Parameters not given take the source framework's own defaults.  Exit 1 with the reason
@@ -175,7 +196,7 @@ def translate_cmd(ctx, source, target, mode, size, depth_radius, alpha, beta, k)
         ctx.exit(1)
     except ParameterError as exc:
         raise click.UsageError(str(exc), ctx) from None
-    if ctx.obj.get("json"):
+    if as_json or ctx.obj.get("json"):
         ui.write_data(json_text({"from": source, "to": target, "mode": mode,
                                  "params": result.params, "notes": list(result.notes)}))
         return

@@ -7,6 +7,7 @@ Colour only on a terminal (Rich decides; ``NO_COLOR`` is honoured).  A closed st
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -19,15 +20,48 @@ import click
 
 from lrn_cli.cli import _silence_stdout
 
+_CONSOLE_CLASS = None
+
+
+def _console_class():
+    """A Rich Console whose closed-pipe handling fits a command-line tool (built on first use).
+
+    Rich's own ``on_broken_pipe`` exits 1; a reader that went away (``| head``) is no error.
+    """
+    global _CONSOLE_CLASS
+    if _CONSOLE_CLASS is None:
+        from rich.console import Console
+
+        class QuietPipeConsole(Console):
+            def on_broken_pipe(self) -> None:
+                self.quiet = True
+                if self.stderr:
+                    # nobody reads the messages any more: drop them, keep working
+                    _silence_fd(sys.stderr)
+                    return
+                _silence_stdout()
+                raise SystemExit(0)
+
+        _CONSOLE_CLASS = QuietPipeConsole
+    return _CONSOLE_CLASS
+
+
+def _silence_fd(stream) -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
 
 def _console(stderr: bool):
-    from rich.console import Console
-
     stream = sys.stderr if stderr else sys.stdout
     interactive = hasattr(stream, "isatty") and stream.isatty()
-    # a table piped to a file should not be squeezed to 80 columns
+    # a table piped to a file should not be squeezed to 80 columns; messages on stderr are
+    # printed with soft_wrap (never broken into lines), see Ui.error
     width = None if interactive or os.environ.get("COLUMNS") else 160
-    return Console(file=stream, stderr=stderr, width=width, highlight=False, soft_wrap=False)
+    return _console_class()(file=stream, stderr=stderr, width=width, highlight=False,
+                            soft_wrap=False)
 
 
 class Ui:
@@ -55,29 +89,43 @@ class Ui:
             self._out = _console(stderr=False)
         return self._out
 
+    def line(self, text: str, *, markup: bool = False) -> None:
+        """One line on stderr, never wrapped (a log keeps one message per line)."""
+        self.err.print(text if markup else _escape(text), soft_wrap=True)
+
     def error(self, message: str) -> None:
         """One line on stderr, always shown."""
-        self.err.print(f"[bold red]error:[/] {_escape(message)}")
+        self.line(f"[bold red]error:[/] {_escape(message)}", markup=True)
 
     def warn(self, message: str) -> None:
         """One line on stderr unless ``--quiet``."""
         if not self.quiet:
-            self.err.print(f"[yellow]warning:[/] {_escape(message)}")
+            self.line(f"[yellow]warning:[/] {_escape(message)}", markup=True)
 
     def note(self, message: str) -> None:
         """One line on stderr unless ``--quiet``."""
         if not self.quiet:
-            self.err.print(f"[dim]note:[/] {_escape(message)}")
+            self.line(f"[dim]note:[/] {_escape(message)}", markup=True)
 
     def info(self, message: str) -> None:
         """Status line on stderr unless ``--quiet``."""
         if not self.quiet:
-            self.err.print(_escape(message))
+            self.line(message)
 
     def print_table(self, table, *, to_stderr: bool = False) -> None:
-        """Render a Rich table on stdout (or stderr when stdout carries binary data)."""
+        """Render a Rich table on stdout (or stderr when stdout carries binary data).
+
+        No cell is ever cut: every column is at least as wide as its longest word (a number
+        is one word), so a table too wide for the terminal is printed wider rather than
+        cropped.  Only columns marked ``overflow="fold"`` (file names) may fold, and only to
+        fit a chosen width (a terminal, ``COLUMNS``): in a pipe or a log they stay whole, on
+        one line.
+        """
+        console = self.err if to_stderr else self.out
+        # a width someone chose (a terminal's, COLUMNS) lets long names fold to fit it
+        keep_cells_whole(table, fold=console.is_terminal or bool(os.environ.get("COLUMNS")))
         with broken_pipe_guard():
-            (self.err if to_stderr else self.out).print(table)
+            console.print(table, crop=False, soft_wrap=False)
 
     def write_data(self, text: str) -> None:
         """Write machine-readable text to stdout."""
@@ -99,10 +147,59 @@ class broken_pipe_guard:  # noqa: N801 - used as a context manager
         return None
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is not None and issubclass(exc_type, BrokenPipeError):
+        if exc_type is not None and is_broken_pipe(exc):
             _silence_stdout()
             raise SystemExit(0)
         return False
+
+
+def is_broken_pipe(exc: BaseException | None) -> bool:
+    """A write to a reader that went away (``| head``): BrokenPipeError or OSError EPIPE."""
+    return isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError)
+                                                 and exc.errno == errno.EPIPE)
+
+
+def keep_cells_whole(table, *, fold: bool = False) -> None:
+    """Give every column of a Rich ``table`` a ``min_width`` of its longest word.
+
+    Rich shrinks columns that do not fit and then cuts cells with '…'; with these minimum
+    widths it cannot go below a word, so numbers and names are never cut (the table may
+    come out wider than the console: print it with ``crop=False``).  Columns with
+    ``overflow="fold"`` are left free to fold when ``fold`` is true (only their header's
+    words are kept whole).
+    """
+    from rich.cells import cell_len
+
+    for column in table.columns:
+        folds = fold and column.overflow == "fold"
+        longest = 0
+        for cell in (column.header, *([] if folds else column.cells)):
+            text = _plain(cell)
+            if text is None:
+                continue
+            parts = text.splitlines() if column.no_wrap else text.split()
+            for part in parts:
+                longest = max(longest, cell_len(part))
+        if column.max_width is not None:
+            longest = min(longest, column.max_width)
+        if longest and (column.min_width is None or column.min_width < longest):
+            column.min_width = longest
+
+
+def _plain(cell: Any) -> str | None:
+    """The text a table cell shows (markup resolved), or None for other renderables."""
+    from rich.text import Text
+
+    if isinstance(cell, Text):
+        return cell.plain
+    if isinstance(cell, str):
+        from rich.errors import MarkupError
+
+        try:
+            return Text.from_markup(cell).plain
+        except MarkupError:
+            return cell
+    return None
 
 
 def fmt(value: Any) -> str:
@@ -172,8 +269,8 @@ def check_formats(ctx: click.Context, **flags: bool) -> str | None:
 
 
 def write_stats_file(path: str, rows: list[dict[str, Any]], document: Any,
-                     overwrite: bool) -> None:
-    """Write the statistics table to a .csv or .json file, atomically."""
+                     overwrite: bool, protect: Iterable[str] = ()) -> None:
+    """Write the statistics table to a .csv or .json file, atomically (never over an input)."""
     from lrn_cli.atomic import atomic_write
 
     if path.lower().endswith(".json"):
@@ -182,4 +279,4 @@ def write_stats_file(path: str, rows: list[dict[str, Any]], document: Any,
         data = csv_text(rows).encode()
     else:
         raise click.BadParameter("must end in .csv or .json", param_hint="--stats-out")
-    atomic_write(path, lambda fh: fh.write(data), overwrite=overwrite)
+    atomic_write(path, lambda fh: fh.write(data), overwrite=overwrite, protect=tuple(protect))

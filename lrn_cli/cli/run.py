@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -40,9 +41,20 @@ class ApplyRun:
         ui = self.ui
         sources, problems = batch.discover(inputs, patterns=tuple(patterns),
                                            exclude=tuple(exclude))
+        if not sources and not problems:
+            ui.warn("no input files found" + (" (nothing matches --glob/--exclude)"
+                                              if patterns or exclude else ""))
         jobs, plan_problems = batch.plan(sources, output, inputs=inputs, fmt=out_suffix,
                                          allow_input_tree=allow_input_tree)
         problems += plan_problems
+        # rows of the manifest and the tables come in this order (input order), not in the
+        # order workers finish; refused inputs first, as they are reported first
+        self._order = {}
+        for problem in problems:
+            self._order.setdefault(problem.path, len(self._order))
+        for job in jobs:
+            self._order.setdefault("<stdin>" if job.source == batch.STDIN else job.source,
+                                   len(self._order))
         if output is None and not dry_run:
             ui.note("no -o given: nothing is written, only the statistics are printed")
         if output is not None and len(jobs) > 1 and output != "-" and Path(output).is_file():
@@ -51,10 +63,21 @@ class ApplyRun:
         if panel is not None and len(jobs) != 1:
             ui.error(f"--panel draws one input; got {len(jobs)}")
             return 2
+        protect = tuple(s.path for s in sources if s.path != batch.STDIN)
+        # a resumed run (--skip-existing) rewrites its own manifest and statistics
+        self._report_overwrite = self.wopts.overwrite or skip_existing
+        for option, path in (("--manifest", manifest), ("--stats-out", stats_out)):
+            if path is None:
+                continue
+            try:
+                check_writable(path, overwrite=self._report_overwrite, protect=protect)
+            except OutputError as exc:
+                hint = " (--overwrite replaces it)" if "already exists" in exc.reason else ""
+                ui.error(f"{option} {exc}{hint}")
+                return 1
         report = batch.Report()
         self.report = report
-        self.manifest_rows: list[dict] = []
-        protect = tuple(s.path for s in sources if s.path != batch.STDIN)
+        self._protect = protect
         runnable = []
         for problem in problems:
             self._fail(JobResult(problem.path, None, "failed", error=str(problem)))
@@ -83,6 +106,7 @@ class ApplyRun:
         if fail_fast and report.failed:
             runnable = []
         stdin_data = sys.stdin.buffer.read() if any(j.source == "-" for j in runnable) else None
+        recorded_before_run = len(self.results)
         try:
             if stdin_data is not None or output == "-" or panel is not None:
                 for job in runnable:
@@ -92,21 +116,24 @@ class ApplyRun:
         except KeyboardInterrupt:
             report.interrupted = True
         report.finish()
-        report.not_started = max(0, len(runnable) + len(problems) - report.processed
-                                 - report.failed) if report.interrupted else 0
+        # only runnable jobs can be "not started": inputs refused or skipped before the run
+        # were never among them
+        report.not_started = max(0, len(runnable) - (len(self.results) - recorded_before_run)
+                                 ) if report.interrupted else 0
         self._print_results(to_stderr=output == "-")
         if manifest:
             self._write_manifest(manifest)
         if stats_out:
             rows, doc = self._rows_and_document()
             try:
-                write_stats_file(stats_out, rows, doc, overwrite=True)
+                write_stats_file(stats_out, rows, doc, overwrite=self._report_overwrite,
+                                 protect=protect)
             except Exception as exc:  # noqa: BLE001 - report, keep the exit code honest
                 ui.error(f"{stats_out}: {exc}")
                 return 1
         if len(jobs) + len(problems) > 1 or report.failed or report.interrupted:
             if report.interrupted or not ui.quiet or report.failed:
-                ui.err.print(str(report))
+                ui.line(str(report))
         return report.return_code
 
     # ------------------------------------------------------------------ running
@@ -118,18 +145,33 @@ class ApplyRun:
         result = run_job(name, job.output if job.output != "-" else None, self.settings,
                          self.ropts, self.wopts, data=data, protect=protect,
                          want_traceback=self.ui.traceback, keep_output=True)
+        if result.status == "ok" and job.output == "-" and len(result.items) != 1:
+            # stdout holds one .npy, as -o x.npy does: refuse, never drop arrays silently
+            result.status = "failed"
+            result.error = (f"{name}: input has {len(result.items)} arrays: write .npz, or "
+                            "pick one with --key")
+            result.items = []
         if result.status == "ok" and job.output == "-":
-            import numpy as np
-
-            from lrn_cli.cli.output import broken_pipe_guard
-
-            with broken_pipe_guard():
-                np.save(sys.stdout.buffer, result.items[0].output, allow_pickle=False)
-                sys.stdout.buffer.flush()
+            self._write_stdout_npy(result.items[0].output)
             result.output = "-"
         if result.status == "ok" and panel is not None:
             self._draw_panel(result, panel, data)
         self._record(result)
+
+    @staticmethod
+    def _write_stdout_npy(array) -> None:
+        """``-o -``: the array as .npy on stdout; a reader that went away is no error."""
+        import numpy as np
+
+        from lrn_cli.cli.output import broken_pipe_guard
+
+        # serialize first: ndarray.tofile (inside np.save) reports a closed pipe as a bare
+        # OSError, and a half-written array is no use to anyone anyway
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, np.asanyarray(array), allow_pickle=False)
+        with broken_pipe_guard():
+            sys.stdout.buffer.write(buf.getbuffer())
+            sys.stdout.buffer.flush()
 
     def _draw_panel(self, result, panel: str, data) -> None:
         from lrn_cli.errors import LrnError
@@ -238,26 +280,42 @@ class ApplyRun:
             if not self.ui.quiet:
                 msg = f"note: {result.source}: {note}"
                 if console_print:
-                    console_print(msg, highlight=False, markup=False)
+                    console_print(msg, highlight=False, markup=False, soft_wrap=True)
                 else:
                     self.ui.note(f"{result.source}: {note}")
         if result.status == "failed":
             if console_print:
-                console_print(f"error: {result.error}", highlight=False, markup=False)
+                console_print(f"error: {result.error}", highlight=False, markup=False,
+                              soft_wrap=True)
             else:
                 self.ui.error(result.error or f"{result.source}: failed")
             if result.traceback and self.ui.traceback:
                 sys.stderr.write(result.traceback)
-        self.manifest_rows.extend(self._manifest_rows(result))
 
     def _fail(self, result) -> None:
         self._record(result)
+
+    def _ordered_results(self) -> list:
+        """The results in input order (the order of the planned jobs), whatever -j did."""
+        order = getattr(self, "_order", {})
+        return sorted(self.results, key=lambda r: order.get(r.source, len(order)))
+
+    @property
+    def manifest_rows(self) -> list[dict]:
+        """One row per input (per array of an .npz), in input order."""
+        return [row for r in self._ordered_results() for row in self._manifest_rows(r)]
+
+    @staticmethod
+    def _output_of(result) -> str | None:
+        # a skipped input's output is there from an earlier run: a resumed run's manifest
+        # still says where
+        return result.output if result.status in ("ok", "skipped") else None
 
     def _manifest_rows(self, result) -> list[dict]:
         from lrn_cli.stats import flat_record
 
         base = {"input": result.source, "status": result.status,
-                "output": result.output if result.status == "ok" else None,
+                "output": self._output_of(result),
                 "error": result.error, "seconds": round(result.seconds, 4)}
         if not result.items:
             return [dict(base, array=None)]
@@ -271,10 +329,10 @@ class ApplyRun:
     def _rows_and_document(self):
         rows = []
         files = []
-        for r in self.results:
+        for r in self._ordered_results():
             for item in r.items:
                 rows.extend(item_rows(r.source, item))
-            files.append({"input": r.source, "output": r.output if r.status == "ok" else None,
+            files.append({"input": r.source, "output": self._output_of(r),
                           "status": r.status, "error": r.error, "notes": r.notes,
                           "seconds": r.seconds,
                           "arrays": [item_document(i) for i in r.items]})
@@ -296,7 +354,7 @@ class ApplyRun:
             else:
                 ui.write_data(text)
             return
-        ok = [r for r in self.results if r.status == "ok"]
+        ok = [r for r in self._ordered_results() if r.status == "ok"]
         if len(ok) > 3:
             ui.print_table(self._aggregate_table(ok), to_stderr=to_stderr)
             return
@@ -340,7 +398,7 @@ class ApplyRun:
                       show_edge=False)
         cols = [("RMS contrast", "rms_contrast"), ("Michelson", "michelson_contrast"),
                 ("Hoyer", "hoyer_sparsity")]
-        table.add_column("file")
+        table.add_column("file", overflow="fold")  # a long path folds; it is never cut
         for label, _ in cols:
             table.add_column(f"{label} in -> out", justify="right")
         table.add_column("dominance in -> out", justify="right")
@@ -376,16 +434,18 @@ class ApplyRun:
     def _write_manifest(self, path: str) -> None:
         from lrn_cli.atomic import atomic_write
 
+        rows = self.manifest_rows
         if path.lower().endswith(".jsonl"):
             from lrn_cli.cli.output import _clean
 
-            text = "".join(json.dumps(_clean(row), allow_nan=False) + "\n"
-                           for row in self.manifest_rows)
+            text = "".join(json.dumps(_clean(row), allow_nan=False) + "\n" for row in rows)
         else:
-            text = csv_text(self.manifest_rows)
+            text = csv_text(rows)
         try:
-            atomic_write(path, lambda fh: fh.write(text.encode()), overwrite=True)
-            self.ui.note(f"manifest written to {path} ({len(self.manifest_rows)} rows)")
+            atomic_write(path, lambda fh: fh.write(text.encode()),
+                         overwrite=getattr(self, "_report_overwrite", False),
+                         protect=getattr(self, "_protect", ()))
+            self.ui.note(f"manifest written to {path} ({len(rows)} rows)")
         except Exception as exc:  # noqa: BLE001
             self.ui.error(f"{path}: {exc}")
             self.report.failed += 1
@@ -442,5 +502,5 @@ def run_dask(ui: Ui, inputs: list[str], output: str | None, settings, ropts, wop
     finally:
         client.close()
     report.finish()
-    ui.err.print(str(report))
+    ui.line(str(report))
     return report.return_code

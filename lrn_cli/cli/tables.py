@@ -15,7 +15,10 @@ STAT_LABELS = {
     "michelson_contrast": "Michelson contrast",
     "hoyer_sparsity": "Hoyer sparsity",
 }
-PER_CHANNEL_STATS = ("mean", "std", "max", "rms_contrast", "hoyer_sparsity")
+#: Every statistic, per channel too (the spec: "per channel and overall mean, std, min, max,
+#: RMS contrast, Michelson contrast, Hoyer sparsity").
+PER_CHANNEL_STATS = ("mean", "std", "min", "max", "rms_contrast", "michelson_contrast",
+                     "hoyer_sparsity")
 
 
 def _ratio(a: Any, b: Any) -> str:
@@ -56,20 +59,25 @@ def comparison_table(title: str, before, after, divisor, *, max_channels: int = 
 
 
 def channel_table(title: str, before, after, *, max_channels: int = 8):
-    """Per-channel before -> after table (the first ``max_channels`` channels)."""
+    """Per-channel table (the first ``max_channels`` channels): input over output.
+
+    One row per channel, each cell two lines (input, then output), so that all seven
+    statistics fit side by side.
+    """
     from rich.table import Table
 
     if not before.channels:
         return None
     table = Table(title=title, title_justify="left", show_edge=False)
     table.add_column("channel", justify="right")
+    table.add_column("", justify="left")
     for name in PER_CHANNEL_STATS:
-        table.add_column(STAT_LABELS[name] + " in -> out", justify="right")
+        table.add_column(STAT_LABELS[name], justify="right")
     shown = min(len(before.channels), max_channels)
     for c in range(shown):
         cb, ca = before.channels[c], after.channels[c]
-        table.add_row(str(c), *(f"{fmt(getattr(cb, s))} -> {fmt(getattr(ca, s))}"
-                                for s in PER_CHANNEL_STATS))
+        table.add_row(str(c), "in\nout", *(f"{fmt(getattr(cb, s))}\n{fmt(getattr(ca, s))}"
+                                           for s in PER_CHANNEL_STATS))
     if shown < len(before.channels):
         table.caption = (f"{len(before.channels) - shown} more channels not shown: "
                          "--channels N shows more, --json/--csv give all")
