@@ -65,8 +65,8 @@ def scratch() -> Path:
 
 
 def run(cmd: Command, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run one README command with bash, ``lrn`` on PATH, no colour, 110 columns."""
-    env = dict(os.environ, NO_COLOR="1", COLUMNS="110", TERM="dumb")
+    """Run one README command with bash, ``lrn`` on PATH, no colour, 150 columns."""
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="150", TERM="dumb")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return subprocess.run(["bash", "-c", cmd.text], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
