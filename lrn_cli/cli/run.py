@@ -118,8 +118,8 @@ class ApplyRun:
         report.finish()
         # only runnable jobs can be "not started": inputs refused or skipped before the run
         # were never among them
-        report.not_started = max(0, len(runnable) - (len(self.results) - recorded_before_run)
-                                 ) if report.interrupted else 0
+        # (also after --fail-fast stopped the run)
+        report.not_started = max(0, len(runnable) - (len(self.results) - recorded_before_run))
         self._print_results(to_stderr=output == "-")
         if manifest:
             self._write_manifest(manifest)
@@ -245,7 +245,8 @@ class ApplyRun:
         from lrn_cli.pipeline import run_job, should_stream
 
         ui = self.ui
-        if not (should_stream(job.source, job.output, self.ropts) and not ui.quiet
+        if not (should_stream(job.source, job.output, self.ropts, mode=self.settings.mode)
+                and not ui.quiet
                 and ui.err.is_terminal):
             self._record(run_job(job.source, job.output, self.settings, self.ropts, self.wopts,
                                  protect=protect, want_traceback=ui.traceback))
