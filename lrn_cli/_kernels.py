@@ -355,6 +355,83 @@ def across_rows(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile):
 
 
 @njit(**_OPTS)
+def _contiguous_row(x, y, o, c, i, ok, a, k, mode):
+    """One output row of :func:`across_rows_contiguous`: rows read by index (clamped, so
+    every load is valid) and masked by select, which keeps the loop vectorised."""
+    i0, i1, i2, i3, i4, i5, i6, i7 = i
+    k0, k1, k2, k3, k4, k5, k6, k7 = ok
+    zero = x.dtype.type(0)
+    if mode == BETA_075:
+        for t in range(x.shape[2]):
+            w0 = x[o, i0, t]
+            w1 = x[o, i1, t]
+            w2 = x[o, i2, t]
+            w3 = x[o, i3, t]
+            w4 = x[o, i4, t]
+            w5 = x[o, i5, t]
+            w6 = x[o, i6, t]
+            w7 = x[o, i7, t]
+            v0 = w0 if k0 else zero
+            v1 = w1 if k1 else zero
+            v2 = w2 if k2 else zero
+            v3 = w3 if k3 else zero
+            v4 = w4 if k4 else zero
+            v5 = w5 if k5 else zero
+            v6 = w6 if k6 else zero
+            v7 = w7 if k7 else zero
+            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
+                (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
+            d = k + a * s
+            y[o, c, t] = x[o, c, t] / np.sqrt(d * np.sqrt(d))
+    else:
+        for t in range(x.shape[2]):
+            w0 = x[o, i0, t]
+            w1 = x[o, i1, t]
+            w2 = x[o, i2, t]
+            w3 = x[o, i3, t]
+            w4 = x[o, i4, t]
+            w5 = x[o, i5, t]
+            w6 = x[o, i6, t]
+            w7 = x[o, i7, t]
+            v0 = w0 if k0 else zero
+            v1 = w1 if k1 else zero
+            v2 = w2 if k2 else zero
+            v3 = w3 if k3 else zero
+            v4 = w4 if k4 else zero
+            v5 = w5 if k5 else zero
+            v6 = w6 if k6 else zero
+            v7 = w7 if k7 else zero
+            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
+                (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
+            y[o, c, t] = x[o, c, t] / np.sqrt(k + a * s)
+
+
+@njit(parallel=True, **_OPTS)
+def across_rows_contiguous(x, y, lo, hi, a, k, mode):
+    """:func:`across_rows` for C-contiguous ``x`` and ``y`` and beta 0.75 or 0.5: the same
+    tree of the same operations (so the same bits), ~15% faster: no row views per channel.
+
+    A window of up to 4 taps uses the 8-term tree with zeros, which adds exact zeros to the
+    4-term tree's value (sums of squares are never -0).
+    """
+    outer, channels, inner = x.shape
+    taps = lo + hi + 1
+    last = channels - 1
+    for item in prange(outer * channels):
+        o = item // channels
+        c = item % channels
+        j = c - lo
+        i = (min(max(j, 0), last), min(max(j + 1, 0), last), min(max(j + 2, 0), last),
+             min(max(j + 3, 0), last), min(max(j + 4, 0), last), min(max(j + 5, 0), last),
+             min(max(j + 6, 0), last), min(max(j + 7, 0), last))
+        ok = (0 <= j <= last, taps > 1 and 0 <= j + 1 <= last, taps > 2 and 0 <= j + 2 <= last,
+              taps > 3 and 0 <= j + 3 <= last, taps > 4 and 0 <= j + 4 <= last,
+              taps > 5 and 0 <= j + 5 <= last, taps > 6 and 0 <= j + 6 <= last,
+              taps > 7 and 0 <= j + 7 <= last)
+        _contiguous_row(x, y, o, c, i, ok, a, k, mode)
+
+
+@njit(**_OPTS)
 def _sq8_f64(r0, r1, r2, r3, r4, r5, r6, r7, acc):
     """Sum of squares of up to 8 rows, in float64 (backward)."""
     for t in range(acc.shape[0]):

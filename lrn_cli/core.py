@@ -186,6 +186,12 @@ def _run_forward(x, y, d, r: Resolved, mode: str, bases: tuple[int, int] = (0, 0
     d = dummy if d is None else d
     if mode == "across":
         outer, channels, inner = x.shape
+        if (r.taps <= kern.ROW_KERNEL_TAPS and want_y and not want_d
+                and bmode in (kern.BETA_075, kern.BETA_05) and x.flags.c_contiguous
+                and y.flags.c_contiguous and inner >= 16):
+            a, k = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff))
+            kern.across_rows_contiguous(x, y, r.lo, r.hi, a, k, bmode)
+            return
         if r.taps <= kern.ROW_KERNEL_TAPS and x.strides[1] >= x.strides[2]:
             a, k, beta = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
             tile = inner if inner <= 8192 else 4096
