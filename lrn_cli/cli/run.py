@@ -80,7 +80,7 @@ class ApplyRun:
         self._protect = protect
         runnable = []
         for problem in problems:
-            self._fail(JobResult(problem.path, None, "failed", error=str(problem)))
+            self._record(JobResult(problem.path, None, "failed", error=str(problem)))
         for job in jobs:
             if job.output is not None and job.output != "-":
                 exists = os.path.lexists(job.output)
@@ -92,7 +92,7 @@ class ApplyRun:
                 try:
                     check_writable(job.output, overwrite=self.wopts.overwrite, protect=protect)
                 except OutputError as exc:
-                    self._fail(JobResult(job.source, job.output, "failed", error=str(exc)))
+                    self._record(JobResult(job.source, job.output, "failed", error=str(exc)))
                     continue
             runnable.append(job)
         if dry_run:
@@ -175,12 +175,8 @@ class ApplyRun:
 
     def _draw_panel(self, result, panel: str, data) -> None:
         from lrn_cli.errors import LrnError
+        from lrn_cli.panel import draw_panel_for
 
-        try:
-            from lrn_cli.panel import draw_panel_for
-        except ImportError:  # pragma: no cover - panel module is optional during development
-            self.ui.error("--panel is not available in this build")
-            return
         try:
             draw_panel_for(result, panel, self.settings, self.ropts, data=data,
                            overwrite=self.wopts.overwrite)
@@ -292,9 +288,6 @@ class ApplyRun:
                 self.ui.error(result.error or f"{result.source}: failed")
             if result.traceback and self.ui.traceback:
                 sys.stderr.write(result.traceback)
-
-    def _fail(self, result) -> None:
-        self._record(result)
 
     def _ordered_results(self) -> list:
         """The results in input order (the order of the planned jobs), whatever -j did."""
