@@ -512,6 +512,213 @@ def across_rows_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile):
                 out[t] = np.float64(g[t]) * gr[t] - c2 * np.float64(xr[t]) * acc[t]
 
 
+# Backward for C-contiguous float arrays: each work item sweeps its channels once, keeping
+# the last 8 rows of t = g x D^(-b-1) and D^-b in small rings (they stay in cache), and
+# finishes channel c - lo as soon as channel c is produced.  Rows are indexed directly
+# (no per-row views) and typed C-contiguous, so every inner loop vectorises.
+
+
+@njit(error_model="numpy", cache=True, nogil=True, fastmath={"afn", "arcp"})
+def _seed_rsqrt(d32):
+    """A float32 estimate of ``d ** -0.5`` (approximate ops allowed: it only seeds Newton)."""
+    return np.float32(1.0) / np.sqrt(d32)
+
+
+@njit(error_model="numpy", cache=True, nogil=True, fastmath={"afn", "arcp"})
+def _seed_rsqrt4(d32):
+    """A float32 estimate of ``d ** -0.25`` (approximate ops allowed: it only seeds Newton)."""
+    return np.float32(1.0) / np.sqrt(np.sqrt(d32))
+
+
+@njit(**_OPTS)
+def _window_rows(j, taps, last):
+    """Rows ``j..j+7``: indices clamped into ``[0, last]`` (every load valid) and flags
+    saying which are inside the axis and the window (the others count as zero)."""
+    i = (min(max(j, 0), last), min(max(j + 1, 0), last), min(max(j + 2, 0), last),
+         min(max(j + 3, 0), last), min(max(j + 4, 0), last), min(max(j + 5, 0), last),
+         min(max(j + 6, 0), last), min(max(j + 7, 0), last))
+    ok = (0 <= j <= last, taps > 1 and 0 <= j + 1 <= last, taps > 2 and 0 <= j + 2 <= last,
+          taps > 3 and 0 <= j + 3 <= last, taps > 4 and 0 <= j + 4 <= last,
+          taps > 5 and 0 <= j + 5 <= last, taps > 6 and 0 <= j + 6 <= last,
+          taps > 7 and 0 <= j + 7 <= last)
+    return i, ok
+
+
+@njit(**_OPTS)
+def _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
+    """Ring rows of channel ``c`` for float32 input and beta 0.75 (``quarter``) or 0.5.
+
+    ``D`` is summed in float64 exactly as in :func:`_bwd_exact_row`; ``D^-1/4`` (or
+    ``D^-1/2``) starts from a float32 estimate and one Newton step in float64 brings it to
+    ~1e-13 relative, far below float32 rounding, for a fraction of the cost of float64
+    ``sqrt`` and division.  Returns how many ``D`` fall outside ``(1e-30, 1e30)`` (or are
+    NaN), where the float32 seed is unusable; the caller then redoes the row exactly.
+    """
+    i0, i1, i2, i3, i4, i5, i6, i7 = i
+    k0, k1, k2, k3, k4, k5, k6, k7 = ok
+    slot = c & 7
+    zero = np.float64(0.0)
+    bad = 0
+    if quarter:
+        for t in range(xo.shape[1]):
+            w0 = np.float64(xo[i0, t])
+            w1 = np.float64(xo[i1, t])
+            w2 = np.float64(xo[i2, t])
+            w3 = np.float64(xo[i3, t])
+            w4 = np.float64(xo[i4, t])
+            w5 = np.float64(xo[i5, t])
+            w6 = np.float64(xo[i6, t])
+            w7 = np.float64(xo[i7, t])
+            v0 = w0 if k0 else zero
+            v1 = w1 if k1 else zero
+            v2 = w2 if k2 else zero
+            v3 = w3 if k3 else zero
+            v4 = w4 if k4 else zero
+            v5 = w5 if k5 else zero
+            v6 = w6 if k6 else zero
+            v7 = w7 if k7 else zero
+            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
+                (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
+            d = k + a * s
+            z = np.float64(_seed_rsqrt4(np.float32(d)))
+            z2 = z * z
+            z = z * (1.25 - 0.25 * d * (z2 * z2))  # Newton for z^-4 = D
+            z2 = z * z
+            gain = z2 * z  # D^-3/4
+            gring[slot, t] = gain
+            tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * (gain * (z2 * z2))
+            bad += not (d > 1e-30 and d < 1e30)
+    else:
+        for t in range(xo.shape[1]):
+            w0 = np.float64(xo[i0, t])
+            w1 = np.float64(xo[i1, t])
+            w2 = np.float64(xo[i2, t])
+            w3 = np.float64(xo[i3, t])
+            w4 = np.float64(xo[i4, t])
+            w5 = np.float64(xo[i5, t])
+            w6 = np.float64(xo[i6, t])
+            w7 = np.float64(xo[i7, t])
+            v0 = w0 if k0 else zero
+            v1 = w1 if k1 else zero
+            v2 = w2 if k2 else zero
+            v3 = w3 if k3 else zero
+            v4 = w4 if k4 else zero
+            v5 = w5 if k5 else zero
+            v6 = w6 if k6 else zero
+            v7 = w7 if k7 else zero
+            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
+                (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
+            d = k + a * s
+            z = np.float64(_seed_rsqrt(np.float32(d)))
+            z = z * (1.5 - 0.5 * d * (z * z))  # Newton for z^-2 = D
+            gring[slot, t] = z
+            tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * (z * (z * z))
+            bad += not (d > 1e-30 and d < 1e30)
+    return bad
+
+
+@njit(**_OPTS)
+def _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode):
+    """Ring rows of channel ``c`` with float64 ``sqrt``/division/``pow`` (any beta, any D)."""
+    i0, i1, i2, i3, i4, i5, i6, i7 = i
+    k0, k1, k2, k3, k4, k5, k6, k7 = ok
+    slot = c & 7
+    zero = np.float64(0.0)
+    tr = tring[slot]
+    gr = gring[slot]
+    for t in range(xo.shape[1]):
+        w0 = np.float64(xo[i0, t])
+        w1 = np.float64(xo[i1, t])
+        w2 = np.float64(xo[i2, t])
+        w3 = np.float64(xo[i3, t])
+        w4 = np.float64(xo[i4, t])
+        w5 = np.float64(xo[i5, t])
+        w6 = np.float64(xo[i6, t])
+        w7 = np.float64(xo[i7, t])
+        v0 = w0 if k0 else zero
+        v1 = w1 if k1 else zero
+        v2 = w2 if k2 else zero
+        v3 = w3 if k3 else zero
+        v4 = w4 if k4 else zero
+        v5 = w5 if k5 else zero
+        v6 = w6 if k6 else zero
+        v7 = w7 if k7 else zero
+        s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
+            (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
+        tr[t] = k + a * s
+    _gain_of(tr, gr, beta, bmode)
+    for t in range(xo.shape[1]):
+        tr[t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * gr[t] / tr[t]
+
+
+@njit(**_OPTS)
+def _bwd_finish_row(xo, go, do, tring, gring, c, j, ok, c2):
+    """``dx[c] = g D^-b - c2 x (sum of t over the mirrored window)``; ``t`` of channel
+    ``j + u`` sits in ring slot ``(j + u) & 7``."""
+    k0, k1, k2, k3, k4, k5, k6, k7 = ok
+    s0, s1, s2, s3 = j & 7, (j + 1) & 7, (j + 2) & 7, (j + 3) & 7
+    s4, s5, s6, s7 = (j + 4) & 7, (j + 5) & 7, (j + 6) & 7, (j + 7) & 7
+    g_slot = c & 7
+    zero = np.float64(0.0)
+    for t in range(xo.shape[1]):
+        w0 = tring[s0, t]
+        w1 = tring[s1, t]
+        w2 = tring[s2, t]
+        w3 = tring[s3, t]
+        w4 = tring[s4, t]
+        w5 = tring[s5, t]
+        w6 = tring[s6, t]
+        w7 = tring[s7, t]
+        v0 = w0 if k0 else zero
+        v1 = w1 if k1 else zero
+        v2 = w2 if k2 else zero
+        v3 = w3 if k3 else zero
+        v4 = w4 if k4 else zero
+        v5 = w5 if k5 else zero
+        v6 = w6 if k6 else zero
+        v7 = w7 if k7 else zero
+        s = ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7))
+        do[c, t] = np.float64(go[c, t]) * gring[g_slot, t] - c2 * np.float64(xo[c, t]) * s
+
+
+@njit(parallel=True, **_OPTS)
+def across_rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk, refine):
+    """Gradient for C-contiguous ``x``, ``gy``, ``dx`` (outer, C, inner), windows of at
+    most 8 taps, whole rows.
+
+    A work item is ``chunk`` output channels of one outer index; it produces ``t`` and
+    ``D^-b`` for channels ``[c0-hi, c1+lo)`` (the halo is recomputed, so any chunking gives
+    the same bits) and finishes channel ``c - lo`` right after producing channel ``c``.
+    ``refine``: float32 input with beta 0.75 or 0.5 (see :func:`_bwd_refined_row`).
+    """
+    outer, channels, inner = x.shape
+    nchunks = (channels + chunk - 1) // chunk
+    taps = lo + hi + 1
+    last = channels - 1
+    c2 = 2.0 * beta * a
+    quarter = bmode == BETA_075
+    for item in prange(outer * nchunks):
+        o = item // nchunks
+        c0 = (item % nchunks) * chunk
+        c1 = min(channels, c0 + chunk)
+        xo = x[o]
+        go = gy[o]
+        do = dx[o]
+        tring = np.empty((8, inner), dtype=np.float64)
+        gring = np.empty((8, inner), dtype=np.float64)
+        for c in range(max(0, c0 - hi), min(channels, c1 + lo) + lo):
+            if c < min(channels, c1 + lo):
+                i, ok = _window_rows(c - lo, taps, last)
+                if not refine or _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k,
+                                                  quarter):
+                    _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode)
+            cc = c - lo
+            if c0 <= cc < c1:
+                j = cc - hi
+                i, ok = _window_rows(j, taps, last)
+                _bwd_finish_row(xo, go, do, tring, gring, cc, j, ok, c2)
+
+
 @njit(**_OPTS)
 def _load_across(x, o, p0, buf, channel_fast):
     """Copy the block ``x[o, :, p0:p0+T]`` into ``buf`` (in its dtype)."""

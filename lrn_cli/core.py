@@ -31,6 +31,8 @@ DIRECT_TAPS_ACROSS = 9
 #: Within-channel block sums accumulate in float64 beyond this many taps per axis.
 ACC32_TAPS_WITHIN = 32
 _SCRATCH_ELEMS = 8192
+#: The contiguous backward kernel keeps two float64 rings of 8 rows of this many values.
+_RING_ROW_MAX = 8192
 _MIN_SLAB_BYTES = 1 << 20
 
 
@@ -445,6 +447,17 @@ def lrn_divisor(x, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
     return out
 
 
+def _channel_chunk(outer: int, channels: int) -> int:
+    """Channels per work item of the contiguous backward kernel: whole planes when there
+    are enough of them to share out, else chunks (each recomputes a halo of < 8 rows)."""
+    import numba
+
+    want = 4 * numba.get_num_threads()
+    if outer >= want:
+        return channels
+    return max(16, -(-channels // -(-want // outer)))
+
+
 def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
                  convention=DEFAULT_CONVENTION, channel_axis=1, depth_radius=None, out=None):
     """Gradient of :func:`lrn` with respect to ``x``, given the gradient of its output.
@@ -478,6 +491,13 @@ def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mod
                 dst, os_ = os_, np.empty(xs.shape, dtype=np.float64)
             bmode = kern.beta_mode(r.beta)
             if (mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS
+                    and xs.flags.c_contiguous and gs.flags.c_contiguous
+                    and os_.flags.c_contiguous and xs.shape[2] <= _RING_ROW_MAX):
+                refine = xs.dtype == np.float32 and bmode in (kern.BETA_075, kern.BETA_05)
+                kern.across_rows_backward_contiguous(
+                    xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode,
+                    _channel_chunk(xs.shape[0], xs.shape[1]), refine)
+            elif (mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS
                     and xs.strides[1] >= xs.strides[2] and gs.strides[1] >= gs.strides[2]):
                 inner = xs.shape[2]
                 kern.across_rows_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,

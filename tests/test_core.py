@@ -304,3 +304,80 @@ def test_large_window_over_many_channels():
         got = lrn(x, size, 1.0, 0.75, 1e-4)
         want = reference_lrn(x, size, 1.0, 0.75, 1e-4)
         assert max_rel_err(got, want) <= 1e-5, size
+
+
+# ----------------------------------------------------------------------------------------
+# the contiguous backward kernel: rings of t and D^-b, channel chunks, refined powers
+
+
+def _float32_gradient_error(got, x, g, size, alpha, beta, k):
+    """Error of a float32 gradient relative to the exact value rounded to float32 (plus a
+    floor at 1e-6 of the largest magnitude, where float32 rounding itself is all there is)."""
+    want = reference_lrn_backward(x.astype(np.float64), g.astype(np.float64), size, alpha,
+                                  beta, k)
+    floor = 1e-6 * np.abs(want).max()
+    return float(np.max(np.abs(got.astype(np.float64) - want)
+                        / np.maximum(np.abs(want), floor)))
+
+
+@pytest.mark.parametrize("beta", [0.75, 0.5, 0.6])
+@pytest.mark.parametrize("size", [1, 2, 4, 5, 8])
+@pytest.mark.parametrize("shape", [(1, 96, 7, 9), (5, 40, 3, 5), (2, 3, 4, 4), (1, 1, 2, 2)])
+def test_contiguous_backward_on_wide_ranges(shape, size, beta):
+    """float32 input, magnitudes 1e-4..1e4 side by side and a tiny k: the refined powers
+    (float32 seed + a float64 Newton step) stay as accurate as float64 arithmetic."""
+    rng = np.random.default_rng(size)
+    x = (rng.standard_normal(shape) * 10.0 ** rng.uniform(-4, 4, shape)).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    got = lrn_backward(x, g, size, 1e-2, beta, 1e-3)
+    assert got.dtype == np.float32
+    assert _float32_gradient_error(got, x, g, size, 1e-2, beta, 1e-3) <= 1e-5
+
+
+def test_contiguous_backward_falls_back_where_the_seed_is_unusable():
+    """D outside float32's normal range (k=1e-40 and all-zero windows; huge values) and NaN:
+    those rows are recomputed exactly, so the result is the reference's."""
+    x = np.zeros((2, 12, 3, 4), dtype=np.float32)
+    x[0, 3] = 1e30  # D ~ 1e56
+    x[1, 5, 1, 1] = np.nan
+    x[1, 8] = 0.5
+    g = np.ones_like(x)
+    for beta in (0.75, 0.5):
+        got = lrn_backward(x, g, 5, 1e-4, beta, 1e-40)
+        want = reference_lrn_backward(x.astype(np.float64), g.astype(np.float64), 5, 1e-4,
+                                      beta, 1e-40)
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        assert np.array_equal(np.isinf(got), np.isinf(want))
+        fin = np.isfinite(want)
+        np.testing.assert_allclose(got[fin], want[fin], rtol=1e-5,
+                                   atol=1e-6 * np.abs(want[fin]).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_chunking_gives_the_same_bits(dtype):
+    """One sample alone is split into channel chunks (recomputing halos); in a batch of 64
+    each sample is one work item: the results agree bit for bit."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 200, 5, 6)).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    whole = lrn_backward(x, g, 5, 1e-3, 0.75, 1.0)
+    for i in (0, 37, 63):
+        alone = lrn_backward(x[i:i + 1], g[i:i + 1], 5, 1e-3, 0.75, 1.0)
+        assert np.array_equal(alone[0], whole[i])
+    want = reference_lrn_backward(x[:2], g[:2], 5, 1e-3, 0.75, 1.0)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(whole[:2], want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+def test_backward_non_contiguous_and_contiguous_agree():
+    """The ring kernel (C-contiguous) and the row-view kernel (strided) match to rounding."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 30, 6, 8)).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    a = lrn_backward(x, g, 5, 1e-3, 0.75, 1.0)
+    xs = np.zeros((4, 30, 6, 16), np.float32)
+    gs = np.zeros_like(xs)
+    xs[..., ::2] = x
+    gs[..., ::2] = g
+    b = lrn_backward(xs[..., ::2], gs[..., ::2], 5, 1e-3, 0.75, 1.0)
+    np.testing.assert_allclose(a, b, rtol=2e-7, atol=1e-7 * np.abs(a).max())
