@@ -618,6 +618,41 @@ def _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
 
 
 @njit(**_OPTS)
+def _bwd_refined_row5(xo, go, tring, gring, c, j, a, k):
+    """:func:`_bwd_refined_row` (beta 0.75) for a 5-tap window inside the axis: rows
+    ``j..j+4``, no zero rows to select (adding them adds exact zeros: the same bits)."""
+    slot = c & 7
+    bad = 0
+    for t in range(xo.shape[1]):
+        v0 = np.float64(xo[j, t])
+        v1 = np.float64(xo[j + 1, t])
+        v2 = np.float64(xo[j + 2, t])
+        v3 = np.float64(xo[j + 3, t])
+        v4 = np.float64(xo[j + 4, t])
+        s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + v4 * v4
+        d = k + a * s
+        z = np.float64(_seed_rsqrt4(np.float32(d)))
+        z2 = z * z
+        z = z * (1.25 - 0.25 * d * (z2 * z2))
+        z2 = z * z
+        gain = z2 * z
+        gring[slot, t] = gain
+        tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * (gain * (z2 * z2))
+        bad += not (d > 1e-30 and d < 1e30)
+    return bad
+
+
+@njit(**_OPTS)
+def _bwd_finish_row5(xo, go, do, tring, gring, c, j, c2):
+    """:func:`_bwd_finish_row` for a 5-tap mirrored window inside the axis."""
+    s0, s1, s2, s3, s4 = j & 7, (j + 1) & 7, (j + 2) & 7, (j + 3) & 7, (j + 4) & 7
+    g_slot = c & 7
+    for t in range(xo.shape[1]):
+        s = ((tring[s0, t] + tring[s1, t]) + (tring[s2, t] + tring[s3, t])) + tring[s4, t]
+        do[c, t] = np.float64(go[c, t]) * gring[g_slot, t] - c2 * np.float64(xo[c, t]) * s
+
+
+@njit(**_OPTS)
 def _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode):
     """Ring rows of channel ``c`` with float64 ``sqrt``/division/``pow`` (any beta, any D)."""
     i0, i1, i2, i3, i4, i5, i6, i7 = i
@@ -697,6 +732,7 @@ def across_rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk,
     last = channels - 1
     c2 = 2.0 * beta * a
     quarter = bmode == BETA_075
+    five = quarter and taps == 5
     for item in prange(outer * nchunks):
         o = item // nchunks
         c0 = (item % nchunks) * chunk
@@ -708,15 +744,23 @@ def across_rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk,
         gring = np.empty((8, inner), dtype=np.float64)
         for c in range(max(0, c0 - hi), min(channels, c1 + lo) + lo):
             if c < min(channels, c1 + lo):
-                i, ok = _window_rows(c - lo, taps, last)
-                if not refine or _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k,
-                                                  quarter):
+                j = c - lo
+                i, ok = _window_rows(j, taps, last)
+                if not refine:
+                    _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode)
+                elif five and 0 <= j and j + 4 <= last:
+                    if _bwd_refined_row5(xo, go, tring, gring, c, j, a, k):
+                        _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode)
+                elif _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
                     _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode)
             cc = c - lo
             if c0 <= cc < c1:
                 j = cc - hi
-                i, ok = _window_rows(j, taps, last)
-                _bwd_finish_row(xo, go, do, tring, gring, cc, j, ok, c2)
+                if taps == 5 and 0 <= j and j + 4 <= last:
+                    _bwd_finish_row5(xo, go, do, tring, gring, cc, j, c2)
+                else:
+                    i, ok = _window_rows(j, taps, last)
+                    _bwd_finish_row(xo, go, do, tring, gring, cc, j, ok, c2)
 
 
 @njit(**_OPTS)
