@@ -13,6 +13,9 @@ Design (see ``shared/performance-notes.md``):
   extra memory is a few blocks per thread, never a full-size temporary.
 * ``D ** -beta`` has closed forms for the common betas (``pow`` costs ~10x the memory
   ceiling); each variant has its own loop because an ``if`` in the inner loop is not hoisted.
+  They never form a power of ``D`` above 1 (``D^0.75`` is ``sqrt(D) * sqrt(sqrt(D))``, not
+  ``sqrt(D * sqrt(D))``), so no intermediate overflows or underflows where the result does
+  not: float32 inputs near 1e15, or tiny ones with ``k = 0``, stay exact.
 * ``error_model="numpy"``: no zero-division checks (IEEE results, as the reference), and
   no fastmath, so NaN and Inf propagate exactly as in plain NumPy.
 """
@@ -48,8 +51,8 @@ def _finish_row(acc, xc, yc, a, k, beta, mode):
     n = acc.shape[0]
     if mode == BETA_075:
         for t in range(n):
-            d = k + a * acc[t]
-            yc[t] = xc[t] / np.sqrt(d * np.sqrt(d))
+            q = np.sqrt(k + a * acc[t])
+            yc[t] = xc[t] / (q * np.sqrt(q))
     elif mode == BETA_05:
         for t in range(n):
             yc[t] = xc[t] / np.sqrt(k + a * acc[t])
@@ -65,11 +68,11 @@ def _finish_row(acc, xc, yc, a, k, beta, mode):
     elif mode == BETA_15:
         for t in range(n):
             d = k + a * acc[t]
-            yc[t] = xc[t] / (d * np.sqrt(d))
+            yc[t] = xc[t] / np.sqrt(d) / d
     elif mode == BETA_2:
         for t in range(n):
             d = k + a * acc[t]
-            yc[t] = xc[t] / (d * d)
+            yc[t] = xc[t] / d / d
     else:
         nb = -beta
         for t in range(n):
@@ -89,7 +92,8 @@ def _gain_of(d, g, beta, mode):
     n = d.shape[0]
     if mode == BETA_075:
         for t in range(n):
-            g[t] = 1.0 / np.sqrt(d[t] * np.sqrt(d[t]))
+            q = np.sqrt(d[t])
+            g[t] = 1.0 / (q * np.sqrt(q))
     elif mode == BETA_05:
         for t in range(n):
             g[t] = 1.0 / np.sqrt(d[t])
@@ -278,8 +282,8 @@ def _fused8(r0, r1, r2, r3, r4, r5, r6, r7, xc, yc, acc, a, k, beta, mode):
         for t in range(n):
             s = ((r0[t] * r0[t] + r1[t] * r1[t]) + (r2[t] * r2[t] + r3[t] * r3[t])) + (
                 (r4[t] * r4[t] + r5[t] * r5[t]) + (r6[t] * r6[t] + r7[t] * r7[t]))
-            d = k + a * s
-            yc[t] = xc[t] / np.sqrt(d * np.sqrt(d))
+            q = np.sqrt(k + a * s)
+            yc[t] = xc[t] / (q * np.sqrt(q))
     elif mode == BETA_05:
         for t in range(n):
             s = ((r0[t] * r0[t] + r1[t] * r1[t]) + (r2[t] * r2[t] + r3[t] * r3[t])) + (
@@ -297,8 +301,8 @@ def _fused4(r0, r1, r2, r3, xc, yc, acc, a, k, beta, mode):
     if mode == BETA_075:
         for t in range(n):
             s = (r0[t] * r0[t] + r1[t] * r1[t]) + (r2[t] * r2[t] + r3[t] * r3[t])
-            d = k + a * s
-            yc[t] = xc[t] / np.sqrt(d * np.sqrt(d))
+            q = np.sqrt(k + a * s)
+            yc[t] = xc[t] / (q * np.sqrt(q))
     elif mode == BETA_05:
         for t in range(n):
             s = (r0[t] * r0[t] + r1[t] * r1[t]) + (r2[t] * r2[t] + r3[t] * r3[t])
@@ -381,8 +385,8 @@ def _contiguous_row(x, y, o, c, i, ok, a, k, mode):
             v7 = w7 if k7 else zero
             s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
                 (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
-            d = k + a * s
-            y[o, c, t] = x[o, c, t] / np.sqrt(d * np.sqrt(d))
+            q = np.sqrt(k + a * s)
+            y[o, c, t] = x[o, c, t] / (q * np.sqrt(q))
     else:
         for t in range(x.shape[2]):
             w0 = x[o, i0, t]

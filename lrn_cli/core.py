@@ -326,6 +326,9 @@ def _forward(x, y, d, r, mode, axis, origin=None):
         direct = _native(xv.dtype) and all(
             v is None or (v.dtype == xv.dtype) for v in (yv, dv)
         )
+        if direct and _channels_fastest(xv, r, mode):
+            _run_planar(xv, yv, dv, r, bases)
+            continue
         if direct:
             _run_forward(xv, yv, dv, r, mode, bases)
             continue
@@ -347,6 +350,58 @@ def _forward(x, y, d, r, mode, axis, origin=None):
                 y_dst[...] = ys
             if ds is not None:
                 d_dst[...] = ds
+
+
+#: Channels-last arrays with at most this many channels are normalized on planar copies.
+PLANAR_MAX_CHANNELS = 64
+
+
+def _channels_fastest(xv: np.ndarray, r: Resolved, mode: str) -> bool:
+    """A channels-last view (outer, C, pixels) with few channels and a short window."""
+    return (mode == "across" and xv.strides[1] < xv.strides[2]
+            and 1 < xv.shape[1] <= PLANAR_MAX_CHANNELS and r.taps <= _kernels().ROW_KERNEL_TAPS)
+
+
+def _run_planar(xv, yv, dv, r: Resolved, bases):
+    """LRN of channels-last views ``(outer, C, pixels)`` (channel axis fastest in memory).
+
+    The row kernels want each channel's pixels contiguous, so slabs of pixels are copied
+    to planar scratch ``(blocks, C, m)`` (one NumPy copy each way; ``blocks`` gives the
+    threads work), normalized there and copied back: the same arithmetic in the same order
+    as any other layout, so the same bits.  Scratch stays within 1/16 of the input (at least
+    1 MiB).
+    """
+    import numba
+
+    outer, channels, pixels = xv.shape
+    arrays = 1 + (yv is not None) + (dv is not None)
+    budget = max(_MIN_SLAB_BYTES, xv.nbytes // 16) // (xv.itemsize * arrays)
+    cols = max(16, budget // channels)
+    threads = numba.get_num_threads()
+    for o in range(outer):
+        for b0 in range(0, pixels, cols):
+            b1 = min(pixels, b0 + cols)
+            blocks = max(1, min(4 * threads, (b1 - b0) // 2048))
+            m = (b1 - b0) // blocks
+            for start, count, width in ((b0, blocks, m),
+                                        (b0 + blocks * m, 1, b1 - b0 - blocks * m)):
+                if width == 0:
+                    continue
+                cut = (o, slice(start, start + count * width), count, width)
+                xs = np.empty((count, channels, width), dtype=xv.dtype)
+                np.copyto(xs, _planar_view(xv, *cut))
+                ys = None if yv is None else np.empty_like(xs)
+                ds = None if dv is None else np.empty_like(xs)
+                _run_forward(xs, ys, ds, r, "across", bases)
+                if ys is not None:
+                    np.copyto(_planar_view(yv, *cut), ys)
+                if ds is not None:
+                    np.copyto(_planar_view(dv, *cut), ds)
+
+
+def _planar_view(v: np.ndarray, o: int, cols: slice, count: int, width: int) -> np.ndarray:
+    """``v[o, :, cols]`` as ``(count, C, width)`` blocks of consecutive pixels (a view)."""
+    return np.reshape(v[o, :, cols], (v.shape[1], count, width), copy=False).transpose(1, 0, 2)
 
 
 @overload
@@ -409,7 +464,8 @@ def lrn(
     Returns
     -------
     ndarray, or (ndarray, ndarray) when ``return_divisor``
-        The normalized array (``out`` when given), and the divisor in the result dtype.
+        The normalized array (``out`` when given), and the divisor in the result dtype; new
+        arrays have ``x``'s memory layout (C order for C-ordered input, as NumPy ufuncs do).
 
     Notes
     -----
@@ -420,10 +476,10 @@ def lrn(
     x, rdtype, r, axis = _prepare(x, size, alpha, beta, k, mode, convention, channel_axis,
                                   depth_radius)
     if out is None:
-        out = np.empty(x.shape, dtype=rdtype)
+        out = np.empty_like(x, dtype=rdtype)  # x's memory layout, as NumPy ufuncs do
     else:
         _check_out(out, x, rdtype)
-    d = np.empty(x.shape, dtype=rdtype) if return_divisor else None
+    d = np.empty_like(x, dtype=rdtype) if return_divisor else None
     if x.size:
         _forward(x, out, d, r, mode, axis, _origin)
     return (out, d) if return_divisor else out
@@ -439,7 +495,7 @@ def lrn_divisor(x, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
     x, rdtype, r, axis = _prepare(x, size, alpha, beta, k, mode, convention, channel_axis,
                                   depth_radius)
     if out is None:
-        out = np.empty(x.shape, dtype=rdtype)
+        out = np.empty_like(x, dtype=rdtype)
     else:
         _check_out(out, x, rdtype)
     if x.size:
@@ -473,7 +529,7 @@ def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mod
         raise ParameterError(f"grad_output has shape {g.shape}, expected {x.shape}")
     result_dtype(g.dtype)
     if out is None:
-        out = np.empty(x.shape, dtype=rdtype)
+        out = np.empty_like(x, dtype=rdtype)
     else:
         _check_out(out, x, rdtype)
         if np.may_share_memory(out, g):

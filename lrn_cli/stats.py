@@ -446,6 +446,24 @@ def _chunks() -> int:
     return 32
 
 
+_PLANAR_BLOCK = 1 << 18
+
+
+def _planar_blocks(views: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """The (outer, C, inner) views as the kernels read them best: a view whose channel axis
+    is the fastest in memory (interleaved pixels) is copied, a block of pixels at a time,
+    to planar scratch ``(1, C, pixels)`` so each channel's values are contiguous."""
+    for v in views:
+        outer, channels, inner = v.shape
+        if not (v.strides[1] < v.strides[2] and channels > 1):
+            yield v
+            continue
+        step = max(16, _PLANAR_BLOCK // channels)
+        for o in range(outer):
+            for p0 in range(0, inner, step):
+                yield np.ascontiguousarray(v[o:o + 1, :, p0:p0 + step])
+
+
 def _fast_stats(x: np.ndarray, ch: int | None) -> ArrayStats | None:
     """The same figures from the Numba kernels (float32/float64), or None to use NumPy.
 
@@ -468,7 +486,8 @@ def _fast_stats(x: np.ndarray, ch: int | None) -> ArrayStats | None:
              for v in views]
     nch = views[0].shape[1]
     chunks = _chunks()
-    parts = np.concatenate([K.moments(v, min(chunks, max(1, v.shape[0]))) for v in views])
+    parts = np.concatenate([K.moments(b, min(chunks, max(1, b.shape[0])))
+                            for b in _planar_blocks(views)])
     n = parts[:, :, K.N].sum(axis=0)
     total = parts[:, :, K.SUM].sum(axis=0)
     amax = parts[:, :, K.AMAX].max(axis=0)
@@ -478,8 +497,8 @@ def _fast_stats(x: np.ndarray, ch: int | None) -> ArrayStats | None:
         return None
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(n > 0, total / np.maximum(n, 1), 0.0)
-    m2 = np.concatenate([K.centred_squares(v, mean, min(chunks, max(1, v.shape[0])))
-                         for v in views]).sum(axis=0)
+    m2 = np.concatenate([K.centred_squares(b, mean, min(chunks, max(1, b.shape[0])))
+                         for b in _planar_blocks(views)]).sum(axis=0)
     mom = _Moments(nch)
     mom.n = n.astype(np.int64)
     mom.nonfinite = parts[:, :, K.NONFINITE].sum(axis=0).astype(np.int64)
@@ -556,7 +575,7 @@ def divisor_stats(d: np.ndarray, beta: float) -> DivisorStats:
     if d.dtype.kind == "f" and d.dtype.itemsize in (4, 8) and d.dtype.isnative and d.size:
         from lrn_cli import _stats_kernels as K
 
-        flat = d.reshape(-1)  # a copy only for non-contiguous input
+        flat = np.ravel(d, order="K")  # a view when d is contiguous in any axis order
         part = K.divisor_sums(flat, beta, _chunks())
         n, ng = int(part[:, 0].sum()), int(part[:, 4].sum())
         nan = math.nan

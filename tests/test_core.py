@@ -381,3 +381,62 @@ def test_backward_non_contiguous_and_contiguous_agree():
     gs[..., ::2] = g
     b = lrn_backward(xs[..., ::2], gs[..., ::2], 5, 1e-3, 0.75, 1.0)
     np.testing.assert_allclose(a, b, rtol=2e-7, atol=1e-7 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("beta", [0.75, 0.5, 1.0, 0.25, 1.5, 2.0, 0.6])
+@pytest.mark.parametrize("mode", ["across", "within"])
+def test_extreme_magnitudes_do_not_overflow_the_closed_forms(mode, beta):
+    """float32 values near 1e15..1e18 (D near 1e30..1e36) and tiny ones with k = 0 (D near
+    1e-28): every intermediate of the closed forms for D^-beta stays in range, so results
+    are the reference's, not 0 or inf (results beyond float32's range excepted)."""
+    rng = np.random.default_rng(11)
+    tiny, huge = np.finfo(np.float32).tiny, np.finfo(np.float32).max
+    for scale, k in ((1e15, 1.0), (1e18, 2.0), (1e-12, 0.0), (1e-9, 0.0)):
+        x = (rng.uniform(0.5, 2.0, (2, 6, 5, 5)) * scale).astype(np.float32)
+        x[0, 1] *= -1
+        want = reference_lrn(x, 3, 1e-4, beta, k, mode=mode)
+        got = lrn(x, 3, 1e-4, beta, k, mode=mode).astype(np.float64)
+        fits = np.abs(want) < huge
+        if not fits.any():  # beta 2 with k = 0: every result is beyond float32
+            continue
+        err = np.abs(got - want)[fits] / np.maximum(np.abs(want)[fits], tiny)
+        assert err.max() <= 1e-5, (scale, k)
+        if k > 0 and mode == "across":
+            # gradients of the large inputs (with D ~ a'S the gradient is a difference of
+            # nearly equal terms: within windows of 9 values and tiny inputs with k = 0
+            # are too ill-conditioned for a relative comparison)
+            g = rng.standard_normal(x.shape).astype(np.float32)
+            gwant = reference_lrn_backward(x, g, 3, 1e-4, beta, k, mode=mode)
+            ggot = lrn_backward(x, g, 3, 1e-4, beta, k, mode=mode).astype(np.float64)
+            gerr = np.abs(ggot - gwant) / np.maximum(np.abs(gwant), tiny)
+            assert gerr.max() <= 1e-5, (scale, k)
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4, 64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channels_last_planar_path_gives_the_same_bits(channels, dtype):
+    """Channels-last input with few channels is normalized on planar copies of pixel slabs
+    (and split into blocks for the threads): the same bits as the channels-first array, for
+    the output and the divisor, into new arrays or a strided ``out``."""
+    rng = np.random.default_rng(channels)
+    nchw = rng.standard_normal((3, channels, 33, 47)).astype(dtype)
+    nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))
+    y_first, d_first = lrn(nchw, 5, 1e-2, 0.75, 1.0, return_divisor=True)
+    y_last, d_last = lrn(nhwc, 5, 1e-2, 0.75, 1.0, channel_axis=-1, return_divisor=True)
+    assert np.array_equal(y_last, y_first.transpose(0, 2, 3, 1))
+    assert np.array_equal(d_last, d_first.transpose(0, 2, 3, 1))
+    out = np.zeros((3, 33, 47, channels * 2), dtype)[..., ::2]
+    lrn(nhwc, 5, 1e-2, 0.75, 1.0, channel_axis=-1, out=out)
+    assert np.array_equal(out, y_last)
+    hwc = nhwc[1]  # an image: (H, W, C)
+    assert np.array_equal(lrn(hwc, 5, 1e-2, 0.75, 1.0, channel_axis=2), y_last[1])
+
+
+def test_results_keep_the_input_memory_layout():
+    """New outputs follow x's memory order (as NumPy ufuncs do), e.g. planar-backed images."""
+    planar = np.random.default_rng(0).standard_normal((3, 20, 30)).astype(np.float32)
+    hwc = planar.transpose(1, 2, 0)
+    y, d = lrn(hwc, 3, channel_axis=2, return_divisor=True)
+    assert y.strides == hwc.strides and d.strides == hwc.strides
+    assert np.array_equal(y, lrn(np.ascontiguousarray(hwc), 3, channel_axis=2))
+    assert lrn(np.ascontiguousarray(hwc), 3, channel_axis=2).flags.c_contiguous

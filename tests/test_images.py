@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lrn_cli import images as images_module
 from lrn_cli.errors import InputError, OutputError, ParameterError
 from lrn_cli.images import (
     check_image_output,
@@ -512,3 +513,59 @@ def test_import_does_not_load_pillow() -> None:
     code = "import sys, lrn_cli.images, lrn_cli.arrays; assert 'PIL' not in sys.modules"
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+# --- the one-pass kernels against the plain NumPy formulas ----------------------------------
+
+
+def _numpy_rescale(values, method, per_channel, scale):
+    """The documented formula, written with NumPy (what the Numba kernels must reproduce)."""
+    data = np.asarray(values, dtype=np.float64)
+    out = np.empty(data.shape)
+    groups = range(data.shape[-1]) if per_channel and data.ndim == 3 else [None]
+    for channel in groups:
+        part = data if channel is None else data[..., channel]
+        target = out if channel is None else out[..., channel]
+        finite = part[np.isfinite(part)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        if method == "minmax" and hi > lo:
+            target[...] = (part - lo) / (hi - lo)
+        else:
+            target[...] = part / scale
+    np.clip(out, 0.0, 1.0, out=out)
+    np.nan_to_num(out, copy=False, nan=0.0)
+    return out.astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 3), (5, 4), (6, 5, 1), (4, 4, 3)])
+@pytest.mark.parametrize("method", ["minmax", "none"])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_rescale_and_quantize_match_the_numpy_formulas(shape, method, per_channel) -> None:
+    rng = np.random.default_rng(len(shape))
+    values = (rng.standard_normal(shape) * 3).astype(np.float32)
+    values.flat[:3] = [np.nan, np.inf, -np.inf]
+    if shape == (4, 4, 3):
+        values[..., 1] = np.nan  # a channel without finite values
+        values[..., 2] = 0.25  # a constant channel
+    planar = np.ascontiguousarray(np.moveaxis(values, -1, 0)) if values.ndim == 3 else None
+    for v in (values, None if planar is None else planar.transpose(1, 2, 0)):
+        if v is None:
+            continue
+        got = rescale(v, method, per_channel=per_channel, value_range="byte")
+        want = _numpy_rescale(v, method, per_channel, 255.0)
+        np.testing.assert_array_equal(got, want)
+        for top, dtype in ((255, np.uint8), (65535, np.uint16)):
+            codes = images_module._quantize(got * 1.5 - 0.25, top, dtype)
+            scaled = np.clip(np.nan_to_num((got * 1.5 - 0.25).astype(np.float64)), 0, 1)
+            np.testing.assert_array_equal(codes, np.rint(scaled * top).astype(dtype))
+            assert codes.flags.c_contiguous
+
+
+def test_colour_pixels_are_planar_behind_the_hwc_view(tmp_path: Path) -> None:
+    """Each channel of a decoded colour image is contiguous (the kernels walk channels)."""
+    path = write_image(tmp_path / "rgb.png", RNG.random((6, 7, 3)))
+    pixels = read_image(path).pixels
+    assert pixels.shape == (6, 7, 3) and pixels.dtype == np.float32
+    assert pixels.strides == (7 * 4, 4, 6 * 7 * 4)
+    with Image.open(path) as im:
+        np.testing.assert_array_equal(pixels, np.asarray(im.convert("RGB")) / np.float32(255))

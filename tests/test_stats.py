@@ -356,7 +356,11 @@ def test_figures_stay_in_range_and_match_numpy(x: np.ndarray, axis: int) -> None
 
 
 @pytest.mark.parametrize("shape,axis", [((3, 5, 7, 6), 1), ((4, 9, 11, 3), 3), ((40, 3), None),
-                                        ((2, 1, 4, 4), 1), ((6, 8), 0)])
+                                        ((2, 1, 4, 4), 1), ((6, 8), 0),
+                                        # rows of whole 16-value lane blocks plus a tail,
+                                        # interleaved channels copied to planar blocks
+                                        ((2, 3, 37, 41), 1), ((5, 33, 29, 3), 3),
+                                        ((1003,), None), ((700, 400, 2), 2)])
 def test_numba_path_matches_numpy_path(shape, axis):
     """The Numba kernels (native float32/64) against the NumPy path (big-endian input)."""
     rng = np.random.default_rng(len(shape))
@@ -377,3 +381,23 @@ def test_numba_path_matches_numpy_path(shape, axis):
         sd = divisor_stats(d.astype(np.dtype(dtype).newbyteorder(">")), 0.75)
         for name in ("d_min", "d_max", "d_mean", "gain_min", "gain_max", "gain_mean"):
             assert same(getattr(fd, name), getattr(sd, name), 1e-9), name
+
+
+@pytest.mark.parametrize("beta", [0.75, 0.5, 0.6])
+def test_divisor_stats_lanes_match_numpy_path(beta):
+    """Lane-wise divisor sums (whole blocks and tails) with NaN, inf, zero and negative D:
+    the same figures as the plain NumPy path (big-endian input)."""
+    rng = np.random.default_rng(7)
+    d = rng.uniform(0.5, 4.0, 1003) ** 3
+    d[[5, 17, 40, 1001]] = np.nan
+    d[[6, 300]] = np.inf
+    d[[7, 999]] = 0.0
+    d[[8, 500, 1002]] = -2.0
+    d[900] = 1e-320  # positive, but its gain overflows: no gain
+    for dtype in (np.float64, np.float32):
+        fast = divisor_stats(d.astype(dtype), beta)
+        slow = divisor_stats(d.astype(np.dtype(dtype).newbyteorder(">")), beta)
+        for name in ("d_min", "d_max", "d_mean", "gain_min", "gain_max", "gain_mean"):
+            assert same(getattr(fast, name), getattr(slow, name), 1e-12), name
+    finite = d[np.isfinite(d)]
+    assert divisor_stats(d, beta).d_min == finite.min() == -2.0

@@ -1,0 +1,67 @@
+"""Private Numba kernels for :mod:`lrn_cli.images`: display rescaling and quantisation.
+
+Each is one pass over an ``(H, W, C)`` array of any strides (the pixel arrays are planar
+behind an ``(H, W, C)`` view, see ``images._as_float``), with the same arithmetic as the
+NumPy formulas they replace: float64 maths, ``np.rint`` (half to even), NaN to 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_OPTS = {"cache": True, "error_model": "numpy", "nogil": True}
+
+
+@njit(**_OPTS)
+def finite_range(values, lo, hi, per_channel):
+    """Smallest and largest finite value of each channel (or of all, into index 0);
+    ``lo > hi`` (inf, -inf) when there is none."""
+    height, width, channels = values.shape
+    for c in range(lo.shape[0]):
+        lo[c] = np.inf
+        hi[c] = -np.inf
+    for c in range(channels):
+        g = c if per_channel else 0
+        low = lo[g]
+        high = hi[g]
+        for h in range(height):
+            for w in range(width):
+                v = np.float64(values[h, w, c])
+                if np.isfinite(v):
+                    low = v if v < low else low
+                    high = v if v > high else high
+        lo[g] = low
+        hi[g] = high
+
+
+@njit(**_OPTS)
+def to_unit(values, out, lo, hi, scale, per_channel):
+    """``out = clip((v - lo) / (hi - lo), 0, 1)`` per channel group (``v / scale`` where
+    ``hi <= lo``), NaN to 0, in float64 rounded to ``out``'s dtype."""
+    height, width, channels = values.shape
+    for c in range(channels):
+        g = c if per_channel else 0
+        stretch = hi[g] > lo[g]
+        low = lo[g] if stretch else 0.0
+        span = (hi[g] - lo[g]) if stretch else scale
+        for h in range(height):
+            for w in range(width):
+                u = (np.float64(values[h, w, c]) - low) / span
+                u = 0.0 if u < 0.0 else u
+                u = 1.0 if u > 1.0 else u
+                out[h, w, c] = 0.0 if np.isnan(u) else u
+
+
+@njit(**_OPTS)
+def quantize(values, out, top):
+    """``out = rint(clip(v, 0, 1) * top)`` with NaN to 0 (``out`` an unsigned integer array)."""
+    height, width, channels = values.shape
+    for h in range(height):
+        for w in range(width):
+            for c in range(channels):
+                u = np.float64(values[h, w, c])
+                u = 0.0 if np.isnan(u) else u
+                u = 0.0 if u < 0.0 else u
+                u = 1.0 if u > 1.0 else u
+                out[h, w, c] = np.rint(u * top)
