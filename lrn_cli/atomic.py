@@ -75,17 +75,54 @@ def os_error_reason(exc: OSError) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name the same file (hard links and symbolic links included)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        # At least one does not exist (yet): compare where they would resolve to.
-        return a.resolve(strict=False) == b.resolve(strict=False)
+class ProtectedFiles:
+    """Input files an output must never be: looked up by inode (hard and symbolic links
+    included) and by resolved path (for files that do not exist yet), in O(1) per output.
+
+    Build it once for a batch (each input is looked up once) and pass it as ``protect``;
+    plain iterables of paths are turned into one on the fly.  Picklable.
+    """
+
+    def __init__(self, paths: Iterable[PathLike] = ()) -> None:
+        self._by_inode: dict[tuple[int, int], str] = {}
+        self._by_path: dict[str, str] = {}
+        for item in paths:
+            name = os.fspath(item)
+            path = Path(name)
+            try:
+                st = path.stat()
+            except OSError:
+                pass
+            else:
+                self._by_inode.setdefault((st.st_dev, st.st_ino), name)
+            self._by_path.setdefault(str(path.resolve(strict=False)), name)
+
+    @classmethod
+    def of(cls, protect: ProtectedFiles | Iterable[PathLike]) -> ProtectedFiles:
+        return protect if isinstance(protect, ProtectedFiles) else cls(protect)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_path)
+
+    def match(self, target: PathLike) -> str | None:
+        """The protected input ``target`` names, or None."""
+        if not self._by_path:
+            return None
+        path = Path(os.fspath(target))
+        try:
+            st = path.stat()
+        except OSError:
+            pass
+        else:
+            hit = self._by_inode.get((st.st_dev, st.st_ino))
+            if hit is not None:
+                return hit
+        return self._by_path.get(str(path.resolve(strict=False)))
 
 
 def check_writable(
-    path: PathLike, *, overwrite: bool = False, protect: Iterable[PathLike] = ()
+    path: PathLike, *, overwrite: bool = False,
+    protect: ProtectedFiles | Iterable[PathLike] = (),
 ) -> Path:
     """Refuse an output path exactly as `atomic_write` would, without writing anything.
 
@@ -98,8 +135,8 @@ def check_writable(
     overwrite
         Whether an existing file at `path` may be replaced.
     protect
-        Input files: `path` must not be any of them, even with `overwrite` (same file by
-        inode, so hard and symbolic links are caught too).
+        Input files (paths or a `ProtectedFiles`): `path` must not be any of them, even with
+        `overwrite` (same file by inode, so hard and symbolic links are caught too).
 
     Returns
     -------
@@ -113,11 +150,9 @@ def check_writable(
         cannot be used.
     """
     target = Path(os.fspath(path))
-    for item in protect:
-        if _same_file(target, Path(os.fspath(item))):
-            raise OutputError(
-                target, f"is an input file ({os.fspath(item)}); refusing to overwrite it"
-            )
+    item = ProtectedFiles.of(protect).match(target)
+    if item is not None:
+        raise OutputError(target, f"is an input file ({item}); refusing to overwrite it")
     if target.is_dir():
         raise OutputError(target, "is a directory")
     if not overwrite and (target.exists() or target.is_symlink()):
@@ -166,7 +201,7 @@ def atomic_write(
     writer: Callable[[IO[bytes]], None],
     *,
     overwrite: bool = False,
-    protect: Iterable[PathLike] = (),
+    protect: ProtectedFiles | Iterable[PathLike] = (),
 ) -> Path:
     """Write a file all-or-nothing: the destination is either untouched or complete.
 

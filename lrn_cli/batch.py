@@ -378,7 +378,7 @@ def _died(job: Job, cause: str, *, alone: bool) -> JobResult:
 
 
 def run_jobs(jobs: list[Job], settings: Settings, ropts: ReadOptions, wopts: WriteOptions, *,
-             workers: int, on_result: Callable[[JobResult], bool], protect: tuple = (),
+             workers: int, on_result: Callable[[JobResult], bool], protect=(),
              want_traceback: bool = False) -> int:
     """Run ``jobs``, ``workers`` processes at a time; ``on_result`` returns False to stop.
 

@@ -255,7 +255,7 @@ def check_output(kind: str, out: str | os.PathLike, *, image=None, items: int = 
 
 
 def save(loaded: Loaded, results: list[ItemResult], out: str | os.PathLike,
-         wopts: WriteOptions, protect: tuple = ()) -> Path:
+         wopts: WriteOptions, protect=()) -> Path:
     """Write the results of ``loaded`` to ``out`` atomically (format from the suffix)."""
     from lrn_cli import arrays
 
@@ -386,7 +386,7 @@ def should_stream(source: str, output: str | None, ropts: ReadOptions,
 
 
 def _run_streamed(source: str, output: str | None, settings: Settings, ropts: ReadOptions,
-                  wopts: WriteOptions, protect: tuple,
+                  wopts: WriteOptions, protect,
                   on_progress) -> tuple[list[ItemResult], list[str]]:
     from lrn_cli.streaming import stream_npy
 
@@ -400,7 +400,7 @@ def _run_streamed(source: str, output: str | None, settings: Settings, ropts: Re
 
 
 def run_job(source: str, output: str | None, settings: Settings, ropts: ReadOptions,
-            wopts: WriteOptions, *, data: bytes | None = None, protect: tuple = (),
+            wopts: WriteOptions, *, data: bytes | None = None, protect=(),
             want_traceback: bool = False, keep_output: bool = False,
             on_progress=None) -> JobResult:
     """Load, normalize and (when ``output`` is given) save one input; never raises for bad data.

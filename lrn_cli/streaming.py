@@ -106,7 +106,7 @@ def stream_npy(
     channel_axis_given: bool = False,
     slab_bytes: int = DEFAULT_SLAB_BYTES,
     overwrite: bool = False,
-    protect: tuple = (),
+    protect=(),
     on_progress: Callable[[int, int], None] | None = None,
 ) -> StreamResult:
     """Normalize the ``.npy`` file ``source`` into ``output`` with bounded memory.

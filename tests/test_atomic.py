@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lrn_cli.atomic import atomic_write, check_writable, os_error_reason
+from lrn_cli.atomic import ProtectedFiles, atomic_write, check_writable, os_error_reason
 from lrn_cli.errors import OutputError
 
 
@@ -146,6 +146,28 @@ def test_protect_sees_through_links_and_relative_paths(tmp_path: Path, monkeypat
         with pytest.raises(OutputError, match="input"):
             check_writable(target, overwrite=True, protect=[str(source)])
     assert source.read_bytes() == b"input"
+
+
+def test_protected_files_built_once_catch_the_same_cases(tmp_path: Path) -> None:
+    """A batch builds one ProtectedFiles for all inputs (and sends it, pickled, to its
+    workers): links, relative spellings and a symlinked folder are still caught."""
+    import pickle
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    sources = [inputs / f"{i}.png" for i in range(50)]
+    for path in sources:
+        path.write_bytes(b"input")
+    os.link(sources[7], tmp_path / "hard.png")
+    (tmp_path / "alias").symlink_to(inputs, target_is_directory=True)
+    protect = pickle.loads(pickle.dumps(ProtectedFiles(str(p) for p in sources)))
+    for target in (tmp_path / "hard.png", tmp_path / "alias" / "3.png",
+                   inputs / "x" / ".." / "9.png"):
+        with pytest.raises(OutputError, match="is an input file"):
+            check_writable(target, overwrite=True, protect=protect)
+    assert protect.match(tmp_path / "alias" / "new.png") is None
+    assert check_writable(tmp_path / "out" / "3.png", protect=protect)
+    assert not ProtectedFiles() and protect
 
 
 def test_protect_does_not_refuse_other_files(tmp_path: Path) -> None:

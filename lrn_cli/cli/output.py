@@ -269,7 +269,7 @@ def check_formats(ctx: click.Context, **flags: bool) -> str | None:
 
 
 def write_stats_file(path: str, rows: list[dict[str, Any]], document: Any,
-                     overwrite: bool, protect: Iterable[str] = ()) -> None:
+                     overwrite: bool, protect=()) -> None:
     """Write the statistics table to a .csv or .json file, atomically (never over an input)."""
     from lrn_cli.atomic import atomic_write
 
@@ -279,4 +279,4 @@ def write_stats_file(path: str, rows: list[dict[str, Any]], document: Any,
         data = csv_text(rows).encode()
     else:
         raise click.BadParameter("must end in .csv or .json", param_hint="--stats-out")
-    atomic_write(path, lambda fh: fh.write(data), overwrite=overwrite, protect=tuple(protect))
+    atomic_write(path, lambda fh: fh.write(data), overwrite=overwrite, protect=protect)

@@ -63,7 +63,10 @@ class ApplyRun:
         if panel is not None and len(jobs) != 1:
             ui.error(f"--panel draws one input; got {len(jobs)}")
             return 2
-        protect = tuple(s.path for s in sources if s.path != batch.STDIN)
+        from lrn_cli.atomic import ProtectedFiles
+
+        # looked up once: every output is checked against every input in O(1)
+        protect = ProtectedFiles(s.path for s in sources if s.path != batch.STDIN)
         # a resumed run (--skip-existing) rewrites its own manifest and statistics
         self._report_overwrite = self.wopts.overwrite or skip_existing
         for option, path in (("--manifest", manifest), ("--stats-out", stats_out)):
