@@ -410,6 +410,31 @@ def _contiguous_row(x, y, o, c, i, ok, a, k, mode):
             y[o, c, t] = x[o, c, t] / np.sqrt(k + a * s)
 
 
+@njit(**_OPTS)
+def _contiguous_row5(x, y, o, c, j, a, k, mode):
+    """:func:`_contiguous_row` for a 5-tap window inside the axis (rows ``j..j+4``): no zero
+    rows to load and select (they add exact zeros: the same bits), ~8% faster."""
+    if mode == BETA_075:
+        for t in range(x.shape[2]):
+            v0 = x[o, j, t]
+            v1 = x[o, j + 1, t]
+            v2 = x[o, j + 2, t]
+            v3 = x[o, j + 3, t]
+            v4 = x[o, j + 4, t]
+            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + v4 * v4
+            q = np.sqrt(k + a * s)
+            y[o, c, t] = x[o, c, t] / (q * np.sqrt(q))
+    else:
+        for t in range(x.shape[2]):
+            v0 = x[o, j, t]
+            v1 = x[o, j + 1, t]
+            v2 = x[o, j + 2, t]
+            v3 = x[o, j + 3, t]
+            v4 = x[o, j + 4, t]
+            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + v4 * v4
+            y[o, c, t] = x[o, c, t] / np.sqrt(k + a * s)
+
+
 @njit(parallel=True, **_OPTS)
 def across_rows_contiguous(x, y, lo, hi, a, k, mode):
     """:func:`across_rows` for C-contiguous ``x`` and ``y`` and beta 0.75 or 0.5: the same
@@ -425,13 +450,10 @@ def across_rows_contiguous(x, y, lo, hi, a, k, mode):
         o = item // channels
         c = item % channels
         j = c - lo
-        i = (min(max(j, 0), last), min(max(j + 1, 0), last), min(max(j + 2, 0), last),
-             min(max(j + 3, 0), last), min(max(j + 4, 0), last), min(max(j + 5, 0), last),
-             min(max(j + 6, 0), last), min(max(j + 7, 0), last))
-        ok = (0 <= j <= last, taps > 1 and 0 <= j + 1 <= last, taps > 2 and 0 <= j + 2 <= last,
-              taps > 3 and 0 <= j + 3 <= last, taps > 4 and 0 <= j + 4 <= last,
-              taps > 5 and 0 <= j + 5 <= last, taps > 6 and 0 <= j + 6 <= last,
-              taps > 7 and 0 <= j + 7 <= last)
+        if taps == 5 and 0 <= j and j + 4 <= last:
+            _contiguous_row5(x, y, o, c, j, a, k, mode)
+            continue
+        i, ok = _window_rows(j, taps, last)
         _contiguous_row(x, y, o, c, i, ok, a, k, mode)
 
 
@@ -591,7 +613,7 @@ def _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
             gain = z2 * z  # D^-3/4
             gring[slot, t] = gain
             tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * (gain * (z2 * z2))
-            bad += not (d > 1e-30 and d < 1e30)
+            bad += not ((d > 1e-30) & (d < 1e30))
     else:
         for t in range(xo.shape[1]):
             w0 = np.float64(xo[i0, t])
@@ -617,7 +639,7 @@ def _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
             z = z * (1.5 - 0.5 * d * (z * z))  # Newton for z^-2 = D
             gring[slot, t] = z
             tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * (z * (z * z))
-            bad += not (d > 1e-30 and d < 1e30)
+            bad += not ((d > 1e-30) & (d < 1e30))
     return bad
 
 
@@ -642,7 +664,7 @@ def _bwd_refined_row5(xo, go, tring, gring, c, j, a, k):
         gain = z2 * z
         gring[slot, t] = gain
         tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * (gain * (z2 * z2))
-        bad += not (d > 1e-30 and d < 1e30)
+        bad += not ((d > 1e-30) & (d < 1e30))
     return bad
 
 
