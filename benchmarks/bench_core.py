@@ -293,6 +293,10 @@ class Bench:
         ref = lrn(x, SIZE, ALPHA, BETA, K)
         rows: dict[str, Timing] = {}
         rows["copyto"] = self.time("np.copyto(out, x)", partial(np.copyto, out, x))
+        floor = _arithmetic_floor()
+        a, k = np.float32(ALPHA / SIZE), np.float32(K)
+        rows["floor"] = self.time("elementwise x·D^-0.75 (no window)",
+                                  partial(floor, x.reshape(-1), out.reshape(-1), a, k))
         rows["lrn_out"] = self.time("lrn(x, out=out)", partial(lrn, x, SIZE, ALPHA, BETA, K,
                                                                out=out))
         rows["lrn"] = self.time("lrn(x)", partial(lrn, x, SIZE, ALPHA, BETA, K))
@@ -455,6 +459,28 @@ class Bench:
             log(f"    {label:<34} median {res[key]['median_ms']:9.2f} ms")
         log(f"    numba imported by `import lrn_cli`: {res['numba_imported_by_import']}; "
             f"compiled nothing: {res['compiled_nothing']}")
+
+
+def _arithmetic_floor():
+    """``y = x * (k + a x²)^-0.75`` elementwise in Numba-parallel chunks: the power LRN
+    takes per value (two square roots and a division, correctly rounded) with no window at
+    all.  What LRN costs beyond copying, even before reading any neighbour."""
+    from numba import njit, prange
+
+    @njit(parallel=True, error_model="numpy")
+    def floor(x, y, a, k):
+        n = x.shape[0]
+        per = (n + 255) // 256
+        for b in prange(256):
+            lo = b * per
+            hi = min(n, lo + per)
+            xs = x[lo:hi]
+            ys = y[lo:hi]
+            for i in range(hi - lo):
+                q = np.sqrt(k + a * (xs[i] * xs[i]))
+                ys[i] = xs[i] / (q * np.sqrt(q))
+
+    return floor
 
 
 def _torch_within(torch, F, xt, n):
@@ -620,6 +646,7 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
         w(f"| implementation | {head} |")
         w("|---|" + "---:|---:|" * len(names))
         labels = [("copyto", "`np.copyto(out, x)` (memory ceiling)"),
+                  ("floor", "elementwise `x·(k + a·x²)^-0.75`, no window (arithmetic floor)"),
                   ("lrn_out", "`lrn(x, out=out)`"), ("lrn", "`lrn(x)` (allocating)"),
                   ("torch", "torch `F.local_response_norm`"),
                   ("tf", "TF `tf.nn.local_response_normalization` (NHWC, eager)"),
@@ -632,7 +659,7 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
                 if t is None:
                     cells += ["skipped", "–"]
                     continue
-                if key == "lrn_out":
+                if key in ("lrn_out", "floor"):
                     rtxt = fx(t.median_ms / rows["copyto"].median_ms) + " of copyto"
                 elif key == "lrn":
                     rtxt = fx(t.median_ms / rows["lrn_out"].median_ms) + " of out="
@@ -643,7 +670,10 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
                             f" ({fx(t.median_ms / rows['lrn'].median_ms)})")
                 cells += [f"{fms(t.median_ms)} ({fms(t.min_ms)})", rtxt]
             w(f"| {label} | " + " | ".join(cells) + " |")
-        w("\nRatio: `lrn(out=)` against `np.copyto`; `lrn(x)` against `lrn(out=)` (the cost"
+        w("\nRatio: `lrn(out=)` and the arithmetic floor against `np.copyto`; the floor is"
+          " the power LRN applies to each value (two correctly rounded square roots and a"
+          " division, Numba-parallel) without reading any neighbour; `lrn(x)` against"
+          " `lrn(out=)` (the cost"
           " of a fresh output's page faults); each peer against `lrn(out=)`, the issue's"
           " \"into a preallocated output\", and in parentheses against the allocating"
           " `lrn(x)` (how many times slower the peer is).\n")

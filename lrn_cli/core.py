@@ -408,12 +408,18 @@ def _planar_view(v: np.ndarray, o: int, cols: slice, count: int, width: int) -> 
 def lrn(x, size: int | None = ..., alpha: float = ..., beta: float = ..., k: float = ..., *,
         mode: Mode = ..., convention: str | Convention = ..., channel_axis: int | None = ...,
         depth_radius: int | None = ..., out: np.ndarray | None = ...,
-        return_divisor: Literal[False] = ...) -> np.ndarray: ...
+        return_divisor: Literal[False] = ..., divisor_out: None = ...) -> np.ndarray: ...
 @overload
 def lrn(x, size: int | None = ..., alpha: float = ..., beta: float = ..., k: float = ..., *,
         mode: Mode = ..., convention: str | Convention = ..., channel_axis: int | None = ...,
         depth_radius: int | None = ..., out: np.ndarray | None = ...,
-        return_divisor: Literal[True]) -> tuple[np.ndarray, np.ndarray]: ...
+        return_divisor: bool = ..., divisor_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def lrn(x, size: int | None = ..., alpha: float = ..., beta: float = ..., k: float = ..., *,
+        mode: Mode = ..., convention: str | Convention = ..., channel_axis: int | None = ...,
+        depth_radius: int | None = ..., out: np.ndarray | None = ...,
+        return_divisor: Literal[True], divisor_out: np.ndarray | None = ...,
+        ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def lrn(
@@ -429,6 +435,7 @@ def lrn(
     depth_radius=None,
     out=None,
     return_divisor=False,
+    divisor_out=None,
     _origin=None,
 ):
     """Local Response Normalization, exactly as ``convention`` defines it.
@@ -460,6 +467,9 @@ def lrn(
         Where to write the result (its shape and the result dtype; must not overlap ``x``).
     return_divisor : bool
         Also return the divisor ``D = k' + a'·S`` (the "inhibition map"), from the same pass.
+    divisor_out : ndarray, optional
+        Where to write the divisor (like ``out``; implies ``return_divisor``): lets a loop
+        over slabs reuse its buffers instead of faulting in fresh memory every time.
 
     Returns
     -------
@@ -479,7 +489,13 @@ def lrn(
         out = np.empty_like(x, dtype=rdtype)  # x's memory layout, as NumPy ufuncs do
     else:
         _check_out(out, x, rdtype)
-    d = np.empty_like(x, dtype=rdtype) if return_divisor else None
+    if divisor_out is not None:
+        _check_out(divisor_out, x, rdtype, "divisor_out")
+        if np.may_share_memory(divisor_out, out):
+            raise ParameterError("divisor_out overlaps out")
+        d, return_divisor = divisor_out, True
+    else:
+        d = np.empty_like(x, dtype=rdtype) if return_divisor else None
     if x.size:
         _forward(x, out, d, r, mode, axis, _origin)
     return (out, d) if return_divisor else out

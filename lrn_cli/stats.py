@@ -464,11 +464,12 @@ def _planar_blocks(views: list[np.ndarray]) -> Iterator[np.ndarray]:
                 yield np.ascontiguousarray(v[o:o + 1, :, p0:p0 + step])
 
 
-def _fast_stats(x: np.ndarray, ch: int | None) -> ArrayStats | None:
-    """The same figures from the Numba kernels (float32/float64), or None to use NumPy.
+def _fast_moments(x: np.ndarray, ch: int | None) -> tuple[_Moments, float, int] | None:
+    """The moments and channel-dominance partials of ``x`` from the Numba kernels
+    (float32/float64), or None to use the NumPy path.
 
-    Falls back to the NumPy path for other dtypes, empty arrays and magnitudes whose
-    squares would overflow or underflow float64 (that path rescales them).
+    Falls back for other dtypes, empty arrays and magnitudes whose squares would overflow or
+    underflow float64 (the NumPy path rescales them).
     """
     if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8) or not x.dtype.isnative:
         return None
@@ -510,15 +511,25 @@ def _fast_stats(x: np.ndarray, ch: int | None) -> ArrayStats | None:
     mom.amax = amax
     mom.l1 = parts[:, :, K.L1].sum(axis=0)
     mom.l2sq = parts[:, :, K.L2SQ].sum(axis=0)
+    if ch is None or nch < 2:
+        return mom, 0.0, 0
+    return mom, float(parts[:, 0, K.DOM_SUM].sum()), int(parts[:, 0, K.DOM_N].sum())
+
+
+def _fast_stats(x: np.ndarray, ch: int | None) -> ArrayStats | None:
+    """The same figures from the Numba kernels, or None to use NumPy (see `_fast_moments`)."""
+    fast = _fast_moments(x, ch)
+    if fast is None:
+        return None
+    mom, dom_sum, dom_n = fast
     if ch is None:
         overall, channels = mom.channel(0), ()
     else:
-        channels = tuple(mom.channel(i) for i in range(nch))
+        channels = tuple(mom.channel(i) for i in range(x.shape[ch]))
         overall = mom.overall()
     dominance = None
-    if ch is not None and nch >= 2:
-        dom_n = parts[:, 0, K.DOM_N].sum()
-        dominance = float(parts[:, 0, K.DOM_SUM].sum() / dom_n) if dom_n else math.nan
+    if ch is not None and x.shape[ch] >= 2:
+        dominance = dom_sum / dom_n if dom_n else math.nan
     return ArrayStats(overall=overall, channels=channels, channel_dominance=dominance,
                       shape=tuple(int(v) for v in x.shape), dtype=str(x.dtype),
                       channel_axis=ch)
@@ -572,41 +583,42 @@ def divisor_stats(d: np.ndarray, beta: float) -> DivisorStats:
         raise ParameterError(f"beta must be a number, not {beta!r}") from exc
     if not math.isfinite(beta):
         raise ParameterError(f"beta must be finite, not {beta}")
+    return _divisor_result(_divisor_sums(d, beta), beta)
+
+
+def _divisor_sums(d: np.ndarray, beta: float) -> np.ndarray:
+    """(n, sum, min, max, gain n, gain sum, gain min, gain max) of the finite ``d`` and of
+    the finite gains ``d**-beta`` of its positive values: sums, so slabs merge exactly."""
     if d.dtype.kind == "f" and d.dtype.itemsize in (4, 8) and d.dtype.isnative and d.size:
         from lrn_cli import _stats_kernels as K
 
         flat = np.ravel(d, order="K")  # a view when d is contiguous in any axis order
         part = K.divisor_sums(flat, beta, _chunks())
-        n, ng = int(part[:, 0].sum()), int(part[:, 4].sum())
-        nan = math.nan
-        return DivisorStats(
-            d_min=float(part[:, 2].min()) if n else nan,
-            d_max=float(part[:, 3].max()) if n else nan,
-            d_mean=float(part[:, 1].sum() / n) if n else nan,
-            gain_min=float(part[:, 6].min()) if ng else nan,
-            gain_max=float(part[:, 7].max()) if ng else nan,
-            gain_mean=float(part[:, 5].sum() / ng) if ng else nan,
-            beta=beta,
-        )
-    n = ng = 0
-    total = gtotal = 0.0
-    dmin = gmin = math.inf
-    dmax = gmax = -math.inf
+        return np.array([part[:, 0].sum(), part[:, 1].sum(), part[:, 2].min(),
+                         part[:, 3].max(), part[:, 4].sum(), part[:, 5].sum(),
+                         part[:, 6].min(), part[:, 7].max()])
+    sums = np.array([0.0, 0.0, math.inf, -math.inf, 0.0, 0.0, math.inf, -math.inf])
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for idx in _block_slices(d.shape, None):
             b = np.asarray(d[idx], dtype=np.float64).ravel()
             b = b[np.isfinite(b)]
             if b.size == 0:
                 continue
-            n += b.size
-            total += float(b.sum())
-            dmin, dmax = min(dmin, float(b.min())), max(dmax, float(b.max()))
             g = np.power(b[b > 0], -beta)
             g = g[np.isfinite(g)]
-            if g.size:
-                ng += g.size
-                gtotal += float(g.sum())
-                gmin, gmax = min(gmin, float(g.min())), max(gmax, float(g.max()))
+            sums = _merge_divisor_sums(sums, np.array([
+                b.size, b.sum(), b.min(), b.max(), g.size, g.sum(),
+                g.min(initial=math.inf), g.max(initial=-math.inf)]))
+    return sums
+
+
+def _merge_divisor_sums(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.array([a[0] + b[0], a[1] + b[1], min(a[2], b[2]), max(a[3], b[3]),
+                     a[4] + b[4], a[5] + b[5], min(a[6], b[6]), max(a[7], b[7])])
+
+
+def _divisor_result(sums: np.ndarray, beta: float) -> DivisorStats:
+    n, total, dmin, dmax, ng, gtotal, gmin, gmax = (float(v) for v in sums)
     nan = math.nan
     return DivisorStats(
         d_min=dmin if n else nan,
@@ -714,8 +726,11 @@ class StatsAccumulator:
         ch = _normalize_axis(channel_axis, x.ndim)
         self._axis = ch
         self._dtype = str(x.dtype)
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            mom, dom_sum, dom_n = _scan(x, ch, 0)
+        fast = _fast_moments(x, ch)
+        if fast is None:
+            with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+                fast = _scan(x, ch, 0)
+        mom, dom_sum, dom_n = fast
         self._merge(mom)
         self._dom_sum += dom_sum
         self._dom_n += dom_n
@@ -753,35 +768,17 @@ class StatsAccumulator:
 
 
 class DivisorAccumulator:
-    """:func:`divisor_stats` of a divisor seen one slab at a time."""
+    """:func:`divisor_stats` of a divisor seen one slab at a time (sums merge exactly)."""
 
     def __init__(self, beta: float) -> None:
         self.beta = float(beta)
-        self._parts: list[tuple[float, float, float, int, float, float, float, int]] = []
+        self._sums = np.array([0.0, 0.0, math.inf, -math.inf, 0.0, 0.0, math.inf, -math.inf])
 
     def add(self, d: np.ndarray) -> None:
         """Merge one slab of the divisor."""
-        s = divisor_stats(d, self.beta)
-        n = int(np.count_nonzero(np.isfinite(d)))
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ng = int(np.count_nonzero(np.isfinite(d) & (d > 0)))
-        self._parts.append((s.d_min, s.d_max, s.d_mean, n, s.gain_min, s.gain_max,
-                            s.gain_mean, ng))
+        d = _check_real(d, "divisor")
+        self._sums = _merge_divisor_sums(self._sums, _divisor_sums(d, self.beta))
 
     def result(self) -> DivisorStats:
         """The divisor statistics of everything added."""
-        nan = math.nan
-        parts = [p for p in self._parts if p[3] > 0]
-        if not parts:
-            return DivisorStats(nan, nan, nan, nan, nan, nan, self.beta)
-        n = sum(p[3] for p in parts)
-        gparts = [p for p in parts if p[7] > 0]
-        ng = sum(p[7] for p in gparts)
-        return DivisorStats(
-            d_min=min(p[0] for p in parts), d_max=max(p[1] for p in parts),
-            d_mean=sum(p[2] * p[3] for p in parts) / n,
-            gain_min=min(p[4] for p in gparts) if gparts else nan,
-            gain_max=max(p[5] for p in gparts) if gparts else nan,
-            gain_mean=sum(p[6] * p[7] for p in gparts) / ng if ng else nan,
-            beta=self.beta,
-        )
+        return _divisor_result(self._sums, self.beta)

@@ -176,6 +176,9 @@ def stream_npy(
     def run(out_fh: IO[bytes] | None) -> None:
         nonlocal slabs
         buf = np.empty(rows * per_sample, dtype=np.uint8)
+        # output and divisor slabs are reused too: fresh memory would be faulted in per slab
+        y_buf = np.empty((min(rows, n), *shape[1:]), dtype=out_dtype)
+        d_buf = np.empty_like(y_buf)
         with open(name, "rb") as fh:
             fh.seek(header.data_offset)
             done = 0
@@ -190,13 +193,13 @@ def stream_npy(
                 if x.dtype != in_dtype:  # converted here, so lrn() has nothing to warn about
                     x = x.astype(in_dtype)
                 try:
-                    y, d = lrn(x, **lrn_kwargs, channel_axis=axis, return_divisor=True)
+                    y, d = lrn(x, **lrn_kwargs, channel_axis=axis, out=y_buf[:take],
+                               divisor_out=d_buf[:take])
                 except ParameterError as exc:
                     raise InputError(name, str(exc)) from None
                 before.add(x, axis)
                 after.add(y, axis)
                 divisor.add(d)
-                del d
                 if out_fh is not None:
                     out_fh.write(np.ascontiguousarray(y, dtype=out_dtype).data)
                 done += take

@@ -440,3 +440,19 @@ def test_results_keep_the_input_memory_layout():
     assert y.strides == hwc.strides and d.strides == hwc.strides
     assert np.array_equal(y, lrn(np.ascontiguousarray(hwc), 3, channel_axis=2))
     assert lrn(np.ascontiguousarray(hwc), 3, channel_axis=2).flags.c_contiguous
+
+
+def test_divisor_out_is_filled_and_checked():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 7, 4, 5)).astype(np.float32)
+    y_want, d_want = lrn(x, 3, return_divisor=True)
+    out, dbuf = np.empty_like(x), np.empty_like(x)
+    y, d = lrn(x, 3, out=out, divisor_out=dbuf)
+    assert y is out and d is dbuf
+    assert np.array_equal(y, y_want) and np.array_equal(d, d_want)
+    with pytest.raises(ParameterError, match="divisor_out has dtype"):
+        lrn(x, 3, divisor_out=np.empty(x.shape))
+    with pytest.raises(ParameterError, match="divisor_out overlaps out"):
+        lrn(x, 3, out=out, divisor_out=out)
+    with pytest.raises(ParameterError, match="divisor_out overlaps the input"):
+        lrn(x, 3, divisor_out=x)
