@@ -571,6 +571,45 @@ def _window_rows(j, taps, last):
 
 
 @njit(**_OPTS)
+def _refined_quarter(d):
+    """``(D^-3/4, D^-7/4)`` from a float32 estimate of ``D^-1/4`` and one float64 Newton
+    step (~1e-13 relative; valid for ``1e-30 < D < 1e30``)."""
+    z = np.float64(_seed_rsqrt4(np.float32(d)))
+    z2 = z * z
+    z = z * (1.25 - 0.25 * d * (z2 * z2))  # Newton for z^-4 = D
+    z2 = z * z
+    gain = z2 * z
+    return gain, gain * (z2 * z2)
+
+
+@njit(**_OPTS)
+def _window_squares64(xo, i, ok, t):
+    """Sum of the float64 squares of rows ``i`` (those flagged in ``ok``) at column ``t``,
+    in the fixed 8-term tree (small enough to be inlined into the vectorised loops)."""
+    i0, i1, i2, i3, i4, i5, i6, i7 = i
+    k0, k1, k2, k3, k4, k5, k6, k7 = ok
+    zero = np.float64(0.0)
+    w0 = np.float64(xo[i0, t])
+    w1 = np.float64(xo[i1, t])
+    w2 = np.float64(xo[i2, t])
+    w3 = np.float64(xo[i3, t])
+    w4 = np.float64(xo[i4, t])
+    w5 = np.float64(xo[i5, t])
+    w6 = np.float64(xo[i6, t])
+    w7 = np.float64(xo[i7, t])
+    v0 = w0 if k0 else zero
+    v1 = w1 if k1 else zero
+    v2 = w2 if k2 else zero
+    v3 = w3 if k3 else zero
+    v4 = w4 if k4 else zero
+    v5 = w5 if k5 else zero
+    v6 = w6 if k6 else zero
+    v7 = w7 if k7 else zero
+    return ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
+        (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
+
+
+@njit(**_OPTS)
 def _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
     """Ring rows of channel ``c`` for float32 input and beta 0.75 (``quarter``) or 0.5.
 
@@ -580,60 +619,18 @@ def _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
     ``sqrt`` and division.  Returns how many ``D`` fall outside ``(1e-30, 1e30)`` (or are
     NaN), where the float32 seed is unusable; the caller then redoes the row exactly.
     """
-    i0, i1, i2, i3, i4, i5, i6, i7 = i
-    k0, k1, k2, k3, k4, k5, k6, k7 = ok
     slot = c & 7
-    zero = np.float64(0.0)
     bad = 0
     if quarter:
         for t in range(xo.shape[1]):
-            w0 = np.float64(xo[i0, t])
-            w1 = np.float64(xo[i1, t])
-            w2 = np.float64(xo[i2, t])
-            w3 = np.float64(xo[i3, t])
-            w4 = np.float64(xo[i4, t])
-            w5 = np.float64(xo[i5, t])
-            w6 = np.float64(xo[i6, t])
-            w7 = np.float64(xo[i7, t])
-            v0 = w0 if k0 else zero
-            v1 = w1 if k1 else zero
-            v2 = w2 if k2 else zero
-            v3 = w3 if k3 else zero
-            v4 = w4 if k4 else zero
-            v5 = w5 if k5 else zero
-            v6 = w6 if k6 else zero
-            v7 = w7 if k7 else zero
-            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
-                (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
-            d = k + a * s
-            z = np.float64(_seed_rsqrt4(np.float32(d)))
-            z2 = z * z
-            z = z * (1.25 - 0.25 * d * (z2 * z2))  # Newton for z^-4 = D
-            z2 = z * z
-            gain = z2 * z  # D^-3/4
+            d = k + a * _window_squares64(xo, i, ok, t)
+            gain, over_d = _refined_quarter(d)
             gring[slot, t] = gain
-            tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * (gain * (z2 * z2))
+            tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * over_d
             bad += not ((d > 1e-30) & (d < 1e30))
     else:
         for t in range(xo.shape[1]):
-            w0 = np.float64(xo[i0, t])
-            w1 = np.float64(xo[i1, t])
-            w2 = np.float64(xo[i2, t])
-            w3 = np.float64(xo[i3, t])
-            w4 = np.float64(xo[i4, t])
-            w5 = np.float64(xo[i5, t])
-            w6 = np.float64(xo[i6, t])
-            w7 = np.float64(xo[i7, t])
-            v0 = w0 if k0 else zero
-            v1 = w1 if k1 else zero
-            v2 = w2 if k2 else zero
-            v3 = w3 if k3 else zero
-            v4 = w4 if k4 else zero
-            v5 = w5 if k5 else zero
-            v6 = w6 if k6 else zero
-            v7 = w7 if k7 else zero
-            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
-                (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
+            s = _window_squares64(xo, i, ok, t)
             d = k + a * s
             z = np.float64(_seed_rsqrt(np.float32(d)))
             z = z * (1.5 - 0.5 * d * (z * z))  # Newton for z^-2 = D
@@ -655,15 +652,10 @@ def _bwd_refined_row5(xo, go, tring, gring, c, j, a, k):
         v2 = np.float64(xo[j + 2, t])
         v3 = np.float64(xo[j + 3, t])
         v4 = np.float64(xo[j + 4, t])
-        s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + v4 * v4
-        d = k + a * s
-        z = np.float64(_seed_rsqrt4(np.float32(d)))
-        z2 = z * z
-        z = z * (1.25 - 0.25 * d * (z2 * z2))
-        z2 = z * z
-        gain = z2 * z
+        d = k + a * (((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + v4 * v4)
+        gain, over_d = _refined_quarter(d)
         gring[slot, t] = gain
-        tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * (gain * (z2 * z2))
+        tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * over_d
         bad += not ((d > 1e-30) & (d < 1e30))
     return bad
 
@@ -681,32 +673,11 @@ def _bwd_finish_row5(xo, go, do, tring, gring, c, j, c2):
 @njit(**_OPTS)
 def _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode):
     """Ring rows of channel ``c`` with float64 ``sqrt``/division/``pow`` (any beta, any D)."""
-    i0, i1, i2, i3, i4, i5, i6, i7 = i
-    k0, k1, k2, k3, k4, k5, k6, k7 = ok
     slot = c & 7
-    zero = np.float64(0.0)
     tr = tring[slot]
     gr = gring[slot]
     for t in range(xo.shape[1]):
-        w0 = np.float64(xo[i0, t])
-        w1 = np.float64(xo[i1, t])
-        w2 = np.float64(xo[i2, t])
-        w3 = np.float64(xo[i3, t])
-        w4 = np.float64(xo[i4, t])
-        w5 = np.float64(xo[i5, t])
-        w6 = np.float64(xo[i6, t])
-        w7 = np.float64(xo[i7, t])
-        v0 = w0 if k0 else zero
-        v1 = w1 if k1 else zero
-        v2 = w2 if k2 else zero
-        v3 = w3 if k3 else zero
-        v4 = w4 if k4 else zero
-        v5 = w5 if k5 else zero
-        v6 = w6 if k6 else zero
-        v7 = w7 if k7 else zero
-        s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
-            (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
-        tr[t] = k + a * s
+        tr[t] = k + a * _window_squares64(xo, i, ok, t)
     _gain_of(tr, gr, beta, bmode)
     for t in range(xo.shape[1]):
         tr[t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * gr[t] / tr[t]

@@ -99,6 +99,7 @@ class ProtectedFiles:
 
     @classmethod
     def of(cls, protect: ProtectedFiles | Iterable[PathLike]) -> ProtectedFiles:
+        """``protect`` itself, or a new one built from an iterable of paths."""
         return protect if isinstance(protect, ProtectedFiles) else cls(protect)
 
     def __bool__(self) -> bool:
