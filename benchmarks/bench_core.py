@@ -300,6 +300,14 @@ class Bench:
         rows["lrn_out"] = self.time("lrn(x, out=out)", partial(lrn, x, SIZE, ALPHA, BETA, K,
                                                                out=out))
         rows["lrn"] = self.time("lrn(x)", partial(lrn, x, SIZE, ALPHA, BETA, K))
+        x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        out_nhwc = np.empty_like(x_nhwc)
+        rows["lrn_nhwc"] = self.time("lrn(x_nhwc, channel_axis=-1, out=)",
+                                     partial(lrn, x_nhwc, SIZE, ALPHA, BETA, K, channel_axis=-1,
+                                             out=out_nhwc))
+        if not np.array_equal(out_nhwc, ref.transpose(0, 2, 3, 1)):
+            self.notes.append(f"across {name}: NHWC result differs from NCHW (not bit-identical)")
+        del x_nhwc, out_nhwc
 
         torch = self.peers.torch()
         if torch is not None:
@@ -648,6 +656,7 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
         labels = [("copyto", "`np.copyto(out, x)` (memory ceiling)"),
                   ("floor", "elementwise `x·(k + a·x²)^-0.75`, no window (arithmetic floor)"),
                   ("lrn_out", "`lrn(x, out=out)`"), ("lrn", "`lrn(x)` (allocating)"),
+                  ("lrn_nhwc", "`lrn(x_nhwc, channel_axis=-1, out=)` (channels-last input)"),
                   ("torch", "torch `F.local_response_norm`"),
                   ("tf", "TF `tf.nn.local_response_normalization` (NHWC, eager)"),
                   ("ort", "onnxruntime `LRN`")]
@@ -661,7 +670,7 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
                     continue
                 if key in ("lrn_out", "floor"):
                     rtxt = fx(t.median_ms / rows["copyto"].median_ms) + " of copyto"
-                elif key == "lrn":
+                elif key in ("lrn", "lrn_nhwc"):
                     rtxt = fx(t.median_ms / rows["lrn_out"].median_ms) + " of out="
                 elif key == "copyto":
                     rtxt = "–"

@@ -458,6 +458,64 @@ def across_rows_contiguous(x, y, lo, hi, a, k, mode):
 
 
 @njit(**_OPTS)
+def _pixel_window_sums(sq, sums, n, channels, pad, lo, taps):
+    """Window sums of ``n`` pixels' zero-padded squares ``sq`` (rows) into ``sums`` (rows),
+    as the same 8-term tree as the row kernels (padding zeros outside the axis).  Indices
+    are unsigned (no negative-index handling) and no per-pixel views are made: both kept
+    the per-pixel loops from vectorising."""
+    zero = sq[0, 0]  # a padding zero, in the compute dtype
+    k1, k2, k3 = taps > 1, taps > 2, taps > 3
+    k4, k5, k6, k7 = taps > 4, taps > 5, taps > 6, taps > 7
+    base = np.uint64(pad - lo)
+    for i in range(np.uint64(n)):
+        for c in range(np.uint64(channels)):
+            j = base + c
+            q0 = sq[i, j]
+            q1 = sq[i, j + np.uint64(1)] if k1 else zero
+            q2 = sq[i, j + np.uint64(2)] if k2 else zero
+            q3 = sq[i, j + np.uint64(3)] if k3 else zero
+            q4 = sq[i, j + np.uint64(4)] if k4 else zero
+            q5 = sq[i, j + np.uint64(5)] if k5 else zero
+            q6 = sq[i, j + np.uint64(6)] if k6 else zero
+            q7 = sq[i, j + np.uint64(7)] if k7 else zero
+            sums[i, c] = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
+
+
+@njit(parallel=True, **_OPTS)
+def across_channels_last(x2, y2, d2, want_y, want_d, lo, hi, a, k, beta, bmode, block):
+    """LRN across the last axis of C-contiguous ``x2`` (pixels, C), windows of at most 8
+    taps: each pixel's channels are contiguous, so its window sums are a short stencil
+    along its row; a block of pixels is then finished as one flat vector.
+
+    Same tree and operations as :func:`across_rows` (zeros outside the axis come from the
+    scratch's zero padding), hence the same bits as channels-first input.
+    """
+    pixels, channels = x2.shape
+    taps = lo + hi + 1
+    pad = 8
+    nblocks = (pixels + block - 1) // block
+    for item in prange(nblocks):
+        p0 = item * block
+        p1 = min(pixels, p0 + block)
+        n = p1 - p0
+        sq = np.zeros((n, channels + 2 * pad), dtype=x2.dtype)
+        sums = np.empty((n, channels), dtype=x2.dtype)
+        xb = x2[p0:p1]
+        upad = np.uint64(pad)
+        for i in range(np.uint64(n)):
+            for c in range(np.uint64(channels)):
+                v = xb[i, c]
+                sq[i, upad + c] = v * v
+        _pixel_window_sums(sq, sums, n, channels, pad, lo, taps)
+        flat = sums.reshape(n * channels)
+        if want_d:
+            _divisor_row(flat, d2[p0:p1].reshape(n * channels), a, k)
+        if want_y:
+            _finish_row(flat, xb.reshape(n * channels), y2[p0:p1].reshape(n * channels), a,
+                        k, beta, bmode)
+
+
+@njit(**_OPTS)
 def _sq8_f64(r0, r1, r2, r3, r4, r5, r6, r7, acc):
     """Sum of squares of up to 8 rows, in float64 (backward)."""
     for t in range(acc.shape[0]):

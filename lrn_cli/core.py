@@ -327,8 +327,11 @@ def _forward(x, y, d, r, mode, axis, origin=None):
             v is None or (v.dtype == xv.dtype) for v in (yv, dv)
         )
         if direct and _channels_fastest(xv, r, mode):
-            _run_planar(xv, yv, dv, r, bases)
-            continue
+            if _run_channels_last(xv, yv, dv, r):
+                continue
+            if xv.shape[1] <= PLANAR_MAX_CHANNELS:
+                _run_planar(xv, yv, dv, r, bases)
+                continue
         if direct:
             _run_forward(xv, yv, dv, r, mode, bases)
             continue
@@ -352,14 +355,40 @@ def _forward(x, y, d, r, mode, axis, origin=None):
                 d_dst[...] = ds
 
 
-#: Channels-last arrays with at most this many channels are normalized on planar copies.
+#: Channels-last arrays whose pixels are not rows of contiguous channels (strided views)
+#: are normalized on planar copies when they have at most this many channels.
 PLANAR_MAX_CHANNELS = 64
 
 
 def _channels_fastest(xv: np.ndarray, r: Resolved, mode: str) -> bool:
-    """A channels-last view (outer, C, pixels) with few channels and a short window."""
-    return (mode == "across" and xv.strides[1] < xv.strides[2]
-            and 1 < xv.shape[1] <= PLANAR_MAX_CHANNELS and r.taps <= _kernels().ROW_KERNEL_TAPS)
+    """A channels-last view (outer, C, pixels) and a short window."""
+    return (mode == "across" and xv.strides[1] < xv.strides[2] and xv.shape[1] > 1
+            and r.taps <= _kernels().ROW_KERNEL_TAPS)
+
+
+def _run_channels_last(xv, yv, dv, r: Resolved) -> bool:
+    """LRN of channels-last views whose pixels are rows of contiguous channels, by the
+    per-pixel stencil kernel; False when the views are not laid out that way."""
+    rows = []
+    for v in (xv, yv, dv):
+        if v is None:
+            rows.append(None)
+            continue
+        if v.shape[0] != 1:
+            return False
+        pixel_rows = v[0].T  # (pixels, C)
+        if not pixel_rows.flags.c_contiguous:
+            return False
+        rows.append(pixel_rows)
+    kern = _kernels()
+    x2, y2, d2 = rows
+    dummy = np.empty((0, 0), dtype=x2.dtype)
+    a, k, beta = (x2.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
+    block = max(1, min(-(-8192 // x2.shape[1]), -(-x2.shape[0] // 64)))
+    kern.across_channels_last(x2, dummy if y2 is None else y2, dummy if d2 is None else d2,
+                              y2 is not None, d2 is not None, r.lo, r.hi, a, k, beta,
+                              kern.beta_mode(r.beta), block)
+    return True
 
 
 def _run_planar(xv, yv, dv, r: Resolved, bases):

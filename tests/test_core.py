@@ -412,24 +412,25 @@ def test_extreme_magnitudes_do_not_overflow_the_closed_forms(mode, beta):
             assert gerr.max() <= 1e-5, (scale, k)
 
 
-@pytest.mark.parametrize("channels", [2, 3, 4, 64])
+@pytest.mark.parametrize("channels", [2, 3, 4, 64, 96])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_channels_last_planar_path_gives_the_same_bits(channels, dtype):
-    """Channels-last input with few channels is normalized on planar copies of pixel slabs
-    (and split into blocks for the threads): the same bits as the channels-first array, for
-    the output and the divisor, into new arrays or a strided ``out``."""
+@pytest.mark.parametrize("size,beta", [(5, 0.75), (2, 0.5), (8, 0.6), (1, 1.0)])
+def test_channels_last_paths_give_the_same_bits(channels, dtype, size, beta):
+    """Channels-last input goes through the per-pixel kernel (contiguous channels) or, for a
+    strided ``out``, planar copies of pixel slabs (C <= 64) or the general kernel: the same
+    bits as the channels-first array everywhere, for the output and the divisor."""
     rng = np.random.default_rng(channels)
-    nchw = rng.standard_normal((3, channels, 33, 47)).astype(dtype)
+    nchw = rng.standard_normal((3, channels, 13, 17)).astype(dtype)
     nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))
-    y_first, d_first = lrn(nchw, 5, 1e-2, 0.75, 1.0, return_divisor=True)
-    y_last, d_last = lrn(nhwc, 5, 1e-2, 0.75, 1.0, channel_axis=-1, return_divisor=True)
+    y_first, d_first = lrn(nchw, size, 1e-2, beta, 1.0, return_divisor=True)
+    y_last, d_last = lrn(nhwc, size, 1e-2, beta, 1.0, channel_axis=-1, return_divisor=True)
     assert np.array_equal(y_last, y_first.transpose(0, 2, 3, 1))
     assert np.array_equal(d_last, d_first.transpose(0, 2, 3, 1))
-    out = np.zeros((3, 33, 47, channels * 2), dtype)[..., ::2]
-    lrn(nhwc, 5, 1e-2, 0.75, 1.0, channel_axis=-1, out=out)
+    out = np.zeros((3, 13, 17, channels * 2), dtype)[..., ::2]
+    lrn(nhwc, size, 1e-2, beta, 1.0, channel_axis=-1, out=out)
     assert np.array_equal(out, y_last)
     hwc = nhwc[1]  # an image: (H, W, C)
-    assert np.array_equal(lrn(hwc, 5, 1e-2, 0.75, 1.0, channel_axis=2), y_last[1])
+    assert np.array_equal(lrn(hwc, size, 1e-2, beta, 1.0, channel_axis=2), y_last[1])
 
 
 def test_results_keep_the_input_memory_layout():
