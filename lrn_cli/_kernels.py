@@ -457,30 +457,6 @@ def across_rows_contiguous(x, y, lo, hi, a, k, mode):
         _contiguous_row(x, y, o, c, i, ok, a, k, mode)
 
 
-@njit(**_OPTS)
-def _pixel_window_sums(sq, sums, n, channels, pad, lo, taps):
-    """Window sums of ``n`` pixels' zero-padded squares ``sq`` (rows) into ``sums`` (rows),
-    as the same 8-term tree as the row kernels (padding zeros outside the axis).  Indices
-    are unsigned (no negative-index handling) and no per-pixel views are made: both kept
-    the per-pixel loops from vectorising."""
-    zero = sq[0, 0]  # a padding zero, in the compute dtype
-    k1, k2, k3 = taps > 1, taps > 2, taps > 3
-    k4, k5, k6, k7 = taps > 4, taps > 5, taps > 6, taps > 7
-    base = np.uint64(pad - lo)
-    for i in range(np.uint64(n)):
-        for c in range(np.uint64(channels)):
-            j = base + c
-            q0 = sq[i, j]
-            q1 = sq[i, j + np.uint64(1)] if k1 else zero
-            q2 = sq[i, j + np.uint64(2)] if k2 else zero
-            q3 = sq[i, j + np.uint64(3)] if k3 else zero
-            q4 = sq[i, j + np.uint64(4)] if k4 else zero
-            q5 = sq[i, j + np.uint64(5)] if k5 else zero
-            q6 = sq[i, j + np.uint64(6)] if k6 else zero
-            q7 = sq[i, j + np.uint64(7)] if k7 else zero
-            sums[i, c] = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
-
-
 @njit(parallel=True, **_OPTS)
 def across_channels_last(x2, y2, d2, want_y, want_d, lo, hi, a, k, beta, bmode, block):
     """LRN across the last axis of C-contiguous ``x2`` (pixels, C), windows of at most 8
@@ -506,13 +482,76 @@ def across_channels_last(x2, y2, d2, want_y, want_d, lo, hi, a, k, beta, bmode, 
             for c in range(np.uint64(channels)):
                 v = xb[i, c]
                 sq[i, upad + c] = v * v
-        _pixel_window_sums(sq, sums, n, channels, pad, lo, taps)
+        _padded_window_sums(sq, sums, n, channels, pad, lo, taps)
         flat = sums.reshape(n * channels)
         if want_d:
             _divisor_row(flat, d2[p0:p1].reshape(n * channels), a, k)
         if want_y:
             _finish_row(flat, xb.reshape(n * channels), y2[p0:p1].reshape(n * channels), a,
                         k, beta, bmode)
+
+
+@njit(**_OPTS)
+def _padded_window_sums(src, dst, n, channels, pad, first, taps):
+    """``dst[i, c]`` = the 8-term tree of ``src[i, pad + c - first + u]`` for ``u < taps``
+    (zero padded rows; unsigned indices so the loops vectorise)."""
+    zero = src[0, 0]
+    k1, k2, k3 = taps > 1, taps > 2, taps > 3
+    k4, k5, k6, k7 = taps > 4, taps > 5, taps > 6, taps > 7
+    base = np.uint64(pad - first)
+    for i in range(np.uint64(n)):
+        for c in range(np.uint64(channels)):
+            j = base + c
+            q0 = src[i, j]
+            q1 = src[i, j + np.uint64(1)] if k1 else zero
+            q2 = src[i, j + np.uint64(2)] if k2 else zero
+            q3 = src[i, j + np.uint64(3)] if k3 else zero
+            q4 = src[i, j + np.uint64(4)] if k4 else zero
+            q5 = src[i, j + np.uint64(5)] if k5 else zero
+            q6 = src[i, j + np.uint64(6)] if k6 else zero
+            q7 = src[i, j + np.uint64(7)] if k7 else zero
+            dst[i, c] = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
+
+
+@njit(parallel=True, **_OPTS)
+def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block):
+    """Gradient for C-contiguous ``x2``, ``g2``, ``dx2`` (pixels, C), windows of at most 8
+    taps, float64 arithmetic: per block of pixels, padded rows of squares give ``D``, padded
+    rows of ``t = g x D^(-b-1)`` give the mirrored sums (the same formula as the other
+    backward kernels)."""
+    pixels, channels = x2.shape
+    taps = lo + hi + 1
+    pad = 8
+    c2 = 2.0 * beta * a
+    nblocks = (pixels + block - 1) // block
+    upad = np.uint64(pad)
+    for item in prange(nblocks):
+        p0 = item * block
+        p1 = min(pixels, p0 + block)
+        n = p1 - p0
+        padded = np.zeros((n, channels + 2 * pad))
+        d = np.empty((n, channels))
+        gain = np.empty((n, channels))
+        xb = x2[p0:p1]
+        gb = g2[p0:p1]
+        for i in range(np.uint64(n)):
+            for c in range(np.uint64(channels)):
+                v = np.float64(xb[i, c])
+                padded[i, upad + c] = v * v
+        _padded_window_sums(padded, d, n, channels, pad, lo, taps)
+        flat_d = d.reshape(n * channels)
+        for t in range(n * channels):
+            flat_d[t] = k + a * flat_d[t]
+        _gain_of(flat_d, gain.reshape(n * channels), beta, bmode)
+        for i in range(np.uint64(n)):
+            for c in range(np.uint64(channels)):
+                padded[i, upad + c] = (np.float64(gb[i, c]) * np.float64(xb[i, c])
+                                       * gain[i, c] / d[i, c])
+        _padded_window_sums(padded, d, n, channels, pad, hi, taps)  # d <- mirrored sums of t
+        db = dx2[p0:p1]
+        for i in range(np.uint64(n)):
+            for c in range(np.uint64(channels)):
+                db[i, c] = np.float64(gb[i, c]) * gain[i, c] - c2 * np.float64(xb[i, c]) * d[i, c]
 
 
 @njit(**_OPTS)

@@ -366,28 +366,42 @@ def _channels_fastest(xv: np.ndarray, r: Resolved, mode: str) -> bool:
             and r.taps <= _kernels().ROW_KERNEL_TAPS)
 
 
-def _run_channels_last(xv, yv, dv, r: Resolved) -> bool:
-    """LRN of channels-last views whose pixels are rows of contiguous channels, by the
-    per-pixel stencil kernel; False when the views are not laid out that way."""
+def _pixel_rows(views) -> tuple | None:
+    """Channels-last views (1, C, pixels) as C-contiguous (pixels, C) arrays (None stays
+    None), or None when any of them is not laid out that way."""
     rows = []
-    for v in (xv, yv, dv):
+    for v in views:
         if v is None:
             rows.append(None)
             continue
-        if v.shape[0] != 1:
-            return False
+        if v.shape[0] != 1 or v.shape[1] < 2 or not v.strides[1] < v.strides[2]:
+            return None
         pixel_rows = v[0].T  # (pixels, C)
         if not pixel_rows.flags.c_contiguous:
-            return False
+            return None
         rows.append(pixel_rows)
+    return tuple(rows)
+
+
+def _pixel_block(shape: tuple[int, int]) -> int:
+    """Pixels per work item of the channels-last kernels: ~8K values, >= 64 items."""
+    pixels, channels = shape
+    return max(1, min(-(-8192 // channels), -(-pixels // 64)))
+
+
+def _run_channels_last(xv, yv, dv, r: Resolved) -> bool:
+    """LRN of channels-last views whose pixels are rows of contiguous channels, by the
+    per-pixel stencil kernel; False when the views are not laid out that way."""
+    rows = _pixel_rows((xv, yv, dv))
+    if rows is None:
+        return False
     kern = _kernels()
     x2, y2, d2 = rows
     dummy = np.empty((0, 0), dtype=x2.dtype)
     a, k, beta = (x2.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
-    block = max(1, min(-(-8192 // x2.shape[1]), -(-x2.shape[0] // 64)))
     kern.across_channels_last(x2, dummy if y2 is None else y2, dummy if d2 is None else d2,
                               y2 is not None, d2 is not None, r.lo, r.hi, a, k, beta,
-                              kern.beta_mode(r.beta), block)
+                              kern.beta_mode(r.beta), _pixel_block(x2.shape))
     return True
 
 
@@ -591,7 +605,14 @@ def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mod
                 gs = np.ascontiguousarray(gs, dtype=np.float64)
                 dst, os_ = os_, np.empty(xs.shape, dtype=np.float64)
             bmode = kern.beta_mode(r.beta)
-            if (mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS
+            pixel_rows = _pixel_rows((xs, gs, os_)) if (
+                mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS) else None
+            if pixel_rows is not None:
+                x2, g2, o2 = pixel_rows
+                kern.across_channels_last_backward(
+                    x2, g2, o2, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode,
+                    _pixel_block(x2.shape))
+            elif (mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS
                     and xs.flags.c_contiguous and gs.flags.c_contiguous
                     and os_.flags.c_contiguous and xs.shape[2] <= _RING_ROW_MAX):
                 refine = xs.dtype == np.float32 and bmode in (kern.BETA_075, kern.BETA_05)

@@ -457,3 +457,25 @@ def test_divisor_out_is_filled_and_checked():
         lrn(x, 3, out=out, divisor_out=out)
     with pytest.raises(ParameterError, match="divisor_out overlaps the input"):
         lrn(x, 3, divisor_out=x)
+
+
+@pytest.mark.parametrize("channels", [2, 3, 20, 96])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size,beta", [(5, 0.75), (2, 0.5), (8, 0.6), (1, 1.0)])
+def test_channels_last_backward_kernel(channels, dtype, size, beta):
+    """The per-pixel backward kernel (channels-last, contiguous channels) against the
+    reference and against the channels-first result; a strided view takes the other path."""
+    rng = np.random.default_rng(channels + size)
+    nchw = rng.standard_normal((2, channels, 7, 9)).astype(dtype)
+    g = rng.standard_normal(nchw.shape).astype(dtype)
+    nhwc, g_nhwc = (np.ascontiguousarray(a.transpose(0, 2, 3, 1)) for a in (nchw, g))
+    got = lrn_backward(nhwc, g_nhwc, size, 1e-2, beta, 1.0, channel_axis=-1)
+    want = reference_lrn_backward(nhwc, g_nhwc, size, 1e-2, beta, 1.0, channel_axis=-1)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    first = lrn_backward(nchw, g, size, 1e-2, beta, 1.0).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(got, first, rtol=2 * tol, atol=tol * np.abs(want).max())
+    strided = np.zeros((2, 7, 9, 2 * channels), dtype)
+    strided[..., ::2] = nhwc
+    other = lrn_backward(strided[..., ::2], g_nhwc, size, 1e-2, beta, 1.0, channel_axis=-1)
+    np.testing.assert_allclose(other, want, rtol=tol, atol=tol * np.abs(want).max())
