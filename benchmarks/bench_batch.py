@@ -47,20 +47,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from _machine import log, usable_cpus
+
 TARGET_RATIO = 1.3  # lrn apply / floor, wall time, same worker count
 UTIL_GOAL = 0.8  # "uses all the cores": CPU seconds / (wall x usable CPUs)
 ASTRONAUT = Path(__file__).resolve().parent.parent / "samples" / "images" / "astronaut_rgb.png"
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 # ----------------------------------------------------------------------------------------

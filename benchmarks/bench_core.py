@@ -32,6 +32,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from _machine import cpu_model, log, usable_cpus
 
 SIZE, ALPHA, BETA, K = 5, 1e-4, 0.75, 2.0
 ACROSS_SHAPES = {"conv1": (32, 96, 55, 55), "conv2": (32, 256, 27, 27)}
@@ -48,10 +49,6 @@ ACROSS_TARGETS = {
 WITHIN_GROWTH_TARGET = 1.3  # size 21 / size 3
 WITHIN_TORCH_TARGET = 4.0  # torch / lrn at size 5
 BACKWARD_TARGET = 10.0  # torch autograd backward / lrn_backward
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------------------
@@ -105,17 +102,6 @@ def rel_err(got, ref) -> float:
 # machine and peers
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def physical_cores() -> int | None:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -130,13 +116,6 @@ def physical_cores() -> int | None:
         if "core id" in fields:
             cores.add((fields.get("physical id"), fields["core id"]))
     return len(cores) or None
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def dist_version(*names: str) -> str | None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model, log
 from numpy.lib import format as npy_format
 
 SAMPLE_SHAPE = (96, 55, 55)  # AlexNet conv1 activations, one sample: 1.16 MB of float32
@@ -61,10 +62,6 @@ _MMAP_LOOP = textwrap.dedent("""
     y.flush()
     del y
 """)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -92,17 +89,6 @@ def mem_available() -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> str:
