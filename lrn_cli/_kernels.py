@@ -359,80 +359,74 @@ def across_rows(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile):
 
 
 @njit(**_OPTS)
+def _window_squares(rows, i, ok, t, one):
+    """Sum of the squares of ``rows[i_u, t]`` for the rows flagged in ``ok`` (the others
+    count as zero), in the fixed 8-term tree, in ``one``'s dtype (values are widened by
+    multiplying with it, which is exact and free).  Small enough to be inlined into the
+    vectorised loops of the forward and backward kernels."""
+    i0, i1, i2, i3, i4, i5, i6, i7 = i
+    k0, k1, k2, k3, k4, k5, k6, k7 = ok
+    zero = one - one
+    w0 = rows[i0, t] * one
+    w1 = rows[i1, t] * one
+    w2 = rows[i2, t] * one
+    w3 = rows[i3, t] * one
+    w4 = rows[i4, t] * one
+    w5 = rows[i5, t] * one
+    w6 = rows[i6, t] * one
+    w7 = rows[i7, t] * one
+    v0 = w0 if k0 else zero
+    v1 = w1 if k1 else zero
+    v2 = w2 if k2 else zero
+    v3 = w3 if k3 else zero
+    v4 = w4 if k4 else zero
+    v5 = w5 if k5 else zero
+    v6 = w6 if k6 else zero
+    v7 = w7 if k7 else zero
+    return ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
+        (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
+
+
+@njit(**_OPTS)
+def _inner_squares5(rows, j, t, one):
+    """:func:`_window_squares` of the 5 rows ``j..j+4``, all inside the axis: no zero rows
+    to select (they would add exact zeros: the same bits)."""
+    v0 = rows[j, t] * one
+    v1 = rows[j + 1, t] * one
+    v2 = rows[j + 2, t] * one
+    v3 = rows[j + 3, t] * one
+    v4 = rows[j + 4, t] * one
+    return ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + v4 * v4
+
+
+@njit(**_OPTS)
 def _contiguous_row(x, y, o, c, i, ok, a, k, mode):
     """One output row of :func:`across_rows_contiguous`: rows read by index (clamped, so
     every load is valid) and masked by select, which keeps the loop vectorised."""
-    i0, i1, i2, i3, i4, i5, i6, i7 = i
-    k0, k1, k2, k3, k4, k5, k6, k7 = ok
-    zero = x.dtype.type(0)
+    rows = x[o]
+    one = x.dtype.type(1)
     if mode == BETA_075:
         for t in range(x.shape[2]):
-            w0 = x[o, i0, t]
-            w1 = x[o, i1, t]
-            w2 = x[o, i2, t]
-            w3 = x[o, i3, t]
-            w4 = x[o, i4, t]
-            w5 = x[o, i5, t]
-            w6 = x[o, i6, t]
-            w7 = x[o, i7, t]
-            v0 = w0 if k0 else zero
-            v1 = w1 if k1 else zero
-            v2 = w2 if k2 else zero
-            v3 = w3 if k3 else zero
-            v4 = w4 if k4 else zero
-            v5 = w5 if k5 else zero
-            v6 = w6 if k6 else zero
-            v7 = w7 if k7 else zero
-            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
-                (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
-            q = np.sqrt(k + a * s)
+            q = np.sqrt(k + a * _window_squares(rows, i, ok, t, one))
             y[o, c, t] = x[o, c, t] / (q * np.sqrt(q))
     else:
         for t in range(x.shape[2]):
-            w0 = x[o, i0, t]
-            w1 = x[o, i1, t]
-            w2 = x[o, i2, t]
-            w3 = x[o, i3, t]
-            w4 = x[o, i4, t]
-            w5 = x[o, i5, t]
-            w6 = x[o, i6, t]
-            w7 = x[o, i7, t]
-            v0 = w0 if k0 else zero
-            v1 = w1 if k1 else zero
-            v2 = w2 if k2 else zero
-            v3 = w3 if k3 else zero
-            v4 = w4 if k4 else zero
-            v5 = w5 if k5 else zero
-            v6 = w6 if k6 else zero
-            v7 = w7 if k7 else zero
-            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
-                (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
-            y[o, c, t] = x[o, c, t] / np.sqrt(k + a * s)
+            y[o, c, t] = x[o, c, t] / np.sqrt(k + a * _window_squares(rows, i, ok, t, one))
 
 
 @njit(**_OPTS)
 def _contiguous_row5(x, y, o, c, j, a, k, mode):
     """:func:`_contiguous_row` for a 5-tap window inside the axis (rows ``j..j+4``): no zero
     rows to load and select (they add exact zeros: the same bits), ~8% faster."""
+    rows = x[o]
+    one = x.dtype.type(1)
     if mode == BETA_075:
         for t in range(x.shape[2]):
-            v0 = x[o, j, t]
-            v1 = x[o, j + 1, t]
-            v2 = x[o, j + 2, t]
-            v3 = x[o, j + 3, t]
-            v4 = x[o, j + 4, t]
-            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + v4 * v4
-            q = np.sqrt(k + a * s)
+            q = np.sqrt(k + a * _inner_squares5(rows, j, t, one))
             y[o, c, t] = x[o, c, t] / (q * np.sqrt(q))
     else:
         for t in range(x.shape[2]):
-            v0 = x[o, j, t]
-            v1 = x[o, j + 1, t]
-            v2 = x[o, j + 2, t]
-            v3 = x[o, j + 3, t]
-            v4 = x[o, j + 4, t]
-            s = ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + v4 * v4
-            y[o, c, t] = x[o, c, t] / np.sqrt(k + a * s)
+            y[o, c, t] = x[o, c, t] / np.sqrt(k + a * _inner_squares5(rows, j, t, one))
 
 
 @njit(parallel=True, **_OPTS)
@@ -680,33 +674,6 @@ def _refined_quarter(d):
 
 
 @njit(**_OPTS)
-def _window_squares64(xo, i, ok, t):
-    """Sum of the float64 squares of rows ``i`` (those flagged in ``ok``) at column ``t``,
-    in the fixed 8-term tree (small enough to be inlined into the vectorised loops)."""
-    i0, i1, i2, i3, i4, i5, i6, i7 = i
-    k0, k1, k2, k3, k4, k5, k6, k7 = ok
-    zero = np.float64(0.0)
-    w0 = np.float64(xo[i0, t])
-    w1 = np.float64(xo[i1, t])
-    w2 = np.float64(xo[i2, t])
-    w3 = np.float64(xo[i3, t])
-    w4 = np.float64(xo[i4, t])
-    w5 = np.float64(xo[i5, t])
-    w6 = np.float64(xo[i6, t])
-    w7 = np.float64(xo[i7, t])
-    v0 = w0 if k0 else zero
-    v1 = w1 if k1 else zero
-    v2 = w2 if k2 else zero
-    v3 = w3 if k3 else zero
-    v4 = w4 if k4 else zero
-    v5 = w5 if k5 else zero
-    v6 = w6 if k6 else zero
-    v7 = w7 if k7 else zero
-    return ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
-        (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
-
-
-@njit(**_OPTS)
 def _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
     """Ring rows of channel ``c`` for float32 input and beta 0.75 (``quarter``) or 0.5.
 
@@ -720,14 +687,14 @@ def _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
     bad = 0
     if quarter:
         for t in range(xo.shape[1]):
-            d = k + a * _window_squares64(xo, i, ok, t)
+            d = k + a * _window_squares(xo, i, ok, t, 1.0)
             gain, over_d = _refined_quarter(d)
             gring[slot, t] = gain
             tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * over_d
             bad += not ((d > 1e-30) & (d < 1e30))
     else:
         for t in range(xo.shape[1]):
-            s = _window_squares64(xo, i, ok, t)
+            s = _window_squares(xo, i, ok, t, 1.0)
             d = k + a * s
             z = np.float64(_seed_rsqrt(np.float32(d)))
             z = z * (1.5 - 0.5 * d * (z * z))  # Newton for z^-2 = D
@@ -744,12 +711,7 @@ def _bwd_refined_row5(xo, go, tring, gring, c, j, a, k):
     slot = c & 7
     bad = 0
     for t in range(xo.shape[1]):
-        v0 = np.float64(xo[j, t])
-        v1 = np.float64(xo[j + 1, t])
-        v2 = np.float64(xo[j + 2, t])
-        v3 = np.float64(xo[j + 3, t])
-        v4 = np.float64(xo[j + 4, t])
-        d = k + a * (((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + v4 * v4)
+        d = k + a * _inner_squares5(xo, j, t, 1.0)
         gain, over_d = _refined_quarter(d)
         gring[slot, t] = gain
         tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * over_d
@@ -774,7 +736,7 @@ def _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode):
     tr = tring[slot]
     gr = gring[slot]
     for t in range(xo.shape[1]):
-        tr[t] = k + a * _window_squares64(xo, i, ok, t)
+        tr[t] = k + a * _window_squares(xo, i, ok, t, 1.0)
     _gain_of(tr, gr, beta, bmode)
     for t in range(xo.shape[1]):
         tr[t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * gr[t] / tr[t]
