@@ -22,63 +22,62 @@ NCOLS = 12
 LANES = 16
 
 
-# the lane-wise accumulator of `moments`: figure f of lane l at acc[f * LANES + l]
-_LN, _LSUM, _LL1, _LL2, _LMIN, _LMAX, _LAMIN, _LAMAX = (f * LANES for f in range(8))
+# The lane-wise accumulators: figure f of lane l at acc[f + l] (f a multiple of LANES).
+# Every figure at a constant offset of one array, so the compiler sees no aliasing between
+# them and the loops over lanes vectorise.  `moments` keeps, in this order, count, sum, min
+# and max of the finite values, then sum of |x|, sum of squares, min |x| and max |x|.
+_LN, _LSUM, _LMIN, _LMAX, _LL1, _LL2, _LAMIN, _LAMAX = (f * LANES for f in range(8))
 
 
 @njit(**_OPTS)
-def _new_lanes(channels):
-    acc = np.zeros((channels, 8 * LANES))
-    for c in range(channels):
-        acc[c, _LMIN:_LMIN + LANES] = np.inf
-        acc[c, _LMAX:_LMAX + LANES] = -np.inf
-        acc[c, _LAMIN:_LAMIN + LANES] = np.inf
-        acc[c, _LAMAX:_LAMAX + LANES] = -np.inf
+def _new_lanes(rows, blocks):
+    """Zeroed accumulators of ``blocks`` (count, sum, min, max) groups per row, with the
+    minima at +inf and the maxima at -inf."""
+    acc = np.zeros((rows, 4 * blocks * LANES))
+    for r in range(rows):
+        for b in range(blocks):
+            f = 4 * b * LANES
+            acc[r, f + 2 * LANES:f + 3 * LANES] = np.inf
+            acc[r, f + 3 * LANES:f + 4 * LANES] = -np.inf
     return acc
 
 
 @njit(**_OPTS)
-def _row_sums(row, acc):
-    """Add one channel row to the lane-wise accumulator ``acc`` (8 * LANES,): count, sum,
-    sum of |x|, sum of squares, min, max, min |x|, max |x| of the finite values.
+def _lane_add(acc, f, lane, v, ok):
+    """Count, sum, min and max (at ``f``, ``f + LANES``, ...) of ``v`` when ``ok``; else
+    adds nothing (branch-free)."""
+    acc[f + lane] += 1.0 if ok else 0.0
+    acc[f + LANES + lane] += v if ok else 0.0
+    lo = v if ok else np.inf
+    hi = v if ok else -np.inf
+    acc[f + 2 * LANES + lane] = lo if lo < acc[f + 2 * LANES + lane] else acc[f + 2 * LANES + lane]
+    acc[f + 3 * LANES + lane] = hi if hi > acc[f + 3 * LANES + lane] else acc[f + 3 * LANES + lane]
 
-    Branch-free (non-finite values are selected out), and every figure at a constant offset
-    of one array, so the compiler sees no aliasing and the loop vectorises.
-    """
+
+@njit(**_OPTS)
+def _moments_lane(acc, lane, v):
+    fin = np.isfinite(v)
+    az = abs(v) if fin else 0.0
+    _lane_add(acc, _LN, lane, v, fin)
+    acc[_LL1 + lane] += az
+    acc[_LL2 + lane] += az * az
+    a_lo = az if fin else np.inf
+    a_hi = az if fin else -np.inf
+    acc[_LAMIN + lane] = a_lo if a_lo < acc[_LAMIN + lane] else acc[_LAMIN + lane]
+    acc[_LAMAX + lane] = a_hi if a_hi > acc[_LAMAX + lane] else acc[_LAMAX + lane]
+
+
+@njit(**_OPTS)
+def _row_sums(row, acc):
+    """Add one channel row to the lane-wise accumulator ``acc`` (8 * LANES,) of `moments`
+    (value ``t`` in lane ``t % LANES``, the tail of the row in lane 0)."""
     inner = row.shape[0]
     full = inner // LANES * LANES
-    zero = 0.0
-    inf = np.inf
     for b in range(0, full, LANES):
         for lane in range(LANES):
-            v = np.float64(row[b + lane])
-            fin = np.isfinite(v)
-            vz = v if fin else zero
-            az = abs(vz)
-            acc[_LN + lane] += 1.0 if fin else zero
-            acc[_LSUM + lane] += vz
-            acc[_LL1 + lane] += az
-            acc[_LL2 + lane] += vz * vz
-            v_lo = v if fin else inf
-            v_hi = v if fin else -inf
-            a_lo = az if fin else inf
-            a_hi = az if fin else -inf
-            acc[_LMIN + lane] = v_lo if v_lo < acc[_LMIN + lane] else acc[_LMIN + lane]
-            acc[_LMAX + lane] = v_hi if v_hi > acc[_LMAX + lane] else acc[_LMAX + lane]
-            acc[_LAMIN + lane] = a_lo if a_lo < acc[_LAMIN + lane] else acc[_LAMIN + lane]
-            acc[_LAMAX + lane] = a_hi if a_hi > acc[_LAMAX + lane] else acc[_LAMAX + lane]
-    for t in range(full, inner):  # the tail goes to lane 0
-        v = np.float64(row[t])
-        if np.isfinite(v):
-            a = abs(v)
-            acc[_LN] += 1.0
-            acc[_LSUM] += v
-            acc[_LL1] += a
-            acc[_LL2] += v * v
-            acc[_LMIN] = min(acc[_LMIN], v)
-            acc[_LMAX] = max(acc[_LMAX], v)
-            acc[_LAMIN] = min(acc[_LAMIN], a)
-            acc[_LAMAX] = max(acc[_LAMAX], a)
+            _moments_lane(acc, lane, np.float64(row[b + lane]))
+    for t in range(full, inner):
+        _moments_lane(acc, 0, np.float64(row[t]))
 
 
 @njit(**_OPTS)
@@ -139,7 +138,7 @@ def moments(x, chunks):
         o0 = ch * step
         o1 = min(outer, o0 + step)
         p = part[ch]
-        acc = _new_lanes(channels)
+        acc = _new_lanes(channels, 2)
         dom = np.zeros((2, LANES))
         amax_px = np.empty(inner)
         asum_px = np.empty(inner)
@@ -228,52 +227,25 @@ def _gain(v, mode, nb):
 
 
 @njit(**_OPTS)
+def _divisor_lane(acc, lane, v, mode, nb):
+    """Count, sum, min, max of finite ``v`` (at 0) and of its finite gain (at 4 * LANES)."""
+    fin = np.isfinite(v)
+    pos = fin & (v > 0.0)
+    g = _gain(v if pos else 1.0, mode, nb)
+    _lane_add(acc, 0, lane, v, fin)
+    _lane_add(acc, 4 * LANES, lane, g, pos & np.isfinite(g))
+
+
+@njit(**_OPTS)
 def _divisor_lanes(d, i0, i1, mode, nb, acc):
-    """Lane-wise (n, sum, min, max, gain n, gain sum, gain min, gain max) of ``d[i0:i1]``
-    into ``acc`` (8, LANES); branch-free so the loop over lanes vectorises."""
-    zero = 0.0
-    one = 1.0
-    inf = np.inf
-    for b in range(i0, i1 - LANES + 1, LANES):
+    """Lane-wise divisor and gain figures of ``d[i0:i1]`` into ``acc`` (8 * LANES,),
+    branch-free so the loop over lanes vectorises; the tail goes to lane 0."""
+    full = i0 + (i1 - i0) // LANES * LANES
+    for b in range(i0, full, LANES):
         for lane in range(LANES):
-            v = np.float64(d[b + lane])
-            fin = np.isfinite(v)
-            pos = fin & (v > 0.0)
-            w = v if pos else one
-            if mode == 1:
-                q = np.sqrt(w)
-                g = 1.0 / (q * np.sqrt(q))
-            elif mode == 2:
-                g = 1.0 / np.sqrt(w)
-            else:
-                g = w ** nb
-            gok = pos & np.isfinite(g)
-            acc[0, lane] += 1.0 if fin else zero
-            acc[1, lane] += v if fin else zero
-            lo = v if fin else inf
-            hi = v if fin else -inf
-            acc[2, lane] = lo if lo < acc[2, lane] else acc[2, lane]
-            acc[3, lane] = hi if hi > acc[3, lane] else acc[3, lane]
-            acc[4, lane] += 1.0 if gok else zero
-            acc[5, lane] += g if gok else zero
-            glo = g if gok else inf
-            ghi = g if gok else -inf
-            acc[6, lane] = glo if glo < acc[6, lane] else acc[6, lane]
-            acc[7, lane] = ghi if ghi > acc[7, lane] else acc[7, lane]
-    for i in range(i0 + (i1 - i0) // LANES * LANES, i1):  # the tail goes to lane 0
-        v = np.float64(d[i])
-        if np.isfinite(v):
-            acc[0, 0] += 1.0
-            acc[1, 0] += v
-            acc[2, 0] = min(acc[2, 0], v)
-            acc[3, 0] = max(acc[3, 0], v)
-            if v > 0.0:
-                g = _gain(v, mode, nb)
-                if np.isfinite(g):
-                    acc[4, 0] += 1.0
-                    acc[5, 0] += g
-                    acc[6, 0] = min(acc[6, 0], g)
-                    acc[7, 0] = max(acc[7, 0], g)
+            _divisor_lane(acc, lane, np.float64(d[b + lane]), mode, nb)
+    for i in range(full, i1):
+        _divisor_lane(acc, 0, np.float64(d[i]), mode, nb)
 
 
 @njit(parallel=True, **_OPTS)
@@ -290,10 +262,7 @@ def divisor_sums(d, beta, chunks):
     for ch in prange(chunks):
         i0 = ch * step
         i1 = min(size, i0 + step)
-        acc = np.zeros((8, LANES))
-        for r in (2, 6):
-            acc[r, :] = np.inf
-            acc[r + 1, :] = -np.inf
+        acc = _new_lanes(1, 2)[0]
         if i1 > i0:
             if mode == 1:
                 _divisor_lanes(d, i0, i1, 1, nb, acc)
@@ -301,13 +270,10 @@ def divisor_sums(d, beta, chunks):
                 _divisor_lanes(d, i0, i1, 2, nb, acc)
             else:
                 _divisor_lanes(d, i0, i1, 0, nb, acc)
-        for r in (0, 1, 4, 5):
-            total = 0.0
-            for lane in range(LANES):
-                total += acc[r, lane]
-            part[ch, r] = total
-        part[ch, 2] = acc[2].min()
-        part[ch, 3] = acc[3].max()
-        part[ch, 6] = acc[6].min()
-        part[ch, 7] = acc[7].max()
+        for f in range(2):
+            base = 4 * f * LANES
+            part[ch, 4 * f] = _lane_sum(acc, base)
+            part[ch, 4 * f + 1] = _lane_sum(acc, base + LANES)
+            part[ch, 4 * f + 2] = acc[base + 2 * LANES:base + 3 * LANES].min()
+            part[ch, 4 * f + 3] = acc[base + 3 * LANES:base + 4 * LANES].max()
     return part
