@@ -329,6 +329,10 @@ def _finish(
     nan = math.nan
     if n == 0:
         return ChannelStats(nan, nan, nan, nan, nan, nan, nan, nonfinite, 0)
+    if vmin == vmax:
+        # Every value is the same: no spread.  The rounded mean would otherwise leave a
+        # rounding-level std (e.g. 1e-16 of the mean) that a rescaled copy does not share.
+        m2 = 0.0
     std_s = math.sqrt(max(m2, 0.0) / n)
     rms = std_s / (l1 / n) if l1 > 0 else nan
     den = amax + amin
@@ -343,6 +347,8 @@ def _finish(
     else:
         hoyer = nan
     mean, std = _ldexp(mean, exp), _ldexp(std_s, exp)
+    if vmin == vmax:
+        mean = vmin  # exact, not a rounded sum / n
     return ChannelStats(mean, std, vmin, vmax, rms, mich, hoyer, nonfinite, n)
 
 
