@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -448,6 +448,7 @@ class Bench:
             f"compiled nothing: {res['compiled_nothing']}")
 
 
+@cache  # one compiled kernel for both shapes
 def _arithmetic_floor():
     """``y = x * (k + a x²)^-0.75`` elementwise in Numba-parallel chunks: the power LRN
     takes per value (two square roots and a division, correctly rounded) with no window at
