@@ -573,6 +573,39 @@ def _channel_chunk(outer: int, channels: int) -> int:
     return max(16, -(-channels // -(-want // outer)))
 
 
+def _run_backward(xs, gs, os_, r: Resolved, mode: str) -> None:
+    """Run the backward kernel that suits these 3-D views (native float32/float64)."""
+    kern = _kernels()
+    bmode = kern.beta_mode(r.beta)
+    short = mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS
+    pixel_rows = _pixel_rows((xs, gs, os_)) if short else None
+    if pixel_rows is not None:
+        x2, g2, o2 = pixel_rows
+        kern.across_channels_last_backward(
+            x2, g2, o2, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode,
+            _pixel_block(x2.shape))
+    elif (short and xs.flags.c_contiguous and gs.flags.c_contiguous
+            and os_.flags.c_contiguous and xs.shape[2] <= _RING_ROW_MAX):
+        refine = xs.dtype == np.float32 and bmode in (kern.BETA_075, kern.BETA_05)
+        kern.across_rows_backward_contiguous(
+            xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode,
+            _channel_chunk(xs.shape[0], xs.shape[1]), refine)
+    elif short and xs.strides[1] >= xs.strides[2] and gs.strides[1] >= gs.strides[2]:
+        inner = xs.shape[2]
+        kern.across_rows_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
+                                  bmode, min(inner, max(64, _SCRATCH_ELEMS * 2
+                                                        // max(1, xs.shape[1]))))
+    elif mode == "across":
+        blocks = r.taps > DIRECT_TAPS_ACROSS
+        tile = min(max(16, _SCRATCH_ELEMS // max(1, xs.shape[1])), max(1, xs.shape[2]))
+        kern.across_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
+                             bmode, tile, blocks, 0)
+    else:
+        group, strip = _within_work(xs.shape, r.taps)
+        kern.within_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
+                             bmode, group, strip, 0, 0)
+
+
 def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
                  convention=DEFAULT_CONVENTION, channel_axis=1, depth_radius=None, out=None):
     """Gradient of :func:`lrn` with respect to ``x``, given the gradient of its output.
@@ -595,7 +628,6 @@ def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mod
             raise ParameterError("out overlaps grad_output")
     if not x.size:
         return out
-    kern = _kernels()
     for xv, gv, ov in _layout_views((x, g, out), mode, axis):
         ok = _native(xv.dtype) and _native(gv.dtype) and ov.dtype == xv.dtype
         slabs = [(xv, gv, ov)] if ok else _slabs((xv, gv, ov), mode, 24)
@@ -604,36 +636,7 @@ def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mod
                 xs = np.ascontiguousarray(xs, dtype=np.float64)
                 gs = np.ascontiguousarray(gs, dtype=np.float64)
                 dst, os_ = os_, np.empty(xs.shape, dtype=np.float64)
-            bmode = kern.beta_mode(r.beta)
-            pixel_rows = _pixel_rows((xs, gs, os_)) if (
-                mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS) else None
-            if pixel_rows is not None:
-                x2, g2, o2 = pixel_rows
-                kern.across_channels_last_backward(
-                    x2, g2, o2, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode,
-                    _pixel_block(x2.shape))
-            elif (mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS
-                    and xs.flags.c_contiguous and gs.flags.c_contiguous
-                    and os_.flags.c_contiguous and xs.shape[2] <= _RING_ROW_MAX):
-                refine = xs.dtype == np.float32 and bmode in (kern.BETA_075, kern.BETA_05)
-                kern.across_rows_backward_contiguous(
-                    xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode,
-                    _channel_chunk(xs.shape[0], xs.shape[1]), refine)
-            elif (mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS
-                    and xs.strides[1] >= xs.strides[2] and gs.strides[1] >= gs.strides[2]):
-                inner = xs.shape[2]
-                kern.across_rows_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
-                                          bmode, min(inner, max(64, _SCRATCH_ELEMS * 2
-                                                                // max(1, xs.shape[1]))))
-            elif mode == "across":
-                blocks = r.taps > DIRECT_TAPS_ACROSS
-                tile = min(max(16, _SCRATCH_ELEMS // max(1, xs.shape[1])), max(1, xs.shape[2]))
-                kern.across_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
-                                     bmode, tile, blocks, 0)
-            else:
-                group, strip = _within_work(xs.shape, r.taps)
-                kern.within_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
-                                     bmode, group, strip, 0, 0)
+            _run_backward(xs, gs, os_, r, mode)
             if not ok:
                 dst[...] = os_
     return out
