@@ -61,6 +61,31 @@ def invoke(args: list[str], *, input: bytes | str | None = None,
     return result
 
 
+#: The ``lrn`` script installed next to this Python (tests that need it skip without it).
+LRN_EXE = Path(sys.executable).with_name("lrn")
+#: No colour and no wrapping of long paths, for tests that read whole tables.
+WIDE = {"COLUMNS": "400", "NO_COLOR": "1"}
+
+
+def run_wide(*args: object, input: bytes | str | None = None) -> Result:
+    """``lrn ARGS`` in-process (see :func:`invoke`), 400 columns wide, without colour."""
+    return invoke([str(a) for a in args], input=input, env=WIDE)
+
+
+def stdout_of(result: Result) -> str:
+    try:
+        return result.stdout
+    except ValueError:  # Click 8.1 mixes stderr into output
+        return result.output
+
+
+def stderr_of(result: Result) -> str:
+    try:
+        return result.stderr
+    except ValueError:  # Click 8.1 mixes stderr into output
+        return result.output
+
+
 @pytest.fixture
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Work in ``tmp_path``: short relative names keep messages well under any line width."""

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import ARRAYS, IMAGES, LRN_EXE, stderr_of
+from conftest import run_wide as run
 from PIL import Image
 
-from lrn_cli.cli import cli
 from lrn_cli.errors import OutputError
 from lrn_cli.panel import (
     NAN_COLOR,
@@ -26,28 +25,10 @@ from lrn_cli.panel import (
     render_panel,
 )
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-ASTRONAUT = SAMPLES / "images" / "astronaut_rgb.png"
-CAMERA = SAMPLES / "images" / "camera_gray.png"
-CONV2 = SAMPLES / "arrays" / "conv2_relu_nchw.npy"
-CONV2_NHWC = SAMPLES / "arrays" / "conv2_relu_nhwc.npy"
-LRN_EXE = Path(sys.executable).with_name("lrn")
-
-
-#: No colour, and no wrapping of long paths, whatever the caller's shell says.
-ENV = {"COLUMNS": "400", "NO_COLOR": "1", "FORCE_COLOR": None, "TERM": None, "LRN_JOBS": "1"}
-
-
-def run(*args: object, input: bytes | None = None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input, env=ENV,
-                              catch_exceptions=False)
-
-
-def stderr_of(result) -> str:
-    try:
-        return result.stderr
-    except ValueError:  # Click 8.1 mixes stderr into output
-        return result.output
+ASTRONAUT = IMAGES / "astronaut_rgb.png"
+CAMERA = IMAGES / "camera_gray.png"
+CONV2 = ARRAYS / "conv2_relu_nchw.npy"
+CONV2_NHWC = ARRAYS / "conv2_relu_nhwc.npy"
 
 
 def pixels(path: Path) -> np.ndarray:

@@ -7,47 +7,21 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import ARRAYS, IMAGES, LRN_EXE, stderr_of, stdout_of
+from conftest import run_wide as run
 from PIL import Image
 
-from lrn_cli.cli import cli
 from lrn_cli.errors import ParameterError
 from lrn_cli.pipeline import Item, Settings
 from lrn_cli.sweep import check_sweep, parse_sweep, run_sweep
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-CONV2 = SAMPLES / "arrays" / "conv2_relu_nchw.npy"
-CAMERA = SAMPLES / "images" / "camera_gray.png"
-ASTRONAUT = SAMPLES / "images" / "astronaut_rgb.png"
-LRN_EXE = Path(sys.executable).with_name("lrn")
-
-
-#: No colour, and no wrapping of long paths, whatever the caller's shell says.
-ENV = {"COLUMNS": "400", "NO_COLOR": "1", "FORCE_COLOR": None, "TERM": None, "LRN_JOBS": "1"}
-
-
-def run(*args: object, input: bytes | None = None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input, env=ENV,
-                              catch_exceptions=False)
-
-
-def stdout_of(result) -> str:
-    try:
-        return result.stdout
-    except ValueError:  # Click 8.1
-        return result.output
-
-
-def stderr_of(result) -> str:
-    try:
-        return result.stderr
-    except ValueError:  # Click 8.1 mixes stderr into output
-        return result.output
+CONV2 = ARRAYS / "conv2_relu_nchw.npy"
+CAMERA = IMAGES / "camera_gray.png"
+ASTRONAUT = IMAGES / "astronaut_rgb.png"
 
 
 def sweep_json(*args: object) -> dict:
