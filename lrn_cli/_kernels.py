@@ -359,22 +359,12 @@ def across_rows(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile):
 
 
 @njit(**_OPTS)
-def _window_squares(rows, i, ok, t, one):
-    """Sum of the squares of ``rows[i_u, t]`` for the rows flagged in ``ok`` (the others
-    count as zero), in the fixed 8-term tree, in ``one``'s dtype (values are widened by
-    multiplying with it, which is exact and free).  Small enough to be inlined into the
-    vectorised loops of the forward and backward kernels."""
-    i0, i1, i2, i3, i4, i5, i6, i7 = i
+def _masked_tree8(w0, w1, w2, w3, w4, w5, w6, w7, ok, zero):
+    """Sum of the squares of ``w0..w7``, those not flagged in ``ok`` counted as zero, in
+    the fixed 8-term tree.  Every window sum of the short-window kernels (forward and
+    backward) goes through this tree or :func:`_tree5`, so all of them agree bit for bit.
+    Small enough to be inlined into the vectorised loops."""
     k0, k1, k2, k3, k4, k5, k6, k7 = ok
-    zero = one - one
-    w0 = rows[i0, t] * one
-    w1 = rows[i1, t] * one
-    w2 = rows[i2, t] * one
-    w3 = rows[i3, t] * one
-    w4 = rows[i4, t] * one
-    w5 = rows[i5, t] * one
-    w6 = rows[i6, t] * one
-    w7 = rows[i7, t] * one
     v0 = w0 if k0 else zero
     v1 = w1 if k1 else zero
     v2 = w2 if k2 else zero
@@ -388,67 +378,122 @@ def _window_squares(rows, i, ok, t, one):
 
 
 @njit(**_OPTS)
-def _inner_squares5(rows, j, t, one):
-    """:func:`_window_squares` of the 5 rows ``j..j+4``, all inside the axis: no zero rows
-    to select (they would add exact zeros: the same bits)."""
-    v0 = rows[j, t] * one
-    v1 = rows[j + 1, t] * one
-    v2 = rows[j + 2, t] * one
-    v3 = rows[j + 3, t] * one
-    v4 = rows[j + 4, t] * one
+def _tree5(v0, v1, v2, v3, v4):
+    """:func:`_masked_tree8` of five flagged values and three zeros (which add exact zeros:
+    sums of squares are never -0, so the bits are the same)."""
     return ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + v4 * v4
 
 
 @njit(**_OPTS)
-def _contiguous_row(x, y, o, c, i, ok, a, k, mode):
-    """One output row of :func:`across_rows_contiguous`: rows read by index (clamped, so
-    every load is valid) and masked by select, which keeps the loop vectorised."""
-    rows = x[o]
-    one = x.dtype.type(1)
-    if mode == BETA_075:
-        for t in range(x.shape[2]):
-            q = np.sqrt(k + a * _window_squares(rows, i, ok, t, one))
-            y[o, c, t] = x[o, c, t] / (q * np.sqrt(q))
-    else:
-        for t in range(x.shape[2]):
-            y[o, c, t] = x[o, c, t] / np.sqrt(k + a * _window_squares(rows, i, ok, t, one))
+def _window_squares(rows, i, ok, t, one):
+    """:func:`_masked_tree8` of ``rows[i_u, t]``, in ``one``'s dtype (values are widened by
+    multiplying with it, which is exact and free)."""
+    i0, i1, i2, i3, i4, i5, i6, i7 = i
+    return _masked_tree8(rows[i0, t] * one, rows[i1, t] * one, rows[i2, t] * one,
+                         rows[i3, t] * one, rows[i4, t] * one, rows[i5, t] * one,
+                         rows[i6, t] * one, rows[i7, t] * one, ok, one - one)
 
 
 @njit(**_OPTS)
-def _contiguous_row5(x, y, o, c, j, a, k, mode):
-    """:func:`_contiguous_row` for a 5-tap window inside the axis (rows ``j..j+4``): no zero
-    rows to load and select (they add exact zeros: the same bits), ~8% faster."""
-    rows = x[o]
-    one = x.dtype.type(1)
+def _inner_squares5(rows, j, t, one):
+    """:func:`_tree5` of the 5 rows ``j..j+4`` (all inside the axis)."""
+    return _tree5(rows[j, t] * one, rows[j + 1, t] * one, rows[j + 2, t] * one,
+                  rows[j + 3, t] * one, rows[j + 4, t] * one)
+
+
+@njit(**_OPTS)
+def _span8(r0, r1, r2, r3, r4, r5, r6, r7, ok, xc, yc, a, k, mode):
+    """``yc = xc * (k + a * S) ** -beta`` (beta 0.75 or 0.5), ``S`` the masked tree of the
+    squares of ``r0..r7``: equal-length 1-D views, one per window row."""
+    zero = xc.dtype.type(0)
     if mode == BETA_075:
-        for t in range(x.shape[2]):
-            q = np.sqrt(k + a * _inner_squares5(rows, j, t, one))
-            y[o, c, t] = x[o, c, t] / (q * np.sqrt(q))
+        for t in range(xc.shape[0]):
+            s = _masked_tree8(r0[t], r1[t], r2[t], r3[t], r4[t], r5[t], r6[t], r7[t], ok, zero)
+            q = np.sqrt(k + a * s)
+            yc[t] = xc[t] / (q * np.sqrt(q))
     else:
-        for t in range(x.shape[2]):
-            y[o, c, t] = x[o, c, t] / np.sqrt(k + a * _inner_squares5(rows, j, t, one))
+        for t in range(xc.shape[0]):
+            s = _masked_tree8(r0[t], r1[t], r2[t], r3[t], r4[t], r5[t], r6[t], r7[t], ok, zero)
+            yc[t] = xc[t] / np.sqrt(k + a * s)
+
+
+@njit(**_OPTS)
+def _span5(r0, r1, r2, r3, r4, xc, yc, a, k, mode):
+    """:func:`_span8` for a window of five rows, all inside the axis (~8% faster: nothing
+    to select)."""
+    if mode == BETA_075:
+        for t in range(xc.shape[0]):
+            q = np.sqrt(k + a * _tree5(r0[t], r1[t], r2[t], r3[t], r4[t]))
+            yc[t] = xc[t] / (q * np.sqrt(q))
+    else:
+        for t in range(xc.shape[0]):
+            yc[t] = xc[t] / np.sqrt(k + a * _tree5(r0[t], r1[t], r2[t], r3[t], r4[t]))
+
+
+@njit(**_OPTS)
+def _interior_span(xf, yf, p0, p1, inner, lo, taps, a, k, mode):
+    """Outputs ``p0..p1`` of one sample's flattened ``(C*inner)`` array, all in channels
+    whose window lies inside the axis: the window row ``u`` of every output is the same
+    array shifted by ``(u - lo) * inner``, so one long loop covers many channels (short
+    rows such as 27x27 leave most of a row to the scalar remainder loop otherwise)."""
+    xc = xf[p0:p1]
+    yc = yf[p0:p1]
+    if taps == 5:
+        b = p0 - lo * inner
+        e = p1 - lo * inner
+        _span5(xf[b:e], xf[b + inner:e + inner], xf[b + 2 * inner:e + 2 * inner],
+               xf[b + 3 * inner:e + 3 * inner], xf[b + 4 * inner:e + 4 * inner], xc, yc,
+               a, k, mode)
+        return
+    # rows past the window repeat its last row (a valid load) and are masked out
+    s = (min(0, taps - 1) - lo, min(1, taps - 1) - lo, min(2, taps - 1) - lo,
+         min(3, taps - 1) - lo, min(4, taps - 1) - lo, min(5, taps - 1) - lo,
+         min(6, taps - 1) - lo, min(7, taps - 1) - lo)
+    s0, s1, s2, s3, s4, s5, s6, s7 = s
+    ok = (True, taps > 1, taps > 2, taps > 3, taps > 4, taps > 5, taps > 6, taps > 7)
+    _span8(xf[p0 + s0 * inner:p1 + s0 * inner], xf[p0 + s1 * inner:p1 + s1 * inner],
+           xf[p0 + s2 * inner:p1 + s2 * inner], xf[p0 + s3 * inner:p1 + s3 * inner],
+           xf[p0 + s4 * inner:p1 + s4 * inner], xf[p0 + s5 * inner:p1 + s5 * inner],
+           xf[p0 + s6 * inner:p1 + s6 * inner], xf[p0 + s7 * inner:p1 + s7 * inner],
+           ok, xc, yc, a, k, mode)
 
 
 @njit(parallel=True, **_OPTS)
-def across_rows_contiguous(x, y, lo, hi, a, k, mode):
-    """:func:`across_rows` for C-contiguous ``x`` and ``y`` and beta 0.75 or 0.5: the same
-    tree of the same operations (so the same bits), ~15% faster: no row views per channel.
+def across_rows_contiguous(x, y, lo, hi, a, k, mode, span):
+    """:func:`across_rows` for C-contiguous ``x`` and ``y`` (outer, C, inner), windows of at
+    most 8 taps and beta 0.75 or 0.5: the same tree of the same operations (so the same
+    bits), faster.
 
-    A window of up to 4 taps uses the 8-term tree with zeros, which adds exact zeros to the
-    4-term tree's value (sums of squares are never -0).
+    Channels whose whole window lies inside the axis are one contiguous run per sample,
+    cut into pieces of ``span`` outputs (:func:`_interior_span`); the few edge channels
+    go row by row with clamped, masked window rows.  A window of up to 4 taps uses the
+    8-term tree with zeros, which adds exact zeros to the 4-term tree's value (sums of
+    squares are never -0).
     """
     outer, channels, inner = x.shape
     taps = lo + hi + 1
     last = channels - 1
-    for item in prange(outer * channels):
-        o = item // channels
-        c = item % channels
-        j = c - lo
-        if taps == 5 and 0 <= j and j + 4 <= last:
-            _contiguous_row5(x, y, o, c, j, a, k, mode)
-            continue
-        i, ok = _window_rows(j, taps, last)
-        _contiguous_row(x, y, o, c, i, ok, a, k, mode)
+    first = lo  # first channel whose window lies inside the axis
+    n_inside = max(0, last - hi - first + 1)
+    start = first * inner
+    length = n_inside * inner
+    pieces = (length + span - 1) // span
+    for item in prange(outer * pieces):
+        o = item // pieces
+        p0 = start + (item % pieces) * span
+        p1 = min(start + length, p0 + span)
+        _interior_span(x[o].reshape(channels * inner), y[o].reshape(channels * inner),
+                       p0, p1, inner, lo, taps, a, k, mode)
+    edges = channels - n_inside
+    for item in prange(outer * edges):
+        o = item // edges
+        e = item % edges
+        c = e if (n_inside == 0 or e < first) else e + n_inside
+        i, ok = _window_rows(c - lo, taps, last)
+        i0, i1, i2, i3, i4, i5, i6, i7 = i
+        xo = x[o]
+        _span8(xo[i0], xo[i1], xo[i2], xo[i3], xo[i4], xo[i5], xo[i6], xo[i7], ok, xo[c],
+               y[o, c], a, k, mode)
 
 
 @njit(parallel=True, **_OPTS)

@@ -31,6 +31,8 @@ DIRECT_TAPS_ACROSS = 9
 #: Within-channel block sums accumulate in float64 beyond this many taps per axis.
 ACC32_TAPS_WITHIN = 32
 _SCRATCH_ELEMS = 8192
+#: Outputs per work item of the contiguous across kernel (a multiple of 64: whole vectors).
+_SPAN = 4096
 #: The contiguous backward kernel keeps two float64 rings of 8 rows of this many values.
 _RING_ROW_MAX = 8192
 _MIN_SLAB_BYTES = 1 << 20
@@ -192,7 +194,7 @@ def _run_forward(x, y, d, r: Resolved, mode: str, bases: tuple[int, int] = (0, 0
                 and bmode in (kern.BETA_075, kern.BETA_05) and x.flags.c_contiguous
                 and y.flags.c_contiguous and inner >= 16):
             a, k = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff))
-            kern.across_rows_contiguous(x, y, r.lo, r.hi, a, k, bmode)
+            kern.across_rows_contiguous(x, y, r.lo, r.hi, a, k, bmode, _SPAN)
             return
         if r.taps <= kern.ROW_KERNEL_TAPS and x.strides[1] >= x.strides[2]:
             a, k, beta = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))

@@ -412,6 +412,32 @@ def test_extreme_magnitudes_do_not_overflow_the_closed_forms(mode, beta):
             assert gerr.max() <= 1e-5, (scale, k)
 
 
+@pytest.mark.parametrize("span", [17, 64, 4096])
+@pytest.mark.parametrize("channels", [1, 2, 4, 5, 6, 9, 40])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_contiguous_across_kernel_gives_the_row_kernels_bits(span, channels, dtype, monkeypatch):
+    """The C-contiguous across kernel runs the channels whose window lies inside the axis as
+    one long span per sample, cut into pieces of ``core._SPAN`` outputs (17 cuts pieces
+    across channel boundaries), and the edge channels row by row.  A strided ``out`` takes
+    the general row kernel: both must give the same bits for every window placement."""
+    import lrn_cli.core as core
+
+    monkeypatch.setattr(core, "_SPAN", span)
+    rng = np.random.default_rng(channels)
+    x = mixed_input((3, channels, 5, 7), rng, dtype)
+    cases = [(size, conv) for size in range(1, 9)
+             for conv in ("pytorch", "onednn", "alexnet", "tensorflow")
+             if accepts(conv, "across", size)]
+    for size, conv in cases:
+        for beta in (0.75, 0.5):
+            got = lrn(x, size, 1e-2, beta, 1.0, convention=conv)
+            strided = np.zeros(x.shape[:-1] + (14,), dtype)[..., ::2]
+            lrn(x, size, 1e-2, beta, 1.0, convention=conv, out=strided)
+            assert np.array_equal(got, strided, equal_nan=True), (size, conv, beta)
+            want = reference_lrn(x, size, 1e-2, beta, 1.0, convention=conv)
+            assert max_rel_err(got, want) <= TOL[dtype], (size, conv, beta)
+
+
 @pytest.mark.parametrize("channels", [2, 3, 4, 64, 96])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("size,beta", [(5, 0.75), (2, 0.5), (8, 0.6), (1, 1.0)])
