@@ -34,3 +34,44 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def last_level_cache_bytes(default: int = 32 << 20) -> int:
+    """Size of the largest CPU cache (sysfs), else ``default``."""
+    sizes = []
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        entries = os.listdir(base)
+    except OSError:
+        return default
+    for entry in entries:
+        try:
+            with open(os.path.join(base, entry, "size"), encoding="ascii") as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes, default=default)
+
+
+class CacheFlusher:
+    """Callable that pushes every array out of the CPU caches, by reading and writing a
+    buffer three times the last-level cache (an untimed ``setup`` between timed calls).
+
+    Timing ``np.copyto`` of an array that fits the last-level cache, call after call,
+    measures the cache, not memory: the flushed timing is the memory-bandwidth ceiling.
+    """
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.cache_bytes = last_level_cache_bytes()
+        self._buf = np.ones(3 * self.cache_bytes // 8, dtype=np.float64)
+
+    def __call__(self) -> None:
+        import numpy as np
+
+        np.add(self._buf, 1.0, out=self._buf)
