@@ -553,11 +553,13 @@ def _padded_window_sums(src, dst, n, channels, pad, first, taps):
 
 
 @njit(parallel=True, **_OPTS)
-def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block):
+def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block, refine):
     """Gradient for C-contiguous ``x2``, ``g2``, ``dx2`` (pixels, C), windows of at most 8
     taps, float64 arithmetic: per block of pixels, padded rows of squares give ``D``, padded
     rows of ``t = g x D^(-b-1)`` give the mirrored sums (the same formula as the other
-    backward kernels)."""
+    backward kernels).  ``refine`` (float32 input, beta 0.75 or 0.5): the powers of ``D``
+    come from :func:`_refined_powers` as in the channels-first kernel; a block where one
+    ``D`` leaves their range is redone with exact roots."""
     pixels, channels = x2.shape
     taps = lo + hi + 1
     pad = 8
@@ -579,13 +581,28 @@ def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block)
                 padded[i, upad + c] = v * v
         _padded_window_sums(padded, d, n, channels, pad, lo, taps)
         flat_d = d.reshape(n * channels)
+        flat_gain = gain.reshape(n * channels)
         for t in range(n * channels):
             flat_d[t] = k + a * flat_d[t]
-        _gain_of(flat_d, gain.reshape(n * channels), beta, bmode)
-        for i in range(np.uint64(n)):
-            for c in range(np.uint64(channels)):
-                padded[i, upad + c] = (np.float64(gb[i, c]) * np.float64(xb[i, c])
-                                       * gain[i, c] / d[i, c])
+        exact = not refine
+        if refine:
+            # flat_d becomes D^(-b-1): D itself is not needed again
+            exact = _refined_powers(flat_d, flat_gain, bmode == BETA_075) > 0
+            if exact:  # restore D for the exact roots
+                _padded_window_sums(padded, d, n, channels, pad, lo, taps)
+                for t in range(n * channels):
+                    flat_d[t] = k + a * flat_d[t]
+        if exact:
+            _gain_of(flat_d, flat_gain, beta, bmode)
+            for i in range(np.uint64(n)):
+                for c in range(np.uint64(channels)):
+                    padded[i, upad + c] = (np.float64(gb[i, c]) * np.float64(xb[i, c])
+                                           * gain[i, c] / d[i, c])
+        else:
+            for i in range(np.uint64(n)):
+                for c in range(np.uint64(channels)):
+                    padded[i, upad + c] = (np.float64(gb[i, c]) * np.float64(xb[i, c])
+                                           * d[i, c])
         _padded_window_sums(padded, d, n, channels, pad, hi, taps)  # d <- mirrored sums of t
         db = dx2[p0:p1]
         for i in range(np.uint64(n)):
@@ -716,6 +733,30 @@ def _refined_quarter(d):
     z2 = z * z
     gain = z2 * z
     return gain, gain * (z2 * z2)
+
+
+@njit(**_OPTS)
+def _refined_powers(d, gain, quarter):
+    """In place: ``d <- D^(-b-1)``, ``gain <- D^-b`` for beta 0.75 (``quarter``) or 0.5, from
+    a float32 seed and one float64 Newton step (:func:`_refined_quarter`).  Returns how many
+    ``D`` lie outside ``(1e-30, 1e30)`` or are NaN: the caller then redoes them exactly."""
+    bad = 0
+    if quarter:
+        for t in range(d.shape[0]):
+            v = d[t]
+            g, over_d = _refined_quarter(v)
+            gain[t] = g
+            d[t] = over_d
+            bad += not ((v > 1e-30) & (v < 1e30))
+    else:
+        for t in range(d.shape[0]):
+            v = d[t]
+            z = np.float64(_seed_rsqrt(np.float32(v)))
+            z = z * (1.5 - 0.5 * v * (z * z))  # Newton for z^-2 = D
+            gain[t] = z
+            d[t] = z * (z * z)
+            bad += not ((v > 1e-30) & (v < 1e30))
+    return bad
 
 
 @njit(**_OPTS)

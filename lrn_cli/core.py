@@ -580,15 +580,16 @@ def _run_backward(xs, gs, os_, r: Resolved, mode: str) -> None:
     kern = _kernels()
     bmode = kern.beta_mode(r.beta)
     short = mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS
+    # float32 input, beta 0.75 or 0.5: powers of D from a float32 seed refined in float64
+    refine = xs.dtype == np.float32 and bmode in (kern.BETA_075, kern.BETA_05)
     pixel_rows = _pixel_rows((xs, gs, os_)) if short else None
     if pixel_rows is not None:
         x2, g2, o2 = pixel_rows
         kern.across_channels_last_backward(
             x2, g2, o2, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode,
-            _pixel_block(x2.shape))
+            _pixel_block(x2.shape), refine)
     elif (short and xs.flags.c_contiguous and gs.flags.c_contiguous
             and os_.flags.c_contiguous and xs.shape[2] <= _RING_ROW_MAX):
-        refine = xs.dtype == np.float32 and bmode in (kern.BETA_075, kern.BETA_05)
         kern.across_rows_backward_contiguous(
             xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode,
             _channel_chunk(xs.shape[0], xs.shape[1]), refine)

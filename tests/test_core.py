@@ -320,30 +320,43 @@ def _float32_gradient_error(got, x, g, size, alpha, beta, k):
                         / np.maximum(np.abs(want), floor)))
 
 
+def _backward_in_layout(x, g, layout, *args):
+    """``lrn_backward`` of NCHW ``x``, ``g`` computed in ``layout`` (channels-last goes
+    through the per-pixel kernel), returned as NCHW."""
+    if layout == "channels-first":
+        return lrn_backward(x, g, *args)
+    xl, gl = (np.ascontiguousarray(a.transpose(0, 2, 3, 1)) for a in (x, g))
+    return lrn_backward(xl, gl, *args, channel_axis=-1).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("layout", ["channels-first", "channels-last"])
 @pytest.mark.parametrize("beta", [0.75, 0.5, 0.6])
 @pytest.mark.parametrize("size", [1, 2, 4, 5, 8])
 @pytest.mark.parametrize("shape", [(1, 96, 7, 9), (5, 40, 3, 5), (2, 3, 4, 4), (1, 1, 2, 2)])
-def test_contiguous_backward_on_wide_ranges(shape, size, beta):
+def test_contiguous_backward_on_wide_ranges(shape, size, beta, layout):
     """float32 input, magnitudes 1e-4..1e4 side by side and a tiny k: the refined powers
-    (float32 seed + a float64 Newton step) stay as accurate as float64 arithmetic."""
+    (float32 seed + a float64 Newton step) stay as accurate as float64 arithmetic, in the
+    channels-first ring kernel and the channels-last per-pixel kernel."""
     rng = np.random.default_rng(size)
     x = (rng.standard_normal(shape) * 10.0 ** rng.uniform(-4, 4, shape)).astype(np.float32)
     g = rng.standard_normal(shape).astype(np.float32)
-    got = lrn_backward(x, g, size, 1e-2, beta, 1e-3)
+    got = _backward_in_layout(x, g, layout, size, 1e-2, beta, 1e-3)
     assert got.dtype == np.float32
     assert _float32_gradient_error(got, x, g, size, 1e-2, beta, 1e-3) <= 1e-5
 
 
-def test_contiguous_backward_falls_back_where_the_seed_is_unusable():
+@pytest.mark.parametrize("layout", ["channels-first", "channels-last"])
+def test_contiguous_backward_falls_back_where_the_seed_is_unusable(layout):
     """D outside float32's normal range (k=1e-40 and all-zero windows; huge values) and NaN:
-    those rows are recomputed exactly, so the result is the reference's."""
+    those rows (channels-last: those blocks of pixels) are recomputed exactly, so the result
+    is the reference's."""
     x = np.zeros((2, 12, 3, 4), dtype=np.float32)
     x[0, 3] = 1e30  # D ~ 1e56
     x[1, 5, 1, 1] = np.nan
     x[1, 8] = 0.5
     g = np.ones_like(x)
     for beta in (0.75, 0.5):
-        got = lrn_backward(x, g, 5, 1e-4, beta, 1e-40)
+        got = _backward_in_layout(x, g, layout, 5, 1e-4, beta, 1e-40)
         want = reference_lrn_backward(x.astype(np.float64), g.astype(np.float64), 5, 1e-4,
                                       beta, 1e-40)
         assert np.array_equal(np.isnan(got), np.isnan(want))
