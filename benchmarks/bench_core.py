@@ -403,6 +403,14 @@ class Bench:
                                     partial(lrn_backward, x, g, SIZE, ALPHA, BETA, K, out=out))
         rows["lrn"] = self.time("lrn_backward(x, g)", partial(lrn_backward, x, g, SIZE, ALPHA,
                                                              BETA, K))
+        x_nhwc, g_nhwc = (np.ascontiguousarray(a.transpose(0, 2, 3, 1)) for a in (x, g))
+        out_nhwc = np.empty_like(x_nhwc)
+        rows["lrn_nhwc"] = self.time("lrn_backward(x_nhwc, g_nhwc, out=)",
+                                     partial(lrn_backward, x_nhwc, g_nhwc, SIZE, ALPHA, BETA, K,
+                                             channel_axis=-1, out=out_nhwc))
+        self.check(f"backward {name}: channels-last vs channels-first",
+                   out_nhwc, ref.transpose(0, 2, 3, 1))
+        del x_nhwc, g_nhwc, out_nhwc
         torch = self.peers.torch()
         if torch is not None:
             import torch.nn.functional as F
@@ -710,14 +718,17 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
     if "backward" in res:
         w("### Backward, across, size 5\n")
         w("| shape | `lrn_backward(x, g, out=out)` ms | `lrn_backward(x, g)` ms"
-          " | torch autograd backward ms | torch / lrn (out=) | torch / lrn (allocating) |")
-        w("|---|---:|---:|---:|---:|---:|")
+          " | channels-last `out=` ms | torch autograd backward ms | torch / lrn (out=)"
+          " | torch / lrn (allocating) |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
         for n, rows in res["backward"].items():
             t = rows["lrn"]
             to = rows["lrn_out"]
+            tn = rows["lrn_nhwc"]
             tt = rows.get("torch")
             w(f"| {n} {'x'.join(map(str, ACROSS_SHAPES[n]))} | {fms(to.median_ms)}"
               f" ({fms(to.min_ms)}) | {fms(t.median_ms)} ({fms(t.min_ms)}) | "
+              f"{fms(tn.median_ms)} ({fms(tn.min_ms)}) | "
               + (f"{fms(tt.median_ms)} ({fms(tt.min_ms)}) | {fx(tt.median_ms / to.median_ms)}"
                  f" | {fx(tt.median_ms / t.median_ms)}"
                  if tt else "skipped | – | –") + " |")
