@@ -359,22 +359,24 @@ def across_rows(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile):
 
 
 @njit(**_OPTS)
-def _masked_tree8(w0, w1, w2, w3, w4, w5, w6, w7, ok, zero):
-    """Sum of the squares of ``w0..w7``, those not flagged in ``ok`` counted as zero, in
-    the fixed 8-term tree.  Every window sum of the short-window kernels (forward and
-    backward) goes through this tree or :func:`_tree5`, so all of them agree bit for bit.
-    Small enough to be inlined into the vectorised loops."""
+def _masked_sum8(v0, v1, v2, v3, v4, v5, v6, v7, ok, zero):
+    """Sum of ``v0..v7``, those not flagged in ``ok`` counted as zero, in the fixed 8-term
+    tree.  Every window sum of the short-window kernels (forward and backward, squares and
+    the backward's mirrored sums) goes through this tree or :func:`_tree5`, so all of them
+    agree bit for bit.  Small enough to be inlined into the vectorised loops."""
     k0, k1, k2, k3, k4, k5, k6, k7 = ok
-    v0 = w0 if k0 else zero
-    v1 = w1 if k1 else zero
-    v2 = w2 if k2 else zero
-    v3 = w3 if k3 else zero
-    v4 = w4 if k4 else zero
-    v5 = w5 if k5 else zero
-    v6 = w6 if k6 else zero
-    v7 = w7 if k7 else zero
-    return ((v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3)) + (
-        (v4 * v4 + v5 * v5) + (v6 * v6 + v7 * v7))
+    return (((v0 if k0 else zero) + (v1 if k1 else zero))
+            + ((v2 if k2 else zero) + (v3 if k3 else zero))) + (
+        ((v4 if k4 else zero) + (v5 if k5 else zero))
+        + ((v6 if k6 else zero) + (v7 if k7 else zero)))
+
+
+@njit(**_OPTS)
+def _masked_tree8(w0, w1, w2, w3, w4, w5, w6, w7, ok, zero):
+    """:func:`_masked_sum8` of the squares of ``w0..w7`` (squaring a masked-out value or
+    masking its square both give +0: the same bits)."""
+    return _masked_sum8(w0 * w0, w1 * w1, w2 * w2, w3 * w3, w4 * w4, w5 * w5, w6 * w6,
+                        w7 * w7, ok, zero)
 
 
 @njit(**_OPTS)
@@ -535,21 +537,16 @@ def _padded_window_sums(src, dst, n, channels, pad, first, taps):
     """``dst[i, c]`` = the 8-term tree of ``src[i, pad + c - first + u]`` for ``u < taps``
     (zero padded rows; unsigned indices so the loops vectorise)."""
     zero = src[0, 0]
-    k1, k2, k3 = taps > 1, taps > 2, taps > 3
-    k4, k5, k6, k7 = taps > 4, taps > 5, taps > 6, taps > 7
+    ok = (True, taps > 1, taps > 2, taps > 3, taps > 4, taps > 5, taps > 6, taps > 7)
     base = np.uint64(pad - first)
     for i in range(np.uint64(n)):
         for c in range(np.uint64(channels)):
-            j = base + c
-            q0 = src[i, j]
-            q1 = src[i, j + np.uint64(1)] if k1 else zero
-            q2 = src[i, j + np.uint64(2)] if k2 else zero
-            q3 = src[i, j + np.uint64(3)] if k3 else zero
-            q4 = src[i, j + np.uint64(4)] if k4 else zero
-            q5 = src[i, j + np.uint64(5)] if k5 else zero
-            q6 = src[i, j + np.uint64(6)] if k6 else zero
-            q7 = src[i, j + np.uint64(7)] if k7 else zero
-            dst[i, c] = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
+            j = base + c  # j + 7 < channels + 2 * pad: every load is inside the row
+            dst[i, c] = _masked_sum8(src[i, j], src[i, j + np.uint64(1)],
+                                     src[i, j + np.uint64(2)], src[i, j + np.uint64(3)],
+                                     src[i, j + np.uint64(4)], src[i, j + np.uint64(5)],
+                                     src[i, j + np.uint64(6)], src[i, j + np.uint64(7)],
+                                     ok, zero)
 
 
 @njit(parallel=True, **_OPTS)
@@ -736,6 +733,21 @@ def _refined_quarter(d):
 
 
 @njit(**_OPTS)
+def _refined_half(d):
+    """``(D^-1/2, D^-3/2)`` from a float32 estimate of ``D^-1/2`` and one float64 Newton
+    step (same accuracy and range as :func:`_refined_quarter`)."""
+    z = np.float64(_seed_rsqrt(np.float32(d)))
+    z = z * (1.5 - 0.5 * d * (z * z))  # Newton for z^-2 = D
+    return z, z * (z * z)
+
+
+@njit(**_OPTS)
+def _seed_unusable(d):
+    """1 where the float32 seed is unusable (``D`` outside ``(1e-30, 1e30)``, or NaN)."""
+    return not ((d > 1e-30) & (d < 1e30))
+
+
+@njit(**_OPTS)
 def _refined_powers(d, gain, quarter):
     """In place: ``d <- D^(-b-1)``, ``gain <- D^-b`` for beta 0.75 (``quarter``) or 0.5, from
     a float32 seed and one float64 Newton step (:func:`_refined_quarter`).  Returns how many
@@ -744,18 +756,13 @@ def _refined_powers(d, gain, quarter):
     if quarter:
         for t in range(d.shape[0]):
             v = d[t]
-            g, over_d = _refined_quarter(v)
-            gain[t] = g
-            d[t] = over_d
-            bad += not ((v > 1e-30) & (v < 1e30))
+            gain[t], d[t] = _refined_quarter(v)
+            bad += _seed_unusable(v)
     else:
         for t in range(d.shape[0]):
             v = d[t]
-            z = np.float64(_seed_rsqrt(np.float32(v)))
-            z = z * (1.5 - 0.5 * v * (z * z))  # Newton for z^-2 = D
-            gain[t] = z
-            d[t] = z * (z * z)
-            bad += not ((v > 1e-30) & (v < 1e30))
+            gain[t], d[t] = _refined_half(v)
+            bad += _seed_unusable(v)
     return bad
 
 
@@ -777,16 +784,14 @@ def _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
             gain, over_d = _refined_quarter(d)
             gring[slot, t] = gain
             tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * over_d
-            bad += not ((d > 1e-30) & (d < 1e30))
+            bad += _seed_unusable(d)
     else:
         for t in range(xo.shape[1]):
-            s = _window_squares(xo, i, ok, t, 1.0)
-            d = k + a * s
-            z = np.float64(_seed_rsqrt(np.float32(d)))
-            z = z * (1.5 - 0.5 * d * (z * z))  # Newton for z^-2 = D
-            gring[slot, t] = z
-            tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * (z * (z * z))
-            bad += not ((d > 1e-30) & (d < 1e30))
+            d = k + a * _window_squares(xo, i, ok, t, 1.0)
+            gain, over_d = _refined_half(d)
+            gring[slot, t] = gain
+            tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * over_d
+            bad += _seed_unusable(d)
     return bad
 
 
@@ -801,7 +806,7 @@ def _bwd_refined_row5(xo, go, tring, gring, c, j, a, k):
         gain, over_d = _refined_quarter(d)
         gring[slot, t] = gain
         tring[slot, t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * over_d
-        bad += not ((d > 1e-30) & (d < 1e30))
+        bad += _seed_unusable(d)
     return bad
 
 
@@ -832,29 +837,13 @@ def _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode):
 def _bwd_finish_row(xo, go, do, tring, gring, c, j, ok, c2):
     """``dx[c] = g D^-b - c2 x (sum of t over the mirrored window)``; ``t`` of channel
     ``j + u`` sits in ring slot ``(j + u) & 7``."""
-    k0, k1, k2, k3, k4, k5, k6, k7 = ok
     s0, s1, s2, s3 = j & 7, (j + 1) & 7, (j + 2) & 7, (j + 3) & 7
     s4, s5, s6, s7 = (j + 4) & 7, (j + 5) & 7, (j + 6) & 7, (j + 7) & 7
     g_slot = c & 7
     zero = np.float64(0.0)
     for t in range(xo.shape[1]):
-        w0 = tring[s0, t]
-        w1 = tring[s1, t]
-        w2 = tring[s2, t]
-        w3 = tring[s3, t]
-        w4 = tring[s4, t]
-        w5 = tring[s5, t]
-        w6 = tring[s6, t]
-        w7 = tring[s7, t]
-        v0 = w0 if k0 else zero
-        v1 = w1 if k1 else zero
-        v2 = w2 if k2 else zero
-        v3 = w3 if k3 else zero
-        v4 = w4 if k4 else zero
-        v5 = w5 if k5 else zero
-        v6 = w6 if k6 else zero
-        v7 = w7 if k7 else zero
-        s = ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7))
+        s = _masked_sum8(tring[s0, t], tring[s1, t], tring[s2, t], tring[s3, t],
+                         tring[s4, t], tring[s5, t], tring[s6, t], tring[s7, t], ok, zero)
         do[c, t] = np.float64(go[c, t]) * gring[g_slot, t] - c2 * np.float64(xo[c, t]) * s
 
 
