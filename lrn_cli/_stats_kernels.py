@@ -81,6 +81,16 @@ def _row_sums(row, acc):
 
 
 @njit(**_OPTS)
+def _chunk_range(ch, chunks, n):
+    """Items ``[i0, i1)`` of chunk ``ch`` when ``n`` items are cut into ``chunks`` chunks
+    of ``ceil(n / chunks)``: the last chunks may be empty (``i0 == i1 == n``), never
+    reversed (a reversed range made the non-finite count negative)."""
+    step = (n + chunks - 1) // chunks
+    i0 = min(n, ch * step)
+    return i0, min(n, i0 + step)
+
+
+@njit(**_OPTS)
 def _lane_sum(acc, f):
     total = 0.0
     for lane in range(LANES):
@@ -133,10 +143,8 @@ def moments(x, chunks):
     """
     outer, channels, inner = x.shape
     part = np.zeros((chunks, channels, NCOLS))
-    step = (outer + chunks - 1) // chunks
     for ch in prange(chunks):
-        o0 = ch * step
-        o1 = min(outer, o0 + step)
+        o0, o1 = _chunk_range(ch, chunks, outer)
         p = part[ch]
         acc = _new_lanes(channels, 2)
         dom = np.zeros((2, LANES))
@@ -199,10 +207,8 @@ def centred_squares(x, mean, chunks):
     (lane-wise within a chunk, as in :func:`moments`)."""
     outer, channels, inner = x.shape
     part = np.zeros((chunks, channels))
-    step = (outer + chunks - 1) // chunks
     for ch in prange(chunks):
-        o0 = ch * step
-        o1 = min(outer, o0 + step)
+        o0, o1 = _chunk_range(ch, chunks, outer)
         lanes = np.zeros((channels, LANES))
         for o in range(o0, o1):
             for c in range(channels):
@@ -256,12 +262,10 @@ def divisor_sums(d, beta, chunks):
     """
     size = d.shape[0]
     part = np.zeros((chunks, 8))
-    step = (size + chunks - 1) // chunks
     nb = -beta
     mode = 1 if beta == 0.75 else 2 if beta == 0.5 else 0
     for ch in prange(chunks):
-        i0 = ch * step
-        i1 = min(size, i0 + step)
+        i0, i1 = _chunk_range(ch, chunks, size)
         acc = _new_lanes(1, 2)[0]
         if i1 > i0:
             if mode == 1:

@@ -127,6 +127,11 @@ def test_stats_counts_nonfinite(lrn, npy):
     assert top["nonfinite"] == "2" and float(top["max"]) == 3.0
     r = lrn("stats", "nan.npy")
     assert "2 non-finite values ignored" in r.stdout
+    # 33 samples: the statistics' fixed 32 chunks of 2 leave the last chunks empty
+    x = np.ones((33, 3, 4, 4), np.float32)
+    x[5, 1, 2, 2] = np.nan
+    r = lrn("stats", npy("batch33.npy", x))
+    assert "1 non-finite values ignored" in r.stdout
 
 
 def test_stats_layout_options(lrn, npy, acts):

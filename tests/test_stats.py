@@ -360,7 +360,9 @@ def test_figures_stay_in_range_and_match_numpy(x: np.ndarray, axis: int) -> None
                                         # rows of whole 16-value lane blocks plus a tail,
                                         # interleaved channels copied to planar blocks
                                         ((2, 3, 37, 41), 1), ((5, 33, 29, 3), 3),
-                                        ((1003,), None), ((700, 400, 2), 2)])
+                                        ((1003,), None), ((700, 400, 2), 2),
+                                        # 33 rows in 32 chunks of 2: the last ones empty
+                                        ((33, 2, 4, 4), 1)])
 def test_numba_path_matches_numpy_path(shape, axis):
     """The Numba kernels (native float32/64) against the NumPy path (big-endian input)."""
     rng = np.random.default_rng(len(shape))
