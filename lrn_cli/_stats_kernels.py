@@ -112,24 +112,26 @@ def _row_pixels(row, amax_px, asum_px, ok_px):
 
 
 @njit(**_OPTS)
+def _dominance_lane(amax_px, asum_px, ok_px, lanes, lane, t):
+    """Add pixel ``t``'s ``max/sum`` to lane ``lane`` when it counts (branch-free)."""
+    s = asum_px[t]
+    good = ok_px[t] & (s > 0.0) & np.isfinite(s)
+    ratio = amax_px[t] / (s if good else 1.0)
+    lanes[0, lane] += ratio if good else 0.0
+    lanes[1, lane] += 1.0 if good else 0.0
+
+
+@njit(**_OPTS)
 def _dominance(amax_px, asum_px, ok_px, lanes):
     """Lane-wise sum and count of ``max/sum`` over pixels that are all finite with a
-    positive finite sum; ``lanes`` is (2, LANES)."""
+    positive finite sum; ``lanes`` is (2, LANES), the tail of the row in lane 0."""
     inner = amax_px.shape[0]
     full = inner // LANES * LANES
     for b in range(0, full, LANES):
         for lane in range(LANES):
-            t = b + lane
-            s = asum_px[t]
-            good = ok_px[t] & (s > 0.0) & np.isfinite(s)
-            ratio = amax_px[t] / (s if good else 1.0)
-            lanes[0, lane] += ratio if good else 0.0
-            lanes[1, lane] += 1.0 if good else 0.0
+            _dominance_lane(amax_px, asum_px, ok_px, lanes, lane, b + lane)
     for t in range(full, inner):
-        s = asum_px[t]
-        if ok_px[t] and s > 0.0 and np.isfinite(s):
-            lanes[0, 0] += amax_px[t] / s
-            lanes[1, 0] += 1.0
+        _dominance_lane(amax_px, asum_px, ok_px, lanes, 0, t)
 
 
 @njit(parallel=True, **_OPTS)
@@ -175,30 +177,28 @@ def moments(x, chunks):
             p[c, AMIN] = a[_LAMIN:_LAMIN + LANES].min()
             p[c, AMAX] = a[_LAMAX:_LAMAX + LANES].max()
         if channels >= 2:
-            ds = 0.0
-            dn = 0.0
-            for lane in range(LANES):
-                ds += dom[0, lane]
-                dn += dom[1, lane]
-            part[ch, 0, DOM_SUM] = ds
-            part[ch, 0, DOM_N] = dn
+            part[ch, 0, DOM_SUM] = _lane_sum(dom[0], 0)
+            part[ch, 0, DOM_N] = _lane_sum(dom[1], 0)
     return part
 
 
 @njit(**_OPTS)
+def _centred_lane(lanes, lane, v, mu):
+    """Add ``(v - mu)**2`` to lane ``lane`` when ``v`` is finite (branch-free)."""
+    d = v - mu
+    lanes[lane] += d * d if np.isfinite(v) else 0.0
+
+
+@njit(**_OPTS)
 def _row_centred(row, mu, lanes):
+    """Add one channel row to the lane-wise ``(x - mu)**2`` sums (the tail in lane 0)."""
     inner = row.shape[0]
     full = inner // LANES * LANES
     for b in range(0, full, LANES):
         for lane in range(LANES):
-            v = np.float64(row[b + lane])
-            d = v - mu
-            lanes[lane] += d * d if np.isfinite(v) else 0.0
+            _centred_lane(lanes, lane, np.float64(row[b + lane]), mu)
     for t in range(full, inner):
-        v = np.float64(row[t])
-        if np.isfinite(v):
-            d = v - mu
-            lanes[0] += d * d
+        _centred_lane(lanes, 0, np.float64(row[t]), mu)
 
 
 @njit(parallel=True, **_OPTS)
@@ -214,10 +214,7 @@ def centred_squares(x, mean, chunks):
             for c in range(channels):
                 _row_centred(x[o, c], mean[c], lanes[c])
         for c in range(channels):
-            total = 0.0
-            for lane in range(LANES):
-                total += lanes[c, lane]
-            part[ch, c] = total
+            part[ch, c] = _lane_sum(lanes[c], 0)
     return part
 
 
