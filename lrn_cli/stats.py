@@ -408,14 +408,12 @@ def array_stats(x: np.ndarray, channel_axis: int | None) -> ArrayStats:
     """
     x = _check_real(x)
     ch = _normalize_axis(channel_axis, x.ndim)
-    fast = _fast_stats(x, ch)
-    if fast is not None:
-        return fast
     nch = 1 if ch is None else x.shape[ch]
     exp = 0
+    fast = _fast_moments(x, ch)
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        mom, dom_sum, dom_n = _scan(x, ch, 0)
-        if np.issubdtype(x.dtype, np.floating) and nch > 0:
+        mom, dom_sum, dom_n = fast if fast is not None else _scan(x, ch, 0)
+        if fast is None and np.issubdtype(x.dtype, np.floating) and nch > 0:
             # Squares of float64 beyond ~1e150 overflow and those below ~1e-160 underflow:
             # then scan again with the values scaled by a power of two (exact), keeping the
             # unscaled extremes from the first pass.
@@ -522,25 +520,6 @@ def _fast_moments(x: np.ndarray, ch: int | None) -> tuple[_Moments, float, int] 
     return mom, float(parts[:, 0, K.DOM_SUM].sum()), int(parts[:, 0, K.DOM_N].sum())
 
 
-def _fast_stats(x: np.ndarray, ch: int | None) -> ArrayStats | None:
-    """The same figures from the Numba kernels, or None to use NumPy (see `_fast_moments`)."""
-    fast = _fast_moments(x, ch)
-    if fast is None:
-        return None
-    mom, dom_sum, dom_n = fast
-    if ch is None:
-        overall, channels = mom.channel(0), ()
-    else:
-        channels = tuple(mom.channel(i) for i in range(x.shape[ch]))
-        overall = mom.overall()
-    dominance = None
-    if ch is not None and x.shape[ch] >= 2:
-        dominance = dom_sum / dom_n if dom_n else math.nan
-    return ArrayStats(overall=overall, channels=channels, channel_dominance=dominance,
-                      shape=tuple(int(v) for v in x.shape), dtype=str(x.dtype),
-                      channel_axis=ch)
-
-
 @dataclass(frozen=True)
 class DivisorStats:
     """Range of the LRN divisor ``D`` and of the gain ``D**-beta`` LRN multiplied values by.
@@ -603,7 +582,7 @@ def _divisor_sums(d: np.ndarray, beta: float) -> np.ndarray:
         return np.array([part[:, 0].sum(), part[:, 1].sum(), part[:, 2].min(),
                          part[:, 3].max(), part[:, 4].sum(), part[:, 5].sum(),
                          part[:, 6].min(), part[:, 7].max()])
-    sums = np.array([0.0, 0.0, math.inf, -math.inf, 0.0, 0.0, math.inf, -math.inf])
+    sums = _no_divisor_sums()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for idx in _block_slices(d.shape, None):
             b = np.asarray(d[idx], dtype=np.float64).ravel()
@@ -616,6 +595,11 @@ def _divisor_sums(d: np.ndarray, beta: float) -> np.ndarray:
                 b.size, b.sum(), b.min(), b.max(), g.size, g.sum(),
                 g.min(initial=math.inf), g.max(initial=-math.inf)]))
     return sums
+
+
+def _no_divisor_sums() -> np.ndarray:
+    """The (n, sum, min, max) of D and of the gain over no values: what merging starts from."""
+    return np.array([0.0, 0.0, math.inf, -math.inf, 0.0, 0.0, math.inf, -math.inf])
 
 
 def _merge_divisor_sums(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -778,7 +762,7 @@ class DivisorAccumulator:
 
     def __init__(self, beta: float) -> None:
         self.beta = float(beta)
-        self._sums = np.array([0.0, 0.0, math.inf, -math.inf, 0.0, 0.0, math.inf, -math.inf])
+        self._sums = _no_divisor_sums()
 
     def add(self, d: np.ndarray) -> None:
         """Merge one slab of the divisor."""
