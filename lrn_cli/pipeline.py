@@ -147,17 +147,16 @@ def _array_item(source: str, key: str, arr: np.ndarray, opts: ReadOptions, mode:
         raise InputError(
             source, f"{_label(key)}layout {layout} has no two spatial axes for within mode"
         )
+    from lrn_cli.streaming import input_conversion, layout_note
+
     if assumed:
-        notes.append(f"{_label(key)}assumed layout {layout} for a {arr.ndim}-D array; "
-                     "use --layout to change")
-    if opts.dtype is not None and arr.dtype != np.dtype(opts.dtype):
-        notes.append(f"{_label(key)}converted {arr.dtype} to {opts.dtype}")
-        arr = arr.astype(opts.dtype)
-    elif arr.dtype.kind in "biu":
-        notes.append(f"{_label(key)}converted {arr.dtype} to float32")
-        arr = arr.astype(np.float32)
-    elif arr.dtype == np.float16:
-        notes.append(f"{_label(key)}float16 computed in float32, saved as float16")
+        notes.append(_label(key) + layout_note(layout, arr.ndim))
+    target, conversion = input_conversion(
+        arr.dtype, None if opts.dtype is None else np.dtype(opts.dtype))
+    if conversion:
+        notes.append(_label(key) + conversion)
+    if target != arr.dtype:
+        arr = arr.astype(target)
     return Item(key, arr, layout, axis, assumed)
 
 

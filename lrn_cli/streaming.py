@@ -73,16 +73,26 @@ def refusal(header: NpyHeader, mode: str, channel_axis: int | None) -> str | Non
     return None if why is None else f"cannot be streamed: {why}"
 
 
-def input_notes(dtype: np.dtype, layout: str, ndim: int, assumed: bool) -> list[str]:
-    """The notes the in-memory path gives for an array of ``dtype`` (see pipeline)."""
-    notes = []
-    if assumed:
-        notes.append(f"assumed layout {layout} for a {ndim}-D array; use --layout to change")
+def layout_note(layout: str, ndim: int) -> str:
+    """The note for a layout assumed from the number of dimensions."""
+    return f"assumed layout {layout} for a {ndim}-D array; use --layout to change"
+
+
+def input_conversion(dtype: np.dtype, requested: np.dtype | None = None
+                     ) -> tuple[np.dtype, str | None]:
+    """The dtype an input array is normalized in, and the note that says so (None: no note).
+
+    Shared by the in-memory path (:mod:`lrn_cli.pipeline`) and streaming, so both convert
+    alike and say so in the same words: ``requested`` (``--dtype``) wins; integers and bool
+    become float32 (as :func:`lrn_cli.lrn` would, with a warning); float16 stays float16.
+    """
+    if requested is not None and dtype != requested:
+        return requested, f"converted {dtype} to {requested}"
     if dtype.kind in "biu":
-        notes.append(f"converted {dtype} to float32")
-    elif dtype.kind == "f" and dtype.itemsize == 2:
-        notes.append("float16 computed in float32, saved as float16")
-    return notes
+        return np.dtype(np.float32), f"converted {dtype} to float32"
+    if dtype.kind == "f" and dtype.itemsize == 2:
+        return dtype, "float16 computed in float32, saved as float16"
+    return dtype, None
 
 
 def _write_header(fh: IO[bytes], shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -160,10 +170,11 @@ def stream_npy(
     why = refusal(header, mode, axis)
     if why:
         raise InputError(name, f"{why} (use --no-stream)")
-    # What the in-memory path does (pipeline._array_item): integers and bool become float32
-    # before LRN, so the input statistics describe float32 data there too.
-    in_dtype = np.dtype(np.float32) if header.dtype.kind in "biu" else header.dtype
-    notes = input_notes(header.dtype, layout, len(shape), assumed)
+    # as in memory: integers and bool become float32 before LRN (the input statistics
+    # describe float32 data there too)
+    in_dtype, conversion = input_conversion(header.dtype)
+    notes = [layout_note(layout, len(shape))] if assumed else []
+    notes += [conversion] if conversion else []
     n = shape[0]
     per_sample = math.prod(shape[1:]) * header.dtype.itemsize
     rows = max(1, slab_bytes // max(1, per_sample))
