@@ -293,13 +293,18 @@ class Report:
 #: then return at once, unrun. (Futures are never cancelled: in CPython 3.11 a pool that
 #: breaks with a cancelled future pending crashes its manager thread, and waits hang.)
 _STOP = None
+#: In a worker process: what every job of the run shares (settings, read and write options,
+#: the protected inputs, want_traceback), sent once with the pool's initializer rather than
+#: with each job (the protected inputs grow with the batch: per job that was quadratic).
+_JOB_ARGS: tuple = ()
 
 
-def _init_worker(threads: int, stop=None) -> None:
+def _init_worker(threads: int, stop=None, job_args: tuple = ()) -> None:
     import signal
 
-    global _STOP
+    global _STOP, _JOB_ARGS
     _STOP = stop
+    _JOB_ARGS = job_args
     # Ctrl-C reaches the whole process group: the parent decides; workers finish their file.
     # The parent started this process with SIGINT blocked (see _starting_workers), so a Ctrl-C
     # during start-up (imports take a while) is pending, not fatal; ignoring it discards it.
@@ -316,11 +321,12 @@ def _run_one(job: Job, settings, ropts, wopts, protect, want_tb) -> JobResult:
                    want_traceback=want_tb)
 
 
-def _run_pooled(job: Job, *args) -> JobResult | None:
-    """In a worker: `_run_one`, unless the parent has stopped the run (then None)."""
+def _run_pooled(job: Job) -> JobResult | None:
+    """In a worker: `_run_one` with the run's shared arguments, unless the parent has
+    stopped the run (then None)."""
     if _STOP is not None and _STOP.is_set():
         return None
-    return _run_one(job, *args)
+    return _run_one(job, *_JOB_ARGS)
 
 
 @contextmanager
@@ -461,7 +467,7 @@ class _PoolRun:
                         self.pool = ProcessPoolExecutor(
                             max_workers=self.workers, mp_context=self.ctx,
                             initializer=_init_worker,
-                            initargs=(self.threads, self.stop_event))
+                            initargs=(self.threads, self.stop_event, self.args))
                     if not self._submit() and not self.inflight:
                         self._after_break()  # broke while idle: nothing in flight says so
                         continue
@@ -509,7 +515,7 @@ class _PoolRun:
                 else:
                     return True
                 try:
-                    fut = self.pool.submit(_run_pooled, source[0], *self.args)
+                    fut = self.pool.submit(_run_pooled, source[0])
                 except BrokenProcessPool:
                     return False
                 self.inflight[fut] = (source.popleft(), alone)
