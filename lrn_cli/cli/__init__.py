@@ -94,8 +94,13 @@ def main(argv: list[str] | None = None) -> None:
 
 def _silence_stdout() -> None:
     # Python flushes stdout at exit; point it at /dev/null so that flush cannot fail again.
+    _silence_fd(sys.stdout)
+
+
+def _silence_fd(stream) -> None:
+    """Point ``stream``'s file descriptor at /dev/null (a closed pipe cannot fail twice)."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError, AttributeError):
         pass

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from lrn_cli.cli import _silence_stdout
+from lrn_cli.cli import _silence_fd, _silence_stdout
 
 _CONSOLE_CLASS = None
 
@@ -44,14 +44,6 @@ def _console_class():
 
         _CONSOLE_CLASS = QuietPipeConsole
     return _CONSOLE_CLASS
-
-
-def _silence_fd(stream) -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def _console(stderr: bool):
