@@ -278,3 +278,17 @@ def test_run_sweep_keeps_only_what_is_asked() -> None:
     record = kept[0].record()
     assert record["param"] == "size" and record["value"] == 3 and record["size"] == 3
     assert "out_mean" in record and "gain_min" in record
+
+
+def test_sweep_traceback_only_with_the_option(tmp_path: Path) -> None:
+    """An unreadable input: one error line; with --traceback also the real traceback (the
+    exception is handled by then, so printing 'the current one' gave 'NoneType: None')."""
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.ones(2, np.complex64))
+    r = run("sweep", bad, "--param", "size", "3,5")
+    assert r.exit_code == 1 and "Traceback" not in stderr_of(r)
+    assert "complex64 arrays are not supported" in stderr_of(r)
+    r = run("sweep", bad, "--param", "size", "3,5", "--traceback")
+    err = stderr_of(r)
+    assert r.exit_code == 1 and "Traceback (most recent call last)" in err
+    assert "NoneType: None" not in err

@@ -47,10 +47,7 @@ def compare(ctx, a, b, rtol, atol, layout, channel_axis, key, value_range, max_c
             item = load(path, ropts, "across")
         except LrnError as exc:
             ui.error(str(exc))
-            if traceback:
-                import traceback as tb
-
-                tb.print_exc()
+            ui.print_traceback(exc)
             ctx.exit(1)
         if len(item.items) != 1:
             ui.error(f"{path}: holds {len(item.items)} arrays; pick one with --key")

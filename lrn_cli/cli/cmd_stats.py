@@ -58,10 +58,7 @@ def stats(ctx, inputs, layout, channel_axis, key, value_range, mode, max_channel
         except LrnError as exc:
             ui.error(str(exc))
             failed += 1
-            if traceback:
-                import traceback as tb
-
-                tb.print_exc()
+            ui.print_traceback(exc)
             continue
         for note in loaded.notes:
             ui.note(f"{loaded.source}: {note}")

@@ -113,14 +113,13 @@ def _run(ui: Ui, source: str, settings, ropts, param: str, values, *, panel, cha
         if getattr(exc, "path", None) is None:
             msg = f"{name}: {msg}"
         ui.error(msg)
-    except MemoryError:
+        ui.print_traceback(exc)
+    except MemoryError as exc:
         ui.error(f"{name}: out of memory")
+        ui.print_traceback(exc)
     except Exception as exc:  # a bug: one line, the traceback on request
         ui.error(f"{name}: internal error {type(exc).__name__}: {exc}")
-    if ui.traceback:
-        import traceback as tb
-
-        tb.print_exc()
+        ui.print_traceback(exc)
     return 1
 
 

@@ -67,6 +67,14 @@ class Ui:
         self._err = None
         self._out = None
 
+    def print_traceback(self, exc: BaseException) -> None:
+        """``exc``'s traceback on stderr when ``--traceback`` was given (works after the
+        ``except`` block too, unlike ``traceback.print_exc``)."""
+        if self.traceback:
+            import traceback
+
+            traceback.print_exception(exc)
+
     @property
     def err(self):
         """Rich console on stderr."""
