@@ -190,6 +190,7 @@ def stream_npy(
         # output and divisor slabs are reused too: fresh memory would be faulted in per slab
         y_buf = np.empty((min(rows, n), *shape[1:]), dtype=out_dtype)
         d_buf = np.empty_like(y_buf)
+        x_buf = None if in_dtype == header.dtype else np.empty_like(y_buf, dtype=in_dtype)
         with open(name, "rb") as fh:
             fh.seek(header.data_offset)
             done = 0
@@ -201,8 +202,9 @@ def stream_npy(
                     raise InputError(name, "truncated while reading (file changed?)")
                 x = np.frombuffer(buf[: take * per_sample], dtype=header.dtype).reshape(
                     (take, *shape[1:]))
-                if x.dtype != in_dtype:  # converted here, so lrn() has nothing to warn about
-                    x = x.astype(in_dtype)
+                if x_buf is not None:  # converted here, so lrn() has nothing to warn about
+                    np.copyto(x_buf[:take], x, casting="unsafe")
+                    x = x_buf[:take]
                 try:
                     y, d = lrn(x, **lrn_kwargs, channel_axis=axis, out=y_buf[:take],
                                divisor_out=d_buf[:take])
