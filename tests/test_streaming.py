@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import invoke
 from numpy.lib import format as npy_format
 
 from lrn_cli import DtypeConversionWarning, lrn
@@ -563,20 +564,20 @@ def test_auto_mode_leaves_bad_headers_to_the_streaming_error(tmp_path):
 
 # --------------------------------------------------------------------------- the CLI
 
-_NOISY_ENV = ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "TERM", "TTY_COMPATIBLE",
-              "TTY_INTERACTIVE", "CLICOLOR", "CLICOLOR_FORCE", "PY_COLORS")
-
-
 def cli(*args, **env) -> Result:
-    from lrn_cli.cli import cli as command
+    """``lrn ARGS`` in-process (conftest's ``invoke``), ``env`` as keyword arguments."""
+    return invoke(args, env=env)
 
-    run_env: dict[str, str | None] = {name: None for name in _NOISY_ENV}
-    run_env["LRN_JOBS"] = "1"
-    run_env.update(env)
-    result = CliRunner().invoke(command, [str(a) for a in args], env=run_env, prog_name="lrn")
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"lrn {args} crashed:\n{result.stderr}") from result.exception
-    return result
+
+def both_modes_array_docs(src: Path) -> tuple[dict, dict]:
+    """The JSON document of the first array of ``lrn apply SRC --json``, streamed and in
+    memory."""
+    docs = []
+    for flag in ("--stream", "--no-stream"):
+        r = cli("apply", src, flag, "--json")
+        assert r.exit_code == 0, r.stderr
+        docs.append(json.loads(r.stdout)["files"][0]["arrays"][0])
+    return docs[0], docs[1]
 
 
 def streamed(result: Result) -> bool:
@@ -601,12 +602,7 @@ def test_cli_stream_and_no_stream_write_the_same_bytes(tmp_path, extra):
 
 def test_cli_statistics_match_between_modes(tmp_path):
     src = save(tmp_path / "x.npy", acts((5, 8, 9, 7), seed=21))
-    docs = []
-    for flag in ("--stream", "--no-stream"):
-        r = cli("apply", src, flag, "--json")
-        assert r.exit_code == 0, r.stderr
-        docs.append(json.loads(r.stdout)["files"][0]["arrays"][0])
-    a, b = docs
+    a, b = both_modes_array_docs(src)
     assert a["layout"] == b["layout"] == "NCHW"
     assert a["channel_axis"] == b["channel_axis"] == 1
 
@@ -826,12 +822,7 @@ def test_cli_input_statistics_match_in_memory_for_every_dtype(tmp_path, dtype):
     x = acts((4, 3, 5, 5), np.float32, seed=42)
     x = (x > 10) if dtype == "bool" else x.astype(dtype)
     src = save(tmp_path / "x.npy", x)
-    docs = []
-    for flag in ("--stream", "--no-stream"):
-        r = cli("apply", src, flag, "--json")
-        assert r.exit_code == 0, r.stderr
-        docs.append(json.loads(r.stdout)["files"][0]["arrays"][0])
-    a, b = docs
+    a, b = both_modes_array_docs(src)
     assert a.keys() == b.keys()
     assert a["layout"] == b["layout"] and a["channel_axis"] == b["channel_axis"]
     assert a["input"]["dtype"] == b["input"]["dtype"] == {
