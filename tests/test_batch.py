@@ -210,6 +210,14 @@ def lrn_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def hooked_env(workdir: Path, sitecustomize: str, name: str = "hook") -> dict[str, str]:
+    """An environment whose Python processes (workers too) run ``sitecustomize`` first."""
+    hook = workdir / name
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(sitecustomize)
+    return lrn_env(PYTHONPATH=str(hook))
+
+
 def lrn_proc(*args: str, cwd: Path, input: bytes | None = None, env: dict | None = None,
              timeout: float = 120) -> subprocess.CompletedProcess:
     """``python -m lrn_cli apply ARGS`` as a real process."""
@@ -799,11 +807,8 @@ if "--multiprocessing-fork" in sys.argv:
 
 def test_workers_that_always_die_fail_the_files_without_hanging(clean_tree: Tree,
                                                                 workdir: Path) -> None:
-    hook = workdir / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(ALWAYS_KILLED_WORKER)
     result = lrn_proc(str(clean_tree.root), "-o", "out", "-j", "2", cwd=workdir,
-                      env=lrn_env(PYTHONPATH=str(hook)), timeout=60)
+                      env=hooked_env(workdir, ALWAYS_KILLED_WORKER), timeout=60)
     err = result.stderr.decode()
     assert result.returncode == 1, err
     assert "Traceback" not in err
@@ -920,15 +925,13 @@ if "--multiprocessing-fork" in sys.argv:  # a spawned worker of lrn's pool
 
 def test_parallel_run_equals_serial_run_byte_for_byte(clean_tree: Tree, workdir: Path) -> None:
     before = snapshot(clean_tree.root)
-    probe = workdir / "probe"
-    probe.mkdir()
     log = workdir / "probe.log"
-    (probe / "sitecustomize.py").write_text(PROBE.format(log=str(log)))
+    probe_env = hooked_env(workdir, PROBE.format(log=str(log)), "probe")
 
     serial = lrn_proc(str(clean_tree.root), "-o", "serial", "-j", "1", "--manifest",
                       "serial.csv", cwd=workdir)
     parallel = lrn_proc(str(clean_tree.root), "-o", "parallel", "-j", "2", "--manifest",
-                        "parallel.csv", cwd=workdir, env=lrn_env(PYTHONPATH=str(probe)))
+                        "parallel.csv", cwd=workdir, env=probe_env)
     assert serial.returncode == 0, serial.stderr.decode()
     assert parallel.returncode == 0, parallel.stderr.decode()
     assert snapshot(clean_tree.root) == before
@@ -1112,11 +1115,8 @@ if "--multiprocessing-fork" in sys.argv:
 
 def test_sigint_reaching_a_starting_worker_does_not_break_the_run(clean_tree: Tree,
                                                                   workdir: Path) -> None:
-    hook = workdir / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SIGINT_AT_WORKER_START)
     result = lrn_proc(str(clean_tree.root), "-o", "out", "-j", "2", cwd=workdir,
-                      env=lrn_env(PYTHONPATH=str(hook)))
+                      env=hooked_env(workdir, SIGINT_AT_WORKER_START))
     err = result.stderr.decode()
     assert "Traceback" not in err
     assert result.returncode == 0, err
@@ -1124,11 +1124,8 @@ def test_sigint_reaching_a_starting_worker_does_not_break_the_run(clean_tree: Tr
 
 
 def test_a_killed_worker_fails_its_files_not_the_batch(clean_tree: Tree, workdir: Path) -> None:
-    hook = workdir / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(KILLED_WORKER)
     result = lrn_proc(str(clean_tree.root), "-o", "out", "-j", "2", "--manifest", "m.csv",
-                      cwd=workdir, env=lrn_env(PYTHONPATH=str(hook)))
+                      cwd=workdir, env=hooked_env(workdir, KILLED_WORKER))
     err = result.stderr.decode()
     assert "Traceback" not in err
     assert result.returncode == 1
