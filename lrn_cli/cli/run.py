@@ -26,6 +26,10 @@ class ApplyRun:
     fmt: str | None
     max_channels: int = 8
     results: list = field(default_factory=list)
+    # set while planning (execute): input order of the rows, and how reports are written
+    _order: dict = field(default_factory=dict, init=False)
+    _report_overwrite: bool = field(default=False, init=False)
+    _protect: Any = field(default=(), init=False)
 
     # ------------------------------------------------------------------ planning
     def execute(self, inputs: list[str], output: str | None, *, out_suffix: str | None,
@@ -294,7 +298,7 @@ class ApplyRun:
 
     def _ordered_results(self) -> list:
         """The results in input order (the order of the planned jobs), whatever -j did."""
-        order = getattr(self, "_order", {})
+        order = self._order
         return sorted(self.results, key=lambda r: order.get(r.source, len(order)))
 
     @property
@@ -440,8 +444,8 @@ class ApplyRun:
             text = csv_text(rows)
         try:
             atomic_write(path, lambda fh: fh.write(text.encode()),
-                         overwrite=getattr(self, "_report_overwrite", False),
-                         protect=getattr(self, "_protect", ()))
+                         overwrite=self._report_overwrite,
+                         protect=self._protect)
             self.ui.note(f"manifest written to {path} ({len(rows)} rows)")
         except Exception as exc:  # noqa: BLE001
             self.ui.error(f"{path}: {exc}")
