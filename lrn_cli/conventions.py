@@ -247,6 +247,19 @@ CONVENTIONS: dict[str, Convention] = {
             source="paddle/phi/kernels/cpu/lrn_kernel.cc",
         ),
         Convention(
+            "ncnn",
+            "ncnn LRN layer (CPU, src/layer/lrn.cpp)",
+            {"across": _across("widen", 1), "within": ModeRule("extra-before", 2, True)},
+            {"size": "local_size", "alpha": "alpha", "beta": "beta", "k": "bias"},
+            {"size": 5, "alpha": 1.0, "beta": 0.75, "k": 1.0},
+            notes=(
+                "across sums channels [c-n/2, c+n/2]: n+1 taps for even n, still alpha/n",
+                "within pads n/2 before and n-n/2-1 after (extra tap before), alpha/n²",
+                "param 4=bias is k (default 1); older ncnn had no bias and always used 1",
+            ),
+            source="Tencent/ncnn src/layer/lrn.cpp",
+        ),
+        Convention(
             "alexnet",
             "AlexNet paper (Krizhevsky et al. 2012, section 3.3, read literally)",
             {"across": _across("widen", 0)},

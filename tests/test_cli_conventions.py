@@ -12,11 +12,30 @@ from lrn_cli.conventions import CONVENTIONS, translate
 from lrn_cli.reference import reference_lrn
 
 NAMES = ["default", "pytorch", "tensorflow", "caffe", "onnx", "onnxruntime", "opencv", "mxnet",
-         "onednn", "cudnn", "cuda-convnet", "chainer", "paddle", "paddle-legacy", "alexnet"]
+         "onednn", "cudnn", "cuda-convnet", "chainer", "paddle", "paddle-legacy", "ncnn", "alexnet"]
 
 
-def test_there_are_15_conventions():
+def test_there_are_16_conventions():
     assert list(CONVENTIONS) == NAMES
+
+
+def test_ncnn_even_windows_follow_its_source():
+    """ncnn's lrn.cpp: across sums p = q-n/2 .. q+n/2 (n+1 taps for even n) with alpha/n;
+    within pads n/2 before and n-n/2-1 after with alpha/n², bias as k."""
+    from lrn_cli import lrn
+
+    x = np.arange(1.0, 7.0).reshape(1, 6, 1, 1)
+    sq = x[0, :, 0, 0] ** 2
+    want = [x[0, c, 0, 0] * (1.5 + 1.0 / 4 * sq[max(0, c - 2):c + 3].sum()) ** -0.75
+            for c in range(6)]
+    got = lrn(x, 4, 1.0, 0.75, 1.5, convention="ncnn")
+    np.testing.assert_allclose(got[0, :, 0, 0], want, rtol=1e-14)
+    plane = np.arange(1.0, 26.0).reshape(1, 1, 5, 5)
+    padded = np.pad(plane[0, 0] ** 2, ((2, 1), (2, 1)))
+    within = [[plane[0, 0, i, j] * (1.5 + 1.0 / 16 * padded[i:i + 4, j:j + 4].sum()) ** -0.75
+               for j in range(5)] for i in range(5)]
+    got = lrn(plane, 4, 1.0, 0.75, 1.5, convention="ncnn", mode="within")
+    np.testing.assert_allclose(got[0, 0], within, rtol=1e-14)
 
 
 def test_list_shows_every_convention(lrn):
