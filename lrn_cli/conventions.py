@@ -404,59 +404,118 @@ def translate(
     :class:`NoExactTranslation` saying why.
     """
     src = get_convention(source)
-    dst = get_convention(target)
     want = resolve(src, mode, size, alpha, beta, k)
-    try:
-        rule = dst.rule(mode)
-    except ParameterError as exc:
-        raise NoExactTranslation(str(exc)) from None
-    notes: list[str] = []
-    candidates = []
-    for n in (want.taps, want.taps + 1, want.taps - 1):  # prefer n = taps
-        if n < 1:
-            continue
-        if n % 2 == 0 and rule.even_window is None:
-            continue
-        lo, hi = WINDOW_RULES[rule.even_window or "extra-before"](n)
-        if (lo, hi) == (want.lo, want.hi):
-            candidates.append(n)
-    if not candidates:
-        even_note = "rejects even sizes" if rule.even_window is None else (
-            f"places even windows as {WINDOW_RULE_TEXT[rule.even_window]}"
-        )
-        raise NoExactTranslation(
-            f"{src.title} sums channels [c-{want.lo}, c+{want.hi}] ({want.taps} taps); "
-            f"{dst.title} has no size giving that window (it {even_note})"
-        )
-    n = candidates[0]
-    if rule.uses_k:
-        k_out = want.k_eff
-    elif want.k_eff != 1.0:
-        raise NoExactTranslation(
-            f"{dst.title} ignores k in {mode} mode (always 1) but {src.title} computes "
-            f"with k={want.k_eff:g}"
-        )
-    else:
-        k_out = 1.0
-        notes.append(f"{dst.title} ignores k in {mode} mode; it is 1, as required")
-    alpha_out = want.alpha_eff * float(n) ** rule.alpha_power
-    size_out: int = (n - 1) // 2 if dst.size_is_radius else n
-    params = {
-        dst.param_names["size"]: size_out,
-        dst.param_names["alpha"]: alpha_out,
-        dst.param_names["beta"]: want.beta,
-        dst.param_names["k"]: k_out,
-    }
-    try:
-        resolve(dst, mode, n, alpha_out, want.beta, k_out)
-    except ParameterError as exc:
-        raise NoExactTranslation(
-            f"the exact parameters break {dst.title}'s limits: {exc}"
-        ) from None
+    found = express(target, mode, want.lo, want.hi, want.alpha_eff, want.k_eff, want.beta,
+                    what=src.title)
+    notes = list(found.notes)
+    dst = get_convention(target)
     if src.channel_last != dst.channel_last:
         where = {True: "the last axis (NHWC)", False: "axis 1 (NCHW)"}
         notes.append(
             f"layout: {src.title} normalizes {where[src.channel_last]}; {dst.title} normalizes "
             f"{where[dst.channel_last]}: transpose the tensor"
         )
-    return Translation(src.name, dst.name, mode, params, tuple(notes))
+    return Translation(src.name, dst.name, mode, found.params, tuple(notes))
+
+
+def express(
+    target: str | Convention,
+    mode: str,
+    lo: int,
+    hi: int,
+    alpha_eff: float,
+    k_eff: float,
+    beta: float,
+    *,
+    axis_length: int | None = None,
+    what: str = "this LRN",
+) -> Translation:
+    """Parameters of ``target`` that compute the window ``[c-lo, c+hi]`` with ``a'``, ``k'``
+    and ``beta`` exactly (the inverse of :func:`resolve`).
+
+    ``axis_length``: the length of the summed axis, when known; offsets beyond it reach
+    nothing, so a window that differs only there is the same LRN.  ``alpha`` is chosen so
+    that ``target`` divides it back to ``alpha_eff`` bit for bit where a double allows it;
+    otherwise a note says how many ulps it is off.  Raises :class:`NoExactTranslation`
+    saying why when no parameters do it.
+    """
+    dst = get_convention(target)
+    try:
+        rule = dst.rule(mode)
+    except ParameterError as exc:
+        raise NoExactTranslation(str(exc)) from None
+    taps = lo + hi + 1
+
+    def window(n: int) -> tuple[int, int]:
+        return WINDOW_RULES[rule.even_window or "extra-before"](n)
+
+    def clip(w: tuple[int, int]) -> tuple[int, int]:
+        if axis_length is None:
+            return w
+        return (min(w[0], axis_length - 1), min(w[1], axis_length - 1))
+
+    allowed = [n for n in (taps, taps + 1, taps - 1)
+               if n >= 1 and (n % 2 == 1 or rule.even_window is not None)]
+    candidates = [n for n in allowed if window(n) == (lo, hi)]
+    if not candidates and axis_length is not None:
+        candidates = [n for n in range(1, 2 * max(axis_length, taps) + 2)
+                      if (n % 2 == 1 or rule.even_window is not None)
+                      and clip(window(n)) == clip((lo, hi))]
+    if not candidates:
+        even_note = "rejects even sizes" if rule.even_window is None else (
+            f"places even windows as {WINDOW_RULE_TEXT[rule.even_window]}"
+        )
+        raise NoExactTranslation(
+            f"{what} sums [c-{lo}, c+{hi}] ({taps} taps); "
+            f"{dst.title} has no size giving that window (it {even_note})"
+        )
+    n = candidates[0]
+    notes: list[str] = []
+    if rule.uses_k:
+        k_out = k_eff
+    elif k_eff != 1.0:
+        raise NoExactTranslation(
+            f"{dst.title} ignores k in {mode} mode (always 1) but {what} computes "
+            f"with k={k_eff:g}"
+        )
+    else:
+        k_out = 1.0
+        notes.append(f"{dst.title} ignores k in {mode} mode; it is 1, as required")
+    alpha_out, ulps = _alpha_reading_back(alpha_eff, n, rule.alpha_power)
+    if ulps:
+        notes.append(
+            f"alpha={alpha_out!r} reads back as a'={alpha_out / float(n) ** rule.alpha_power!r}, "
+            f"{ulps} ulp from {alpha_eff!r}: no double does better"
+        )
+    size_out: int = (n - 1) // 2 if dst.size_is_radius else n
+    params = {
+        dst.param_names["size"]: size_out,
+        dst.param_names["alpha"]: alpha_out,
+        dst.param_names["beta"]: beta,
+        dst.param_names["k"]: k_out,
+    }
+    try:
+        resolve(dst, mode, n, alpha_out, beta, k_out)
+    except ParameterError as exc:
+        raise NoExactTranslation(
+            f"the exact parameters break {dst.title}'s limits: {exc}"
+        ) from None
+    return Translation("", dst.name, mode, params, tuple(notes))
+
+
+def _alpha_reading_back(alpha_eff: float, n: int, power: int) -> tuple[float, int]:
+    """The ``alpha`` whose ``alpha / n**power`` is ``alpha_eff`` (or nearest), and the ulps
+    by which it misses (0 when exact)."""
+    divisor = float(n) ** power
+    guess = alpha_eff * divisor
+    best, best_err = guess, math.inf
+    for step in (0, 1, -1, 2, -2, 3, -3, 4, -4):  # the nearest doubles, closest first
+        cand = guess
+        for _ in range(abs(step)):
+            cand = math.nextafter(cand, math.inf if step > 0 else -math.inf)
+        err = abs(cand / divisor - alpha_eff)
+        if err == 0:
+            return cand, 0
+        if err < best_err:
+            best, best_err = cand, err
+    return best, max(1, round(best_err / math.ulp(alpha_eff)))
