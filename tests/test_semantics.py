@@ -82,13 +82,16 @@ def test_round_trip_through_the_schema_form():
 
 
 def test_a_window_beyond_the_axis_is_the_same_lrn():
-    sem = Semantics("across", 7, 7, 1e-4, 0.75, 1.0, channel_axis=1)
+    sem = Semantics("across", 7, 6, 1e-4, 1.0, 0.75, channel_axis=1)  # 14 taps: even
     assert equivalents(sem)["caffe"]["params"] is None
     caffe = equivalents(sem, axis_length=3)["caffe"]["params"]
     assert caffe is not None
     n = caffe["local_size"]
     r = resolve("caffe", "across", n, caffe["alpha"], 0.75, 1.0)
-    assert min(r.lo, 2) == 2 and min(r.hi, 2) == 2
+    assert min(r.lo, 2) == 2 and min(r.hi, 2) == 2 and r.alpha_eff == 1e-4
+    x = np.random.default_rng(2).standard_normal((2, 3, 4, 4))
+    np.testing.assert_array_equal(sem.apply(x), lrn(x, n, caffe["alpha"], 0.75, 1.0,
+                                                    convention="caffe"))
 
 
 def test_tensorflow_needs_the_last_axis():
