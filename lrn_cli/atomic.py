@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -73,6 +74,24 @@ def os_error_reason(exc: OSError) -> str:
     if exc.strerror:
         return exc.strerror[:1].lower() + exc.strerror[1:]
     return str(exc) or type(exc).__name__
+
+
+_SHORT_WRITE = re.compile(r"^\d+ requested and \d+ written$")
+
+
+def _write_error_reason(exc: OSError, directory: Path) -> str:
+    """Why writing failed. NumPy reports a short write (what a full disk gives it) as
+    ``OSError("80000 requested and 16352 written")`` with no errno: look at the file system
+    (before the partial file is removed) to say what happened."""
+    if exc.errno is None and _SHORT_WRITE.match(str(exc)):
+        try:
+            full = os.statvfs(directory).f_bavail == 0
+        except OSError:
+            full = False
+        if full:
+            return _REASONS[errno.ENOSPC]
+        return f"short write ({exc}): the disk or a quota is probably full"
+    return os_error_reason(exc)
 
 
 class ProtectedFiles:
@@ -257,9 +276,10 @@ def atomic_write(
             mode = None
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
     except BaseException as exc:
+        reason = _write_error_reason(exc, directory) if isinstance(exc, OSError) else None
         _discard(tmp)
-        if isinstance(exc, OSError):
-            raise OutputError(target, os_error_reason(exc)) from exc
+        if reason is not None:
+            raise OutputError(target, reason) from exc
         raise
     # The file is complete: from here on Ctrl-C waits until it has its name (or was refused),
     # so an interrupt never separates "the output exists" from "the caller knows it does".

@@ -297,3 +297,58 @@ def test_hold_interrupts_returns_the_published_file_then_raises(tmp_path: Path,
     # and nothing is left held for the next block
     with atomic.hold_interrupts():
         pass
+
+
+def _tiny_disk_available(tmp_path: Path) -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c",
+                            f"mount -t tmpfs -o size=64k tmpfs {tmp_path}"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def test_full_disk_says_so_and_leaves_nothing(tmp_path: Path) -> None:
+    """A real full disk (a 64 KiB tmpfs in a private mount namespace), through the real CLI:
+    NumPy's '80000 requested and 16352 written' becomes 'no space left on device'."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from conftest import clean_env
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not _tiny_disk_available(disk):
+        pytest.skip("no unprivileged mount namespaces (unshare -rm) here")
+    src = tmp_path / "big.npy"
+    np.save(src, np.ones((1, 8, 100, 100), np.float32))
+    script = (f"mount -t tmpfs -o size=64k tmpfs {disk} && "
+              f"{sys.executable} -m lrn_cli apply {src} -o {disk}/out.npy -q; "
+              f"echo rc=$?; ls -A {disk}")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
+                          text=True, env=clean_env(), timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {disk}/out.npy: no space left on device"]
+    lines = done.stdout.split()
+    assert lines == ["rc=1"]  # exit 1 and an empty disk: no partial file, no temp file
+
+
+def test_short_write_is_named_when_the_disk_is_not_full(tmp_path: Path, monkeypatch) -> None:
+    def short(handle) -> None:
+        raise OSError("80000 requested and 16352 written")
+
+    with pytest.raises(OutputError, match="short write .*probably full"):
+        atomic_write(tmp_path / "out.npy", short)
+    assert _leftovers(tmp_path) == []
+
+    class Full:
+        f_bavail = 0
+
+    monkeypatch.setattr(os, "statvfs", lambda _path: Full())
+    with pytest.raises(OutputError, match=r"out.npy: no space left on device$"):
+        atomic_write(tmp_path / "out.npy", short)
+    assert _leftovers(tmp_path) == [] and not (tmp_path / "out.npy").exists()
