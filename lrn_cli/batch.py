@@ -61,9 +61,9 @@ class Problem:
 
 def default_patterns() -> tuple[str, ...]:
     """Files a folder contributes when no ``--glob`` is given: arrays and images."""
-    from lrn_cli.images import IMAGE_SUFFIXES
+    from lrn_cli.images import readable_image_suffixes
 
-    return tuple(f"*{s}" for s in sorted({".npy", ".npz", *IMAGE_SUFFIXES}))
+    return tuple(f"*{s}" for s in sorted({".npy", ".npz", *readable_image_suffixes()}))
 
 
 def _matches(rel: str, patterns: Iterable[str]) -> bool:

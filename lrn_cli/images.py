@@ -72,7 +72,45 @@ VALUE_RANGES: tuple[str, ...] = ("unit", "byte", "raw")
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".ppm", ".pgm"}
 )
-"""File extensions (lower case, with the dot) treated as images when reading."""
+"""The common image extensions (lower case, with the dot); folders contribute every
+extension of :func:`readable_image_suffixes`."""
+
+#: Formats whose Pillow plugin runs another program on what it reads (EPS: Ghostscript):
+#: read only when asked for by name (an input file or a ``--glob``), never found in a folder
+#: nor guessed from the content of a file with another extension.
+EXTERNAL_PROGRAM_FORMATS: frozenset[str] = frozenset({"EPS"})
+
+
+def readable_image_suffixes() -> frozenset[str]:
+    """Every extension of a format Pillow can open (``Image.OPEN``: not save-only, not a
+    stub plugin that only identifies files), except :data:`EXTERNAL_PROGRAM_FORMATS`."""
+    global _READABLE
+    if _READABLE is None:
+        from PIL import Image, ImageFile
+
+        Image.init()
+        readable = {fmt for fmt, (factory, _accept) in Image.OPEN.items()
+                    if fmt not in EXTERNAL_PROGRAM_FORMATS
+                    and not (isinstance(factory, type)
+                             and issubclass(factory, ImageFile.StubImageFile))}
+        _READABLE = frozenset(ext for ext, fmt in Image.registered_extensions().items()
+                              if fmt in readable) | IMAGE_SUFFIXES
+    return _READABLE
+
+
+_READABLE: frozenset[str] | None = None
+
+
+def _open_formats(display: str) -> list[str] | None:
+    """The formats ``Image.open`` may try for a file called ``display``: all but those that
+    run another program, unless the name asks for one of them (``x.eps``)."""
+    from PIL import Image
+
+    Image.init()
+    named = Image.registered_extensions().get(Path(display).suffix.lower())
+    if named in EXTERNAL_PROGRAM_FORMATS:
+        return None
+    return [fmt for fmt in Image.OPEN if fmt not in EXTERNAL_PROGRAM_FORMATS]
 
 WRITABLE_IMAGE_SUFFIXES: dict[str, str] = {
     ".png": "PNG",
@@ -200,6 +238,11 @@ def _probe(fp: IO[bytes]) -> tuple[PILImage.Image | None, list[str]]:
             try:
                 verdict = accept(prefix) if accept is not None else False
             except Exception:
+                continue
+            if fmt in EXTERNAL_PROGRAM_FORMATS:
+                if verdict and not isinstance(verdict, str):
+                    reasons.append(f"{fmt} data, read only from a file named for it "
+                                   "(its reader runs another program)")
                 continue
             if isinstance(verdict, str):
                 reasons.append(f"{fmt}: {verdict}")
@@ -346,7 +389,7 @@ def _read_image(
     from PIL import Image, UnidentifiedImageError
 
     try:
-        opened = Image.open(source)
+        opened = Image.open(source, formats=_open_formats(display))
     except UnidentifiedImageError:
         raise _Unidentified from None
     except Image.DecompressionBombError as exc:
