@@ -222,8 +222,9 @@ class SweepRow:
         return f"{self.param}={value_text(self.param, self.value)}"
 
     def record(self) -> dict[str, Any]:
-        """One flat, JSON-safe row: the settings, then :func:`lrn_cli.stats.flat_record`."""
-        from lrn_cli.stats import flat_record
+        """One flat, JSON-safe row: the settings, then :func:`lrn_cli.records.flat_record`
+        (``in_<stat>``, ``out_<stat>``, ``divisor_<stat>``, ``gain_<stat>``)."""
+        from lrn_cli.records import flat_record
 
         s = self.settings
         row: dict[str, Any] = {"param": self.param, "value": self.value, "mode": s.mode,
@@ -233,13 +234,17 @@ class SweepRow:
         return row
 
     def document(self) -> dict[str, Any]:
-        """JSON for this row: value, settings, all output figures (per channel) and divisor."""
+        """JSON for this row: value, settings, the output's figures (``out``, per channel
+        too), ``divisor`` and ``gain`` (see :mod:`lrn_cli.records`)."""
+        from lrn_cli.records import divisor_document, gain_document, stats_document
+
         s = self.settings
         return {"value": self.value,
                 "settings": {"mode": s.mode, "convention": s.convention, "size": s.size,
                              "alpha": s.alpha, "beta": s.beta, "k": s.k},
-                "output": self.after.as_dict(),
-                "divisor": self.divisor.as_dict()}
+                "out": stats_document(self.after),
+                "divisor": divisor_document(self.divisor),
+                "gain": gain_document(self.divisor)}
 
 
 def run_sweep(array_item, settings, param: str, values: Sequence[float | int], *,

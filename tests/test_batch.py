@@ -330,7 +330,7 @@ def test_manifest_csv_has_a_row_per_input_with_status_output_error_and_stats(
     rows = manifest_rows(workdir / "manifest.csv")
     by_input: dict[str, list[dict]] = {}
     for row in rows:
-        by_input.setdefault(row["input"], []).append(row)
+        by_input.setdefault(row["file"], []).append(row)
     assert set(by_input) == set(tree.ok) | set(tree.failed)
     assert [r["array"] for r in by_input[f"{tree.root}/acts/pair.npz"]] == ["a", "b"]
     for source, rel in tree.ok.items():
@@ -358,7 +358,7 @@ def test_manifest_jsonl_rows_parse_and_match_the_statuses(tree: Tree, workdir: P
     result = lrn(str(tree.root), "-o", "out", "--manifest", "m.jsonl", "--quiet")
     assert result.exit_code == 1
     rows = manifest_rows(workdir / "m.jsonl")
-    statuses = {row["input"]: row["status"] for row in rows}
+    statuses = {row["file"]: row["status"] for row in rows}
     assert statuses == {**dict.fromkeys(tree.ok, "ok"), **dict.fromkeys(tree.failed, "failed")}
     for row in rows:
         if row["status"] == "ok":
@@ -368,7 +368,7 @@ def test_manifest_jsonl_rows_parse_and_match_the_statuses(tree: Tree, workdir: P
                 assert isinstance(row[column], float), (column, row)
         else:
             assert row["output"] is None
-            assert row["error"].startswith(row["input"] + ": ")
+            assert row["error"].startswith(row["file"] + ": ")
     # --quiet keeps errors and the summary (something failed), drops the notes
     assert "note:" not in result.stderr
     assert len(error_lines(result.stderr)) == len(tree.failed)
@@ -422,21 +422,21 @@ def test_json_document_structure(tree: Tree) -> None:
     result = lrn(str(tree.root), "-o", "out", "--json")
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
-    assert set(doc) == {"settings", "files", "summary"}
+    assert list(doc) == ["schema", "settings", "files", "summary"]
     assert doc["settings"] == {"mode": "across", "size": 5, "alpha": 1e-4, "beta": 0.75,
                                "k": 2.0, "convention": "default"}
     assert {k: doc["summary"][k] for k in ("processed", "skipped", "failed")} == {
         "processed": len(tree.ok), "skipped": 0, "failed": len(tree.failed)}
     assert doc["summary"]["seconds"] > 0
-    files = {f["input"]: f for f in doc["files"]}
+    files = {f["file"]: f for f in doc["files"]}
     assert set(files) == set(tree.ok) | set(tree.failed)
     for source, rel in tree.ok.items():
         f = files[source]
         assert f["status"] == "ok" and f["error"] is None
         assert Path(f["output"]) == Path("out") / rel
         for array in f["arrays"]:
-            assert set(array) == {"array", "layout", "channel_axis", "input", "output",
-                                  "divisor"}
+            assert list(array) == ["array", "layout", "channel_axis", "in", "out",
+                                   "divisor", "gain"]
     assert [a["array"] for a in files[f"{tree.root}/acts/pair.npz"]["arrays"]] == ["a", "b"]
     assert files[f"{tree.root}/a.png"]["arrays"][0]["layout"] == "HWC"
     for source, why in tree.failed.items():
@@ -489,7 +489,7 @@ def test_skip_existing_finishes_only_what_is_missing(clean_tree: Tree, workdir: 
         if rel != "sub dir/c d.png":
             assert (workdir / "out" / rel).stat().st_mtime_ns == mtime, f"{rel} was rewritten"
     assert f"{clean_tree.root}/a.png: skipped" in again.stderr
-    statuses = {row["input"]: row["status"] for row in manifest_rows(workdir / "m.csv")}
+    statuses = {row["file"]: row["status"] for row in manifest_rows(workdir / "m.csv")}
     assert statuses.pop(f"{clean_tree.root}/sub dir/c d.png") == "ok"
     assert set(statuses.values()) == {"skipped"}
 
@@ -591,13 +591,13 @@ def test_glob_and_exclude_select_files(clean_tree: Tree, workdir: Path) -> None:
     result = lrn(str(root), "-o", "out", "--glob", "*.PNG", "--exclude", "sub dir/*",
                  "--json")
     assert result.exit_code == 0, result.output
-    inputs = {f["input"] for f in json.loads(result.stdout)["files"]}
+    inputs = {f["file"] for f in json.loads(result.stdout)["files"]}
     assert inputs == {f"{root}/a.png", f"{root}/gray.png", f"{root}/ünï cödé/é ß.png"}
     assert outputs(workdir / "out") == {"a.png", "gray.png", "ünï cödé/é ß.png"}
 
     arrays = lrn(str(root), "-o", "out2", "--glob", "*.np?", "--exclude", "pair*", "--json")
     assert arrays.exit_code == 0
-    assert [f["input"] for f in json.loads(arrays.stdout)["files"]] == [f"{root}/acts/conv.npy"]
+    assert [f["file"] for f in json.loads(arrays.stdout)["files"]] == [f"{root}/acts/conv.npy"]
 
     nothing = lrn(str(root), "-o", "out3", "--glob", "*.tif")
     assert nothing.exit_code == 0
@@ -859,7 +859,7 @@ def test_interrupt_summary_and_manifest_in_process(clean_tree: Tree, workdir: Pa
                       "not_started": len(clean_tree.ok) - 3}
     assert len(outputs(workdir / "out")) == 3
     rows = manifest_rows(workdir / "m.jsonl")
-    assert {r["status"] for r in rows} == {"ok"} and len({r["input"] for r in rows}) == 3
+    assert {r["status"] for r in rows} == {"ok"} and len({r["file"] for r in rows}) == 3
 
 
 def test_interrupt_counts_not_started_with_refused_outputs(clean_tree: Tree, workdir: Path,
@@ -945,7 +945,7 @@ def test_parallel_run_equals_serial_run_byte_for_byte(clean_tree: Tree, workdir:
         for row in rows:
             row.pop("seconds")
             row["output"] = Path(row["output"]).relative_to(path.stem).as_posix()
-        return sorted(rows, key=lambda r: (r["input"], r["array"]))
+        return sorted(rows, key=lambda r: (r["file"], r["array"]))
 
     assert comparable(workdir / "serial.csv") == comparable(workdir / "parallel.csv")
 
@@ -1135,7 +1135,7 @@ def test_a_killed_worker_fails_its_files_not_the_batch(clean_tree: Tree, workdir
     total = len(clean_tree.ok)
     assert counts["processed"] + counts["failed"] == total
     assert counts["failed"] <= 4  # at most the jobs in flight (2 per worker) are lost
-    assert len({r["input"] for r in manifest_rows(workdir / "m.csv")}) == total
+    assert len({r["file"] for r in manifest_rows(workdir / "m.csv")}) == total
 
 
 def _run_on_a_terminal(args: list[str], cwd: Path) -> tuple[int, bytes]:

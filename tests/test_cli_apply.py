@@ -387,7 +387,7 @@ def test_rgba_keeps_alpha_exactly(lrn, tmp_path):
     # the statistics are of the three colour channels only: alpha is not normalized
     r = lrn("apply", src, "--json")
     arr = json.loads(r.stdout)["files"][0]["arrays"][0]
-    assert arr["input"]["shape"] == [170, 256, 3] and arr["layout"] == "HWC"
+    assert arr["in"]["shape"] == [170, 256, 3] and arr["layout"] == "HWC"
 
 
 def test_image_to_npy_gives_float32_hwc_raw_result(lrn, tmp_path):
@@ -831,8 +831,9 @@ def test_manifest(lrn, npy, tmp_path, acts, suffix):
         rows = [json.loads(line) for line in text.splitlines()]
     by_status = {row["status"]: row for row in rows}
     assert set(by_status) == {"ok", "failed"}
-    assert by_status["ok"]["input"] == good
+    assert by_status["ok"]["file"] == good
     assert by_status["ok"]["output"] == str(tmp_path / "out" / "good.npy")
+    assert by_status["ok"]["file_hex"] == ("" if suffix == ".csv" else None)  # shown exactly
     assert "missing.npy" in by_status["failed"]["error"]
     assert float(by_status["ok"]["in_mean"]) == pytest.approx(float(acts.mean(dtype=np.float64)))
 
@@ -974,19 +975,23 @@ def test_json_figures_are_the_library_figures(lrn, npy, tmp_path, acts):
     assert doc["settings"] == {"mode": "across", "size": 3, "alpha": 0.01, "beta": 0.75,
                                "k": 2.0, "convention": "default"}
     [f] = doc["files"]
-    assert f["input"] == src and f["output"] == str(out) and f["status"] == "ok"
+    assert doc["schema"] == 1 and list(doc)[0] == "schema"
+    assert f["file"] == src and f["output"] == str(out) and f["status"] == "ok"
     assert f["error"] is None
     assert any("assumed layout NCHW" in n for n in f["notes"])
     [arr] = f["arrays"]
     assert arr["layout"] == "NCHW" and arr["channel_axis"] == 1
     y, d = lrn_cli.lrn(acts, 3, 1e-2, 0.75, 2.0, return_divisor=True)
-    assert arr["input"] == array_stats(acts, 1).as_dict()
-    assert arr["output"] == array_stats(y, 1).as_dict()
-    assert arr["divisor"] == divisor_stats(d, 0.75).as_dict()
+    assert arr["array"] is None  # a .npy has no members
+    assert arr["in"] == array_stats(acts, 1).as_dict()
+    assert arr["out"] == array_stats(y, 1).as_dict()
+    div = divisor_stats(d, 0.75)
+    assert arr["divisor"] == {"min": div.d_min, "max": div.d_max, "mean": div.d_mean}
+    assert arr["gain"] == {"min": div.gain_min, "max": div.gain_max, "mean": div.gain_mean}
     ref_d = reference_divisor(acts, 3, 1e-2, 0.75, 2.0)
-    assert arr["divisor"]["d_min"] == pytest.approx(ref_d.min(), rel=1e-6)
-    assert arr["divisor"]["d_max"] == pytest.approx(ref_d.max(), rel=1e-6)
-    assert arr["divisor"]["gain_min"] == pytest.approx(ref_d.max() ** -0.75, rel=1e-6)
+    assert arr["divisor"]["min"] == pytest.approx(ref_d.min(), rel=1e-6)
+    assert arr["divisor"]["max"] == pytest.approx(ref_d.max(), rel=1e-6)
+    assert arr["gain"]["min"] == pytest.approx(ref_d.max() ** -0.75, rel=1e-6)
     assert doc["summary"]["processed"] == 1 and doc["summary"]["failed"] == 0
     np.testing.assert_array_equal(np.load(out), y)
 
@@ -996,10 +1001,10 @@ def test_csv_has_the_expected_columns_and_numbers(lrn, npy, acts):
     r = lrn("apply", src, "--csv")
     assert r.exit_code == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    expected = ["file", "array", "layout", "scope"]
-    for name in STAT_NAMES:
-        expected += [f"{name}_in", f"{name}_out"]
-    expected += ["channel_dominance_in", "channel_dominance_out", "divisor_min", "divisor_max",
+    expected = ["schema", "file", "array", "layout", "scope"]
+    for name in (*STAT_NAMES, "nonfinite", "count"):
+        expected += [f"in_{name}", f"out_{name}"]
+    expected += ["in_channel_dominance", "out_channel_dominance", "divisor_min", "divisor_max",
                  "divisor_mean", "gain_min", "gain_max", "gain_mean"]
     assert list(rows[0]) == expected
     assert [row["scope"] for row in rows] == ["all"] + [f"c{i}" for i in range(7)]
@@ -1008,13 +1013,14 @@ def test_csv_has_the_expected_columns_and_numbers(lrn, npy, acts):
     top = rows[0]
     assert top["file"] == src and top["layout"] == "NCHW"
     for name in STAT_NAMES:
-        assert float(top[f"{name}_in"]) == getattr(before.overall, name)
-        assert float(top[f"{name}_out"]) == getattr(after.overall, name)
-    assert float(top["channel_dominance_out"]) == after.channel_dominance
+        assert float(top[f"in_{name}"]) == getattr(before.overall, name)
+        assert float(top[f"out_{name}"]) == getattr(after.overall, name)
+    assert int(top["in_count"]) == acts.size and top["schema"] == "1"
+    assert float(top["out_channel_dominance"]) == after.channel_dominance
     assert float(top["divisor_max"]) == div.d_max
     assert float(top["gain_min"]) == div.gain_min
     for c in range(7):
-        assert float(rows[c + 1]["max_out"]) == after.channels[c].max
+        assert float(rows[c + 1]["out_max"]) == after.channels[c].max
         assert rows[c + 1]["divisor_min"] == ""
 
 
@@ -1042,7 +1048,7 @@ def test_stats_out_file(lrn, npy, tmp_path, acts, suffix):
                 f.pop("seconds")
         assert doc == ref
         y = lrn_cli.lrn(acts)
-        assert doc["files"][0]["arrays"][0]["output"] == array_stats(y, 1).as_dict()
+        assert doc["files"][0]["arrays"][0]["out"] == array_stats(y, 1).as_dict()
     else:
         assert target.read_text() == printed
         assert list(csv.DictReader(io.StringIO(target.read_text())))[0]["scope"] == "all"

@@ -59,15 +59,16 @@ def test_list_json(lrn):
     r = lrn("conventions", "--json")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert [c["name"] for c in doc] == NAMES
-    by_name = {c["name"]: c for c in doc}
+    assert list(doc) == ["schema", "conventions"] and doc["schema"] == 1
+    assert [c["name"] for c in doc["conventions"]] == NAMES
+    by_name = {c["name"]: c for c in doc["conventions"]}
     caffe = by_name["caffe"]
     assert caffe["modes"]["within"]["k"] == "ignored (always 1)"
     assert caffe["modes"]["across"]["even_size"] == "rejected"
     assert caffe["modes"]["across"]["alpha"] == "alpha/n"
     assert caffe["parameters"]["size"] == "local_size"
     assert by_name["tensorflow"]["size_is_radius"] is True
-    assert by_name["tensorflow"]["channel_axis"] == "last (NHWC)"
+    assert by_name["tensorflow"]["layout"] == "NHWC" and by_name["caffe"]["layout"] == "NCHW"
     assert by_name["tensorflow"]["defaults"] == {"size": 5, "alpha": 1.0, "beta": 0.5, "k": 1.0}
     assert by_name["pytorch"]["modes"]["across"]["even_size"] == "accepted"
     assert by_name["cudnn"]["limits"]["size_max"] == 16
@@ -127,7 +128,8 @@ def test_unknown_name_usage_does_not_mention_hidden_show(lrn):
 def test_show_json_after_the_name(lrn):
     r = lrn("conventions", "caffe", "--json")
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout)["name"] == "caffe"
+    doc = json.loads(r.stdout)
+    assert list(doc)[:2] == ["schema", "name"] and doc["name"] == "caffe"
 
 
 # --------------------------------------------------------------------------- translate
@@ -149,6 +151,7 @@ def test_translate_json(lrn):
             "--depth-radius", "2", "--alpha", "2e-5")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
+    assert list(doc)[0] == "schema" and doc["schema"] == 1
     assert doc["from"] == "tensorflow" and doc["to"] == "caffe" and doc["mode"] == "across"
     assert doc["params"]["local_size"] == 5
     assert doc["params"]["alpha"] == pytest.approx(1e-4, rel=1e-12)

@@ -167,7 +167,7 @@ def test_data_on_stdout_everything_else_on_stderr(run_lrn, tmp_path):
     p = run_lrn("apply", "x.npy", "missing.npy", "-o", "out", "--csv", cwd=tmp_path)
     assert p.returncode == 1
     rows = list(csv.reader(io.StringIO(p.stdout.decode())))
-    assert rows[0][:4] == ["file", "array", "layout", "scope"]
+    assert rows[0][:5] == ["schema", "file", "array", "layout", "scope"]
     assert all(len(row) == len(rows[0]) for row in rows)
     err = p.stderr.decode()
     assert "note:" in err and "error: missing.npy" in err and "1 processed" in err
@@ -222,7 +222,7 @@ def big_dir(tmp_path_factory):
 
 def test_closed_pipe_after_one_csv_line_is_quiet(big_dir):
     first, code, err = _read_one_line_and_close(["stats", "big.npy", "--csv"], big_dir)
-    assert first.startswith(b"file,array,scope,mean,")
+    assert first.startswith(b"schema,file,array,scope,mean,")
     assert code == 0, err
     assert "Traceback" not in err and "error" not in err.lower()
 

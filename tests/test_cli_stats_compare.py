@@ -17,7 +17,7 @@ from lrn_cli.compare import compare_arrays
 from lrn_cli.reference import reference_lrn
 from lrn_cli.stats import STAT_NAMES, array_stats
 
-STATS_COLUMNS = ["file", "array", "scope", *STAT_NAMES, "nonfinite", "count",
+STATS_COLUMNS = ["schema", "file", "array", "scope", *STAT_NAMES, "nonfinite", "count",
                  "channel_dominance"]
 
 
@@ -59,7 +59,7 @@ def test_stats_json_equals_library(lrn, npy, acts):
     assert r.exit_code == 0, r.stderr
     docs = json.loads(r.stdout)["files"]
     assert [d["file"] for d in docs] == [src, nhwc]
-    assert docs[0]["layout"] == "NCHW" and docs[0]["array"] == ""
+    assert docs[0]["layout"] == "NCHW" and docs[0]["array"] is None
     assert docs[0]["stats"] == array_stats(acts, 1).as_dict()
     r = lrn("stats", nhwc, "--layout", "NHWC", "--json")
     doc = json.loads(r.stdout)["files"][0]
@@ -202,8 +202,8 @@ def test_stats_of_lrn_output_equals_apply_output_figures(lrn, tmp_path):
     applied = json.loads(r.stdout)["files"][0]["arrays"][0]
     r = lrn("stats", "out.npy", src, "--json")
     out_doc, in_doc = json.loads(r.stdout)["files"]
-    assert out_doc["stats"] == applied["output"]
-    assert in_doc["stats"] == applied["input"]
+    assert out_doc["stats"] == applied["out"]
+    assert in_doc["stats"] == applied["in"]
 
 
 # --------------------------------------------------------------------------- compare
@@ -247,7 +247,8 @@ def test_compare_json(lrn, npy, acts):
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
     ref = compare_arrays(a, b, channel_axis=1, rtol=1e-5, atol=1e-6).as_dict()
-    assert doc == {"a": pa, "b": pb, "layout": "NCHW", **ref}
+    assert doc == {"schema": 1, "a_file": pa, "b_file": pb, "layout": "NCHW", **ref}
+    assert list(doc)[:3] == ["schema", "a_file", "b_file"]
     assert doc["agree"] is False
     assert doc["overall"]["mismatched"] == 1 and doc["overall"]["count"] == acts.size
     assert doc["overall"]["max_abs"] == pytest.approx(1.0, rel=1e-5)
@@ -262,7 +263,9 @@ def test_compare_csv(lrn, npy, acts):
     r = lrn("compare", npy("a.npy", acts), npy("b.npy", acts), "--csv")
     assert r.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert list(rows[0]) == ["scope", "max_abs", "max_rel", "max_ulp", "mismatched", "count"]
+    assert list(rows[0]) == ["schema", "a_file", "b_file", "scope", "max_abs", "max_rel",
+                             "max_ulp", "mismatched", "count"]
+    assert rows[0]["a_file"] == "a.npy" and rows[0]["b_file"] == "b.npy"
     assert [row["scope"] for row in rows] == ["all"] + [f"c{i}" for i in range(7)]
     assert rows[0]["count"] == str(acts.size) and rows[1]["count"] == str(acts.size // 7)
 

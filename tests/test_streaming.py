@@ -825,7 +825,7 @@ def test_cli_input_statistics_match_in_memory_for_every_dtype(tmp_path, dtype):
     a, b = both_modes_array_docs(src)
     assert a.keys() == b.keys()
     assert a["layout"] == b["layout"] and a["channel_axis"] == b["channel_axis"]
-    assert a["input"]["dtype"] == b["input"]["dtype"] == {
+    assert a["in"]["dtype"] == b["in"]["dtype"] == {
         "int16": "float32", "uint8": "float32", "bool": "float32"}.get(dtype, dtype)
     _close_docs(a, b)
 

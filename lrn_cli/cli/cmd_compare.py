@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lrn_cli.cli.options import common_output, read_options, read_options_from
-from lrn_cli.cli.output import Ui, check_formats, csv_text, fmt, json_text
+from lrn_cli.cli.output import Ui, check_formats, csv_text, display_name, fmt, json_text
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,6 +36,7 @@ def compare(ctx, a, b, rtol, atol, layout, channel_axis, key, value_range, max_c
     from lrn_cli.compare import compare_arrays
     from lrn_cli.errors import LrnError
     from lrn_cli.pipeline import load
+    from lrn_cli.schema import document
 
     fmt_choice = check_formats(ctx, json=as_json, csv=as_csv)
     ui = Ui(quiet=quiet, traceback=traceback)
@@ -59,17 +60,22 @@ def compare(ctx, a, b, rtol, atol, layout, channel_axis, key, value_range, max_c
         ctx.exit(1)
     result = compare_arrays(xa.array, xb.array, channel_axis=xa.channel_axis, rtol=rtol,
                             atol=atol)
+    files = {"a_file": display_name(a), "b_file": display_name(b)}
     if fmt_choice == "json":
-        ui.write_data(json_text({"a": a, "b": b, "layout": xa.layout, **result.as_dict()}))
+        ui.write_data(json_text(document(**files, layout=xa.layout, **result.as_dict())))
     elif fmt_choice == "csv":
-        rows = [{"scope": "all", **result.overall.as_dict()}]
-        rows += [{"scope": f"c{i}", **c.as_dict()} for i, c in enumerate(result.channels)]
+        rows = [document(**files, scope="all", **result.overall.as_dict())]
+        rows += [document(**files, scope=f"c{i}", **c.as_dict())
+                 for i, c in enumerate(result.channels)]
         ui.write_data(csv_text(rows))
     else:
+        from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=f"{a} vs {b} ({xa.layout}, compared in {result.dtype})",
-                      title_justify="left", show_edge=False)
+        # file names are text, never markup: '[bold]x.npy' is shown as it is
+        title = escape(f"{files['a_file']} vs {files['b_file']} ({xa.layout}, compared in "
+                       f"{result.dtype})")
+        table = Table(title=title, title_justify="left", show_edge=False)
         for col in ("scope", "max |A-B|", "max rel", "max ulps", "mismatched"):
             table.add_column(col, justify="right" if col != "scope" else "left")
         rows = [("all", result.overall)] + [(f"c{i}", c) for i, c in

@@ -6,6 +6,7 @@ import click
 
 from lrn_cli.cli.options import CONVENTION_NAMES
 from lrn_cli.cli.output import Ui, json_text
+from lrn_cli.schema import document
 
 
 def _describe(conv) -> dict:
@@ -22,7 +23,7 @@ def _describe(conv) -> dict:
     return {"name": conv.name, "title": conv.title, "modes": modes,
             "parameters": conv.param_names, "defaults": conv.defaults,
             "size_is_radius": conv.size_is_radius,
-            "channel_axis": "last (NHWC)" if conv.channel_last else "1 (NCHW)",
+            "layout": "NHWC" if conv.channel_last else "NCHW",
             "limits": conv.limits, "notes": list(conv.notes), "source": conv.source}
 
 
@@ -77,7 +78,8 @@ def conventions(ctx, as_json):
 
     ui = Ui()
     if as_json:
-        ui.write_data(json_text([_describe(c) for c in CONVENTIONS.values()]))
+        ui.write_data(json_text(document(conventions=[_describe(c)
+                                                      for c in CONVENTIONS.values()])))
         return
     table = Table(title="LRN conventions (y = x * (k + a'*S)^-beta)", title_justify="left",
                   show_edge=False)
@@ -116,7 +118,7 @@ def show(ctx, name, as_json):
     doc = _describe(conv)
     ui = Ui()
     if as_json or ctx.obj.get("json"):
-        ui.write_data(json_text(doc))
+        ui.write_data(json_text(document(**doc)))
         return
     lines = [f"{conv.name}: {conv.title}"]
     for mode, info in doc["modes"].items():
@@ -127,7 +129,7 @@ def show(ctx, name, as_json):
     defaults = ", ".join(f"{conv.param_names[p]}={'(required)' if v is None else f'{v:g}'}"
                          for p, v in conv.defaults.items())
     lines.append(f"  defaults: {defaults}")
-    lines.append(f"  channel axis: {doc['channel_axis']}")
+    lines.append(f"  channel axis: {'last (NHWC)' if conv.channel_last else '1 (NCHW)'}")
     if conv.limits:
         lines.append("  limits: " + ", ".join(f"{k}={v:g}" for k, v in conv.limits.items()))
     for note in conv.notes:
@@ -197,8 +199,9 @@ def translate_cmd(ctx, source, target, mode, size, depth_radius, alpha, beta, k,
     except ParameterError as exc:
         raise click.UsageError(str(exc), ctx) from None
     if as_json or ctx.obj.get("json"):
-        ui.write_data(json_text({"from": source, "to": target, "mode": mode,
-                                 "params": result.params, "notes": list(result.notes)}))
+        ui.write_data(json_text(document(**{"from": source, "to": target, "mode": mode,
+                                            "params": result.params,
+                                            "notes": list(result.notes)})))
         return
     text = " ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
                     for name, value in result.params.items())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from lrn_cli.cli.options import common_output, read_options, read_options_from
-from lrn_cli.cli.output import Ui, check_formats, csv_text, json_text
+from lrn_cli.cli.output import Ui, check_formats, csv_text, display_name, json_text
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,6 +33,8 @@ def stats(ctx, inputs, layout, channel_axis, key, value_range, mode, max_channel
     from lrn_cli.cli.tables import stats_only_table, stats_rows
     from lrn_cli.errors import LrnError
     from lrn_cli.pipeline import load
+    from lrn_cli.records import stats_document
+    from lrn_cli.schema import document
     from lrn_cli.stats import array_stats
 
     fmt = check_formats(ctx, json=as_json, csv=as_csv)
@@ -67,17 +69,18 @@ def stats(ctx, inputs, layout, channel_axis, key, value_range, mode, max_channel
             if fmt == "csv":
                 rows.extend(stats_rows(loaded.source, item.key, st))
             elif fmt == "json":
-                docs.append({"file": loaded.source, "array": item.key, "layout": item.layout,
-                             "stats": st.as_dict()})
+                docs.append({"file": display_name(loaded.source), "array": item.key or None,
+                             "layout": item.layout, "stats": stats_document(st)})
             else:
                 from rich.markup import escape
 
-                label = escape(loaded.source + (f" [{item.key}]" if item.key else ""))
+                label = escape(display_name(loaded.source
+                                            + (f" [{item.key}]" if item.key else "")))
                 ui.print_table(stats_only_table(f"{label} ({item.layout}, {st.dtype}, "
                                                 f"shape {'x'.join(map(str, st.shape))})", st,
                                                 max_channels=max_channels))
     if fmt == "csv":
         ui.write_data(csv_text(rows))
     elif fmt == "json":
-        ui.write_data(json_text({"files": docs}))
+        ui.write_data(json_text(document(files=docs)))
     ctx.exit(1 if failed else 0)

@@ -13,7 +13,7 @@ from lrn_cli.cli.options import (
     read_options_from,
     settings_from,
 )
-from lrn_cli.cli.output import Ui, check_formats, csv_text, fmt, json_text
+from lrn_cli.cli.output import Ui, check_formats, csv_text, display_name, fmt, json_text
 from lrn_cli.sweep import SWEEP_PARAMS
 
 
@@ -173,25 +173,29 @@ def _settings_text(settings, param: str) -> str:
 
 
 def _print(ui: Ui, name: str, settings, param: str, results, fmt_choice) -> None:
+    from lrn_cli.records import stats_document
+    from lrn_cli.schema import document
+
     if fmt_choice == "csv":
         rows = []
         for item, sweep_rows, _x in results:
             for r in sweep_rows:
-                rows.append({"file": name, "array": item.key, "layout": item.layout,
-                             **r.record()})
+                rows.append(document(file=display_name(name), array=item.key or None,
+                                     layout=item.layout, **r.record()))
         ui.write_data(csv_text(rows))
         return
     if fmt_choice == "json":
         s = settings
-        doc = {"file": name, "param": param,
-               "values": [r.value for r in results[0][1]] if results else [],
-               "settings": {"mode": s.mode, "convention": s.convention, "size": s.size,
-                            "alpha": s.alpha, "beta": s.beta, "k": s.k, param: None},
-               "arrays": [{"array": item.key, "layout": item.layout,
-                           "channel_axis": item.channel_axis,
-                           "input": rows[0].before.as_dict() if rows else None,
-                           "rows": [r.document() for r in rows]}
-                          for item, rows, _x in results]}
+        doc = document(
+            file=display_name(name), param=param,
+            values=[r.value for r in results[0][1]] if results else [],
+            settings={"mode": s.mode, "convention": s.convention, "size": s.size,
+                      "alpha": s.alpha, "beta": s.beta, "k": s.k, param: None},
+            arrays=[{"array": item.key or None, "layout": item.layout,
+                     "channel_axis": item.channel_axis,
+                     "in": stats_document(rows[0].before) if rows else None,
+                     "rows": [r.document() for r in rows]}
+                    for item, rows, _x in results])
         ui.write_data(json_text(doc))
         return
     for item, rows, _x in results:
@@ -215,8 +219,8 @@ def _table(name: str, item, settings, param: str, rows):
     from lrn_cli.sweep import value_text
 
     label = name + (f" [{item.key}]" if item.key else "")
-    title = escape(f"{label} ({item.layout}): sweep of {param} "
-                   f"({_settings_text(settings, param)})")
+    title = escape(display_name(f"{label} ({item.layout}): sweep of {param} "
+                                f"({_settings_text(settings, param)})"))
     table = Table(title=title, title_justify="left", show_edge=False)
     table.add_column(param, justify="right")
     table.add_column("mean out", justify="right")

@@ -90,7 +90,12 @@ class Ui:
         return self._out
 
     def line(self, text: str, *, markup: bool = False) -> None:
-        """One line on stderr, never wrapped (a log keeps one message per line)."""
+        """One line on stderr, never wrapped (a log keeps one message per line).
+
+        File names in it are shown as :func:`display_name` shows them (valid UTF-8, no
+        control characters), whoever built the message.
+        """
+        text = display_name(text)
         self.err.print(text if markup else _escape(text), soft_wrap=True)
 
     def error(self, message: str) -> None:
@@ -138,6 +143,65 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+#: Control characters shown by their C escape; the others as ``\xNN`` (C0, DEL) or
+#: ``\u00NN`` (C1, which are characters, not bytes).
+_C_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def display_name(name: str) -> str:
+    """``name`` (a path, or a message holding one) as every output of ``lrn`` shows it.
+
+    Always valid UTF-8 on one line, and never a terminal control sequence: a byte that is
+    not UTF-8 (which ``os.fsdecode`` keeps as a lone surrogate U+DC80..U+DCFF) is shown as
+    ``\\xNN``, as ``ls -b`` shows it; control characters as ``\\n``, ``\\t``, ``\\r``,
+    ``\\xNN`` (C0 and DEL) or ``\\u00NN`` (C1); any other lone surrogate as ``\\uNNNN``.
+    Everything else (any printable character, in any script) is kept as it is.  The exact
+    name of a shown one is in manifests (``file_hex``, see :func:`name_hex`).
+    """
+    if name.isprintable():
+        return name
+    out = []
+    for ch in name:
+        cp = ord(ch)
+        if 0xDC80 <= cp <= 0xDCFF:
+            out.append(f"\\x{cp - 0xDC00:02x}")
+        elif 0xD800 <= cp <= 0xDFFF:
+            out.append(f"\\u{cp:04x}")
+        elif ch in _C_ESCAPES:
+            out.append(_C_ESCAPES[ch])
+        elif cp < 0x20 or cp == 0x7F:
+            out.append(f"\\x{cp:02x}")
+        elif 0x80 <= cp < 0xA0:
+            out.append(f"\\u{cp:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def name_hex(name: str | None) -> str | None:
+    """The exact bytes of a file name, in hex, when :func:`display_name` changes it; else None.
+
+    ``bytes.fromhex(row["file_hex"])`` is the name to open (``os.fsdecode`` turns it back
+    into the ``str`` Python would use).
+    """
+    if name is None or display_name(name) == name:
+        return None
+    try:
+        raw = os.fsencode(name)
+    except UnicodeError:  # a lone surrogate no file system decoding produces
+        raw = name.encode("utf-8", "surrogatepass")
+    return raw.hex()
+
+
+def _no_surrogates(text: str) -> str:
+    """``text`` with lone surrogates escaped as :func:`display_name` does (valid UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(display_name(ch) if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+    return text
 
 
 class broken_pipe_guard:  # noqa: N801 - used as a context manager
@@ -224,6 +288,8 @@ def json_text(document: Any) -> str:
 
 
 def _clean(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return _no_surrogates(obj)
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
@@ -253,6 +319,8 @@ def csv_text(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = Non
 
 
 def _csv_value(v: Any) -> Any:
+    if isinstance(v, str):
+        return _no_surrogates(v)
     if isinstance(v, float):
         return "" if not math.isfinite(v) else repr(v)
     if isinstance(v, (list, tuple)):

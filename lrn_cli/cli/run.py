@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lrn_cli.cli.output import Ui, csv_text, json_text, write_stats_file
+from lrn_cli.cli.output import (
+    Ui,
+    csv_text,
+    display_name,
+    json_text,
+    name_hex,
+    write_stats_file,
+)
 from lrn_cli.cli.tables import channel_table, comparison_table, item_document, item_rows
 
 
@@ -104,7 +111,8 @@ class ApplyRun:
             runnable.append(job)
         if dry_run:
             for job in runnable:
-                ui.write_data(f"{job.source} -> {job.output or '(nothing written)'}\n")
+                ui.write_data(f"{display_name(job.source)} -> "
+                              f"{display_name(job.output or '(nothing written)')}\n")
             report.processed = 0
             report.finish()
             ui.info(f"dry run: {len(runnable)} to process, {report.skipped} skipped, "
@@ -282,14 +290,15 @@ class ApplyRun:
         console_print = progress.console.print if progress is not None else None
         for note in result.notes:
             if not self.ui.quiet:
-                msg = f"note: {result.source}: {note}"
+                msg = display_name(f"note: {result.source}: {note}")
                 if console_print:
                     console_print(msg, highlight=False, markup=False, soft_wrap=True)
                 else:
                     self.ui.note(f"{result.source}: {note}")
         if result.status == "failed":
             if console_print:
-                console_print(f"error: {result.error}", highlight=False, markup=False,
+                console_print(display_name(f"error: {result.error}"), highlight=False,
+                              markup=False,
                               soft_wrap=True)
             else:
                 self.ui.error(result.error or f"{result.source}: failed")
@@ -313,19 +322,21 @@ class ApplyRun:
         return result.output if result.status in ("ok", "skipped") else None
 
     def _manifest_rows(self, result) -> list[dict]:
-        from lrn_cli.stats import flat_record
+        """One row per array (``docs/schema.md``, ``--manifest``): every row has every key."""
+        from lrn_cli.records import FLAT_FIELDS, flat_record
+        from lrn_cli.schema import document
 
-        base = {"input": result.source, "status": result.status,
-                "output": self._output_of(result),
-                "error": result.error, "seconds": round(result.seconds, 4)}
+        output = self._output_of(result)
+        base = document(file=display_name(result.source), file_hex=name_hex(result.source),
+                        status=result.status,
+                        output=None if output is None else display_name(output),
+                        error=None if result.error is None else display_name(result.error),
+                        seconds=round(result.seconds, 4))
         if not result.items:
-            return [dict(base, array=None)]
-        rows = []
-        for item in result.items:
-            row = dict(base, array=item.key, layout=item.layout)
-            row.update(flat_record(item.before, item.after, item.divisor))
-            rows.append(row)
-        return rows
+            return [dict(base, array=None, layout=None, **dict.fromkeys(FLAT_FIELDS))]
+        return [dict(base, array=item.key or None, layout=item.layout,
+                     **flat_record(item.before, item.after, item.divisor))
+                for item in result.items]
 
     def _rows_and_document(self):
         rows = []
@@ -333,16 +344,23 @@ class ApplyRun:
         for r in self._ordered_results():
             for item in r.items:
                 rows.extend(item_rows(r.source, item))
-            files.append({"input": r.source, "output": self._output_of(r),
-                          "status": r.status, "error": r.error, "notes": r.notes,
+            output = self._output_of(r)
+            files.append({"file": display_name(r.source),
+                          "output": None if output is None else display_name(output),
+                          "status": r.status,
+                          "error": None if r.error is None else display_name(r.error),
+                          "notes": [display_name(n) for n in r.notes],
                           "seconds": r.seconds,
                           "arrays": [item_document(i) for i in r.items]})
+        from lrn_cli.schema import document
+
         s = self.settings
-        doc = {"settings": {"mode": s.mode, "size": s.size, "alpha": s.alpha, "beta": s.beta,
-                            "k": s.k, "convention": s.convention},
-               "files": files,
-               "summary": {"processed": self.report.processed, "skipped": self.report.skipped,
-                           "failed": self.report.failed, "seconds": self.report.elapsed}}
+        doc = document(settings={"mode": s.mode, "size": s.size, "alpha": s.alpha,
+                                 "beta": s.beta, "k": s.k, "convention": s.convention},
+                       files=files,
+                       summary={"processed": self.report.processed,
+                                "skipped": self.report.skipped,
+                                "failed": self.report.failed, "seconds": self.report.elapsed})
         return rows, doc
 
     def _print_results(self, *, to_stderr: bool) -> None:
@@ -364,8 +382,8 @@ class ApplyRun:
                 from rich.markup import escape
 
                 label = f"{r.source}{' [' + item.key + ']' if item.key else ''}"
-                title = escape(f"{label} ({item.layout}, {self._settings_text()})"
-                               f"{' -> ' + r.output if r.output else ''}")
+                title = escape(display_name(f"{label} ({item.layout}, {self._settings_text()})"
+                                            f"{' -> ' + r.output if r.output else ''}"))
                 self._flat_divisor_note(r.source, item)
                 ui.print_table(comparison_table(title, item.before, item.after, item.divisor),
                                to_stderr=to_stderr)
@@ -419,7 +437,7 @@ class ApplyRun:
                 cells.append(f"{fmt(item.divisor.gain_min)}..{fmt(item.divisor.gain_max)}")
                 from rich.markup import escape
 
-                name = escape(r.source + (f" [{item.key}]" if item.key else ""))
+                name = escape(display_name(r.source + (f" [{item.key}]" if item.key else "")))
                 table.add_row(name, *cells)
         import math
 

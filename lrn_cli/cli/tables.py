@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lrn_cli.cli.output import fmt
+from lrn_cli.cli.output import display_name, fmt
 
 STAT_LABELS = {
     "mean": "mean",
@@ -109,41 +109,35 @@ def stats_only_table(title: str, stats, *, max_channels: int = 8):
 
 
 def item_rows(source: str, item) -> list[dict[str, Any]]:
-    """CSV rows (one per scope) for one normalized array."""
-    from lrn_cli.stats import comparison_rows
+    """CSV rows (one per scope) for one normalized array (``docs/schema.md``, ``apply``)."""
+    from lrn_cli.records import scope_rows
+    from lrn_cli.schema import document
 
-    rows = []
-    for row in comparison_rows(item.before, item.after):
-        out = {"file": source, "array": item.key, "layout": item.layout}
-        out.update(row)
-        if row["scope"] == "all":
-            out["channel_dominance_in"] = item.before.channel_dominance
-            out["channel_dominance_out"] = item.after.channel_dominance
-            out.update({("divisor_" + k[2:]) if k.startswith("d_") else k: v
-                        for k, v in item.divisor.as_dict().items() if k != "beta"})
-        rows.append(out)
-    return rows
+    head = {"file": display_name(source), "array": item.key or None, "layout": item.layout}
+    return [document(**head, **row) for row in scope_rows(item.before, item.after,
+                                                          item.divisor)]
 
 
 def stats_rows(source: str, key: str, stats) -> list[dict[str, Any]]:
     """CSV rows (one per scope) for ``lrn stats``."""
-    rows = []
-    scopes = [("all", stats.overall)] + [(f"c{i}", c) for i, c in enumerate(stats.channels)]
-    for scope, st in scopes:
-        row = {"file": source, "array": key, "scope": scope}
-        row.update(st.as_dict())
-        row["channel_dominance"] = stats.channel_dominance if scope == "all" else None
-        rows.append(row)
-    return rows
+    from lrn_cli.records import stats_scope_rows
+    from lrn_cli.schema import document
+
+    head = {"file": display_name(source), "array": key or None}
+    return [document(**head, **row) for row in stats_scope_rows(stats)]
 
 
 def item_document(item) -> dict[str, Any]:
-    """JSON for one normalized array."""
+    """JSON for one normalized array: where it sits, then ``in``, ``out``, ``divisor``,
+    ``gain`` (``docs/schema.md``)."""
+    from lrn_cli.records import divisor_document, gain_document, stats_document
+
     return {
-        "array": item.key,
+        "array": item.key or None,
         "layout": item.layout,
         "channel_axis": item.channel_axis,
-        "input": item.before.as_dict(),
-        "output": item.after.as_dict(),
-        "divisor": item.divisor.as_dict(),
+        "in": stats_document(item.before),
+        "out": stats_document(item.after),
+        "divisor": divisor_document(item.divisor),
+        "gain": gain_document(item.divisor),
     }
