@@ -34,14 +34,17 @@ Pillow capabilities this module works around (checked with Pillow 13)
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import stat
 import struct
+import sys
+import tempfile
 import warnings
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
@@ -306,17 +309,26 @@ def read_image(
             except OSError as exc:
                 raise InputError(display, os_error_reason(exc)) from exc
     notes: list[str] = []
+    printed: list[str] = []  # what the C decoders (libtiff, ...) print on stderr
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            image = _read_image(source, display, value_range, notes)
-        except _Unidentified:
-            # The plugins' own complaints; failing that, what Image.open warned about.
-            reasons = _unidentified_reasons(source) or [str(w.message) for w in caught]
-            detail = f" ({'; '.join(dict.fromkeys(reasons))})" if reasons else ""
-            raise InputError(display, f"not an image Pillow can read{detail}") from None
+            with _decoder_messages(printed):
+                try:
+                    image = _read_image(source, display, value_range, notes)
+                except _Unidentified:
+                    # The plugins' own complaints; failing that, what Image.open warned.
+                    reasons = (_unidentified_reasons(source)
+                               or [str(w.message) for w in caught])
+                    raise InputError(display, "not an image Pillow can read"
+                                     + _detail(reasons)) from None
+        except InputError as exc:
+            if not printed:
+                raise
+            raise InputError(exc.path, _fold_decoder_messages(exc.reason, printed)) from exc
     from PIL import Image
 
+    image.notes.extend(f"decoder: {line}" for line in printed)
     for warning in caught:
         if issubclass(warning.category, Image.DecompressionBombWarning):
             image.notes.append(
@@ -326,6 +338,56 @@ def read_image(
         else:
             image.notes.append(f"Pillow: {warning.message}")
     return image
+
+
+def _detail(reasons: Iterable[str]) -> str:
+    reasons = list(dict.fromkeys(reasons))
+    return f" ({'; '.join(reasons)})" if reasons else ""
+
+
+def _fold_decoder_messages(reason: str, printed: list[str]) -> str:
+    """``reason`` with the decoder's own words added (inside its parentheses, if any)."""
+    extra = "; ".join(f"decoder: {line}" for line in printed)
+    if reason.endswith(")"):
+        return f"{reason[:-1]}; {extra})"
+    return f"{reason} ({extra})"
+
+
+@contextlib.contextmanager
+def _decoder_messages(sink: list[str]) -> Iterator[None]:
+    """Collect what C libraries print on file descriptor 2 during the block (libtiff's
+    "More samples per pixel than can be decoded: 9"), so that it joins the file's error or
+    notes instead of appearing outside the one-line message.  Lines that are terminal
+    control output (a progress bar redrawing from another thread) are passed through."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            _sort_decoder_output(capture.read(1 << 16), sink)
+
+
+def _sort_decoder_output(data: bytes, sink: list[str]) -> None:
+    passthrough = []
+    for line in data.decode("utf-8", "replace").splitlines(keepends=True):
+        if "\x1b" in line or "\r" in line:
+            passthrough.append(line)
+        elif line.strip() and line.strip() not in sink:
+            sink.append(line.strip())
+    if passthrough:
+        with contextlib.suppress(OSError):
+            os.write(2, "".join(passthrough).encode())
 
 
 def _buffer_if_pipe(path: PathLike, display: str) -> PathLike | IO[bytes]:

@@ -569,3 +569,35 @@ def test_colour_pixels_are_planar_behind_the_hwc_view(tmp_path: Path) -> None:
     assert pixels.strides == (7 * 4, 4, 6 * 7 * 4)
     with Image.open(path) as im:
         np.testing.assert_array_equal(pixels, np.asarray(im.convert("RGB")) / np.float32(255))
+
+
+def _tiff_claiming_samples(path: Path, samples: int) -> None:
+    """A deflate TIFF (decoded by libtiff) whose SamplesPerPixel tag says ``samples``."""
+    rgb = (np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(path, compression="tiff_deflate")
+    data = bytearray(path.read_bytes())
+    order = "<" if data[:2] == b"II" else ">"
+    ifd = struct.unpack(order + "I", data[4:8])[0]
+    for i in range(struct.unpack(order + "H", data[ifd:ifd + 2])[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack(order + "H", data[entry:entry + 2])[0] == 277:
+            data[entry + 8:entry + 10] = struct.pack(order + "H", samples)
+    path.write_bytes(bytes(data))
+
+
+def test_libtiffs_own_messages_join_the_one_line_error(tmp_path: Path, run_lrn) -> None:
+    """libtiff prints 'More samples per pixel than can be decoded' on file descriptor 2
+    itself; it belongs in the file's error line, not loose on stderr."""
+    bad = tmp_path / "nine.tif"
+    _tiff_claiming_samples(bad, 9)
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((4, 4, 3), 128, np.uint8)).save(good)
+    done = run_lrn("apply", bad, good, "-o", tmp_path / "out", "-q")
+    assert done.returncode == 1
+    lines = done.stderr.decode().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert errors == [f"error: {bad}: not an image Pillow can read (TIFF: Invalid value for "
+                      "samples per pixel; decoder: More samples per pixel than can be "
+                      "decoded: 9)"]
+    assert not [line for line in lines if line.startswith("More samples")]
+    assert (tmp_path / "out" / "good.png").exists()  # the rest of the batch is done
