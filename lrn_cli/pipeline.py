@@ -99,10 +99,13 @@ class ItemResult:
     before: Any  # lrn_cli.stats.ArrayStats
     after: Any
     divisor: Any  # lrn_cli.stats.DivisorStats
+    #: Only with ``keep_arrays`` (what a panel draws): the input as LRN saw it, and ``D``.
+    input_array: np.ndarray | None = None
+    divisor_array: np.ndarray | None = None
 
     def without_output(self) -> ItemResult:
-        """A copy that does not carry the (large) output array, to send between processes."""
-        return replace(self, output=None)
+        """A copy that carries none of the (large) arrays, to send between processes."""
+        return replace(self, output=None, input_array=None, divisor_array=None)
 
 
 def input_kind(path: str | os.PathLike, head: bytes | None = None) -> str:
@@ -201,8 +204,13 @@ def load(source: str | os.PathLike, opts: ReadOptions, mode: str,
     return Loaded(name, "image", [Item("", pixels, "HWC", 2, False)], image=image, notes=notes)
 
 
-def normalize(loaded: Loaded, settings: Settings, *, keep_output: bool = True) -> list[ItemResult]:
-    """Apply LRN to every array of ``loaded``; measure input, output and divisor."""
+def normalize(loaded: Loaded, settings: Settings, *, keep_output: bool = True,
+              keep_arrays: bool = False) -> list[ItemResult]:
+    """Apply LRN to every array of ``loaded``; measure input, output and divisor.
+
+    ``keep_arrays`` also keeps each input array and its divisor ``D`` in the results (for a
+    panel, which draws them instead of computing them again).
+    """
     from lrn_cli.core import DtypeConversionWarning, lrn
     from lrn_cli.stats import array_stats, divisor_stats
 
@@ -218,9 +226,11 @@ def normalize(loaded: Loaded, settings: Settings, *, keep_output: bool = True) -
         before = array_stats(item.array, item.channel_axis)
         after = array_stats(y, item.channel_axis)
         div = divisor_stats(d, settings.beta)
-        del d
         results.append(ItemResult(item.key, item.layout, item.channel_axis,
-                                  y if keep_output else None, before, after, div))
+                                  y if keep_output or keep_arrays else None, before, after, div,
+                                  item.array if keep_arrays else None,
+                                  d if keep_arrays else None))
+        del d
     return results
 
 
@@ -292,6 +302,7 @@ class JobResult:
     items: list[ItemResult] = field(default_factory=list)
     seconds: float = 0.0
     traceback: str | None = None
+    kind: str | None = None  # "npy" | "npz" | "image" when the input was loaded in memory
 
 
 @dataclass(frozen=True)
@@ -401,18 +412,20 @@ def _run_streamed(source: str, output: str | None, settings: Settings, ropts: Re
 def run_job(source: str, output: str | None, settings: Settings, ropts: ReadOptions,
             wopts: WriteOptions, *, data: bytes | None = None, protect=(),
             want_traceback: bool = False, keep_output: bool = False,
-            on_progress=None) -> JobResult:
+            keep_arrays: bool = False, on_progress=None) -> JobResult:
     """Load, normalize and (when ``output`` is given) save one input; never raises for bad data.
 
     Expected problems (unreadable input, refused output) become ``status="failed"`` with a
     one-line ``error``; unexpected exceptions too, with the traceback kept when asked.
+    ``keep_output`` keeps the output arrays in the result; ``keep_arrays`` the input arrays
+    and divisors too (see :func:`normalize`; both run in memory, never streamed).
     """
     start = time.perf_counter()
     loaded = None
     notes: list[str] = []
     try:
         choice = choose_streaming(source, output, ropts, data, mode=settings.mode,
-                                  keep_output=keep_output)
+                                  keep_output=keep_output or keep_arrays)
         if choice.stream:
             items, notes = _run_streamed(source, output, settings, ropts, wopts, protect,
                                          on_progress)
@@ -425,12 +438,13 @@ def run_job(source: str, output: str | None, settings: Settings, ropts: ReadOpti
         if output is not None and output != "-":
             check_output(loaded.kind, output, image=loaded.image, items=len(loaded.items),
                          wopts=wopts)
-        results = normalize(loaded, settings)
+        results = normalize(loaded, settings, keep_arrays=keep_arrays)
         if output is not None and output != "-":
             save(loaded, results, output, wopts, protect)
-        items = results if keep_output else [r.without_output() for r in results]
+        keep = keep_output or keep_arrays
+        items = results if keep else [r.without_output() for r in results]
         return JobResult(source, output, "ok", notes=notes, items=items,
-                         seconds=time.perf_counter() - start)
+                         seconds=time.perf_counter() - start, kind=loaded.kind)
     except LrnError as exc:
         msg = str(exc)
         path = getattr(exc, "path", None)

@@ -276,3 +276,44 @@ def test_wide_arrays_stay_within_width(tmp_path: Path) -> None:
     img = render_panel(x, x, x + 1, channel_axis=1, layout="NCHW", kind="array", title="t",
                        max_channels=16)
     assert img.width <= 2400
+
+
+def test_apply_panel_draws_the_run_arrays_without_recomputing(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    """The panel is drawn from the x, y and D of the run: LRN runs once, not twice."""
+    import lrn_cli.core
+
+    calls = []
+    real = lrn_cli.core.lrn
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("return_divisor", False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lrn_cli.core, "lrn", counting)
+    panel = tmp_path / "p.png"
+    result = run("apply", CONV2, "--panel", panel, "-q")
+    assert result.exit_code == 0, stderr_of(result)
+    assert calls == [True]
+    assert_not_blank(pixels(panel))
+
+
+def test_draw_panel_for_needs_the_kept_arrays(tmp_path: Path) -> None:
+    from lrn_cli.panel import draw_panel_for
+    from lrn_cli.pipeline import ReadOptions, Settings, WriteOptions, run_job
+
+    settings = Settings()
+    bare = run_job(str(CAMERA), None, settings, ReadOptions(), WriteOptions())
+    assert bare.status == "ok" and bare.items[0].input_array is None
+    with pytest.raises(ValueError, match="keep_arrays"):
+        draw_panel_for(bare, tmp_path / "p.png", settings)
+    kept = run_job(str(CAMERA), None, settings, ReadOptions(), WriteOptions(),
+                   keep_arrays=True)
+    item = kept.items[0]
+    assert kept.kind == "image" and item.input_array.shape == item.divisor_array.shape
+    np.testing.assert_array_less(0.0, item.divisor_array)  # D >= k = 2
+    path = draw_panel_for(kept, tmp_path / "p.png", settings)
+    assert_not_blank(pixels(path))
+    # what is sent between processes carries no arrays
+    light = item.without_output()
+    assert light.output is None and light.input_array is None and light.divisor_array is None

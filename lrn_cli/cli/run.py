@@ -159,7 +159,8 @@ class ApplyRun:
         name = "<stdin>" if job.source == "-" else job.source
         result = run_job(name, job.output if job.output != "-" else None, self.settings,
                          self.ropts, self.wopts, data=data, protect=protect,
-                         want_traceback=self.ui.traceback, keep_output=True)
+                         want_traceback=self.ui.traceback, keep_output=True,
+                         keep_arrays=panel is not None)
         if result.status == "ok" and job.output == "-" and len(result.items) != 1:
             # stdout holds one .npy, as -o x.npy does: refuse, never drop arrays silently
             result.status = "failed"
@@ -193,12 +194,15 @@ class ApplyRun:
         from lrn_cli.panel import draw_panel_for
 
         try:
-            draw_panel_for(result, panel, self.settings, self.ropts, data=data,
+            draw_panel_for(result, panel, self.settings, from_stdin=data is not None,
                            overwrite=self.wopts.overwrite)
             self.ui.note(f"panel written to {panel}")
         except LrnError as exc:
             result.status = "failed"
             result.error = str(exc)
+        finally:  # drawn: the input and divisor arrays are not needed any more
+            for item in result.items:
+                item.input_array = item.divisor_array = None
 
     def _run_batch(self, jobs, protect, fail_fast: bool) -> None:
         from lrn_cli import batch
