@@ -152,7 +152,21 @@ class ApplyRun:
         return report.return_code
 
     # ------------------------------------------------------------------ running
+    def _held(self, run) -> None:
+        """``run()`` then record its result, with a Ctrl-C that comes meanwhile (while an
+        output gets its name, say) held until the result is recorded: an output on disk is
+        always in the report and the manifest."""
+        from lrn_cli.atomic import defer_interrupts, hold_interrupts
+
+        with hold_interrupts():
+            result = run()
+            with defer_interrupts():
+                self._record(result)
+
     def _run_inline(self, job, stdin_data, protect, panel) -> None:
+        self._held(lambda: self._inline_result(job, stdin_data, protect, panel))
+
+    def _inline_result(self, job, stdin_data, protect, panel):
         from lrn_cli.pipeline import run_job
 
         data = stdin_data if job.source == "-" else None
@@ -168,11 +182,14 @@ class ApplyRun:
                             "pick one with --key")
             result.items = []
         if result.status == "ok" and job.output == "-":
-            self._write_stdout_npy(result.items[0].output)
+            from lrn_cli.atomic import defer_interrupts
+
+            with defer_interrupts(hold=True):  # a Ctrl-C waits: no half array on stdout
+                self._write_stdout_npy(result.items[0].output)
             result.output = "-"
         if result.status == "ok" and panel is not None:
             self._draw_panel(result, panel, data)
-        self._record(result)
+        return result
 
     @staticmethod
     def _write_stdout_npy(array) -> None:
@@ -263,8 +280,9 @@ class ApplyRun:
         if not (should_stream(job.source, job.output, self.ropts, mode=self.settings.mode)
                 and not ui.quiet
                 and ui.err.is_terminal):
-            self._record(run_job(job.source, job.output, self.settings, self.ropts, self.wopts,
-                                 protect=protect, want_traceback=ui.traceback))
+            self._held(lambda: run_job(job.source, job.output, self.settings, self.ropts,
+                                       self.wopts, protect=protect,
+                                       want_traceback=ui.traceback))
             return
         from rich.progress import (
             BarColumn,
@@ -282,10 +300,9 @@ class ApplyRun:
             def on_progress(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            result = run_job(job.source, job.output, self.settings, self.ropts, self.wopts,
-                             protect=protect, want_traceback=ui.traceback,
-                             on_progress=on_progress)
-        self._record(result)
+            self._held(lambda: run_job(job.source, job.output, self.settings, self.ropts,
+                                       self.wopts, protect=protect,
+                                       want_traceback=ui.traceback, on_progress=on_progress))
 
     # ------------------------------------------------------------------ bookkeeping
     def _record(self, result, progress=None) -> None:
