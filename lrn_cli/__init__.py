@@ -29,6 +29,7 @@ _EXPORTS = {
     "LrnError": "lrn_cli.errors",
     "ParameterError": "lrn_cli.errors",
     "InputError": "lrn_cli.errors",
+    "export": "lrn_cli.porting.export",
 }
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "LrnError",
     "ParameterError",
     "__version__",
+    "export",
     "get_convention",
     "lrn",
     "lrn_backward",
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
         set_threads,
     )
     from lrn_cli.errors import InputError, LrnError, ParameterError
+    from lrn_cli.porting.export import export
     from lrn_cli.reference import reference_divisor, reference_lrn, reference_lrn_backward
 
 
