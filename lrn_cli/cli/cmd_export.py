@@ -126,14 +126,20 @@ def export(ctx, target, mode, size, depth_radius, alpha, beta, k, convention,
         ui.print_traceback(exc)
         ctx.exit(1)
     if to_stdout:
-        out = click.get_binary_stream("stdout")
-        out.write(result.content)
-        out.flush()
+        from lrn_cli.cli.output import broken_pipe_guard
+
+        with broken_pipe_guard():
+            sys.stdout.flush()
+            sys.stdout.buffer.write(result.content)
+            sys.stdout.buffer.flush()
         ui.note(f"{target} ({result.layout}): {result.semantics.describe()}")
         ctx.exit(0)
     if native:
         ui.note("onnxruntime's own LRN kernel keeps a float32 running sum: on values spanning "
                 "many decades it is off by up to ~2e-4 relative (the standard-ops export is not)")
+    want = ex.SUFFIX[target]
+    if not output.lower().endswith(want):
+        ui.note(f"{output} does not end in {want}")
     ui.info(f"wrote {output}: {target} ({result.layout}), {result.semantics.describe()}")
     doc = result.as_dict()
     code = 0

@@ -419,7 +419,11 @@ def run_artefact(target: str, path: str | os.PathLike[str], x):
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no C++ start-up chatter
         import tensorflow  # noqa: F401 - fail early with ImportError
-    spec = importlib.util.spec_from_file_location(f"_lrn_export_{os.getpid()}", path)
+    import importlib.machinery
+
+    name = f"_lrn_export_{os.getpid()}"
+    loader = importlib.machinery.SourceFileLoader(name, os.fspath(path))  # any suffix
+    spec = importlib.util.spec_from_loader(name, loader)
     if spec is None or spec.loader is None:
         raise ParameterError(f"{path}: cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
