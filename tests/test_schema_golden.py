@@ -282,3 +282,37 @@ def test_apply_json_csv_and_manifest_share_the_flat_names(outputs):
     assert stats and [c for c in manifest_header if c in stats] == stats
     row = json.loads(outputs["apply_json.manifest.jsonl"][0].splitlines()[0])
     assert [k for k in row if k in stats] == stats
+
+
+#: Keys whose children are a convention's own parameter names, not schema fields.
+_OPEN_OBJECTS = {"params", "limits"}
+
+
+def _field_names(obj: Any, parent: str | None = None) -> Iterator[str]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if parent not in _OPEN_OBJECTS:
+                yield k
+            yield from _field_names(v, k)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _field_names(v, parent)
+
+
+def test_docs_define_every_field(outputs):
+    """Every key and column of every output is named in docs/schema.md (a flat statistics
+    column by its rule: ``in_``/``out_``/``divisor_``/``gain_`` and a named figure)."""
+    import re
+
+    text = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+    fields: set[str] = set()
+    for _name, doc in _documents(outputs):
+        fields |= set(_field_names(doc))
+    for _name, (out, kind) in outputs.items():
+        if kind == "csv":
+            fields |= set(next(csv.reader(io.StringIO(out))))
+    flat = re.compile(r"(?:in|out|divisor|gain)_(.+)")
+    undefined = {f for f in fields - named
+                 if not ((m := flat.fullmatch(f)) and m.group(1) in named)}
+    assert undefined == set()
