@@ -186,15 +186,16 @@ def what_text(sem: Semantics, layout: str) -> list[str]:
     lo, hi, taps = sem.lo, sem.hi, sem.taps
     if sem.mode == "across":
         axis = "axis 1" if layout == "NCHW" else "axis 3 (last)"
-        window = (f"S = sum of x**2 over channels [c-{lo}, c+{hi}] ({taps} taps) on {axis}, "
-                  "zero beyond the axis")
+        window = [f"S = sum of x**2 over channels [c-{lo}, c+{hi}] ({taps} taps) on {axis}, "
+                  "zero beyond the axis"]
     else:
-        axes = "H, W = axes 2, 3" if layout == "NCHW" else "H, W = axes 1, 2"
-        window = (f"S = sum of x**2 over the box [h-{lo}, h+{hi}] x [w-{lo}, w+{hi}] "
-                  f"({taps}x{taps} taps; {axes}) within each channel, zero beyond the plane")
+        axes = "axes 2, 3" if layout == "NCHW" else "axes 1, 2"
+        window = [f"S = sum of x**2 over the box [h-{lo}, h+{hi}] x [w-{lo}, w+{hi}] "
+                  f"({taps}x{taps} taps) of each channel,",
+                  f"    H and W on {axes}, zero beyond the plane"]
     return [
         "y = x * (k' + a' * S) ** -beta",
-        window,
+        *window,
         f"a' = {number(sem.alpha_eff)}, k' = {number(sem.k_eff)}, beta = {number(sem.beta)}, "
         f"layout {layout}",
     ]

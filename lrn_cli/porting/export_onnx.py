@@ -141,7 +141,8 @@ def build_model(sem: Semantics, *, layout: str, native: bool, origin: dict[str, 
     model.ir_version = IR_VERSION
     meta = {
         "lrn.version": lrn_version(),
-        "lrn.computes": what_text(sem, layout)[0] + "; " + "; ".join(what_text(sem, layout)[1:]),
+        "lrn.computes": "; ".join(
+            " ".join(line.split()) for line in what_text(sem, layout)).replace(",; ", ", "),
         "lrn.semantics": json.dumps(sem.as_dict(), sort_keys=True),
         "lrn.layout": layout,
         "lrn.native": "true" if native else "false",
