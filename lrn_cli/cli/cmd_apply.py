@@ -74,8 +74,8 @@ def parse_size(text: str) -> int:
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failed input.")
 @click.option("--manifest", default=None, metavar="FILE.csv|FILE.jsonl",
               help="Write one row per input, in input order: status, output, error, "
-              "statistics.  An existing file is kept unless --overwrite (or --skip-existing, "
-              "which rewrites it).")
+              "statistics (fields: docs/schema.md).  An existing file is kept unless "
+              "--overwrite (or --skip-existing, which rewrites it).")
 @click.option("--stats-out", default=None, metavar="FILE.csv|FILE.json",
               help="Also write the statistics table to this file (an existing one only with "
               "--overwrite or --skip-existing).")

@@ -253,7 +253,7 @@ def _draw(ui: Ui, name: str, settings, param: str, result, kind: str, panel: str
     from lrn_cli.sweep import value_text
 
     item, rows, x_slice = result
-    title = os.path.basename(name) + (f" [{item.key}]" if item.key else "")
+    title = display_name(os.path.basename(name) + (f" [{item.key}]" if item.key else ""))
     title += f"   sweep of {param}: " + ", ".join(value_text(param, r.value) for r in rows)
     if kind == "image":
         what = "the whole image"
