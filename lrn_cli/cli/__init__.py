@@ -20,6 +20,7 @@ COMMANDS = {
     "compare": ("lrn_cli.cli.cmd_compare", "compare"),
     "conventions": ("lrn_cli.cli.cmd_conventions", "conventions"),
     "sweep": ("lrn_cli.cli.cmd_sweep", "sweep"),
+    "inspect": ("lrn_cli.cli.cmd_inspect", "inspect"),
     "export": ("lrn_cli.cli.cmd_export", "export"),
 }
 

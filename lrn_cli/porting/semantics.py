@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from dataclasses import field as _dc_field
 from typing import Any
 
 import numpy as np
@@ -173,10 +174,20 @@ class Difference:
     reference: Any
     candidate: Any
     text: str
+    layer: str | None = _dc_field(default=None, compare=False)
+    """When comparing model files: the reference layer's name (None: only in the candidate)."""
+    candidate_layer: str | None = _dc_field(default=None, compare=False)
+    """When comparing model files: the candidate layer's name (None: only in the reference)."""
+    hazards: tuple[dict[str, str], ...] = _dc_field(default=(), compare=False)
+    """Known converter behaviours (``{"target", "text", "cite"}``) that explain it."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "reference": self.reference,
-                "candidate": self.candidate, "text": self.text}
+        doc: dict[str, Any] = {"field": self.field, "reference": self.reference,
+                               "candidate": self.candidate, "text": self.text}
+        if self.layer is not None or self.candidate_layer is not None:
+            doc.update(layer=self.layer, candidate_layer=self.candidate_layer,
+                       hazards=[dict(h) for h in self.hazards])
+        return doc
 
 
 K_DROPPERS = ("caffe2ncnn, MNN, caffe2onnx, caffe-tensorflow and OpenCV's Caffe importer "
