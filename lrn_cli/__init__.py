@@ -29,6 +29,7 @@ _EXPORTS = {
     "LrnError": "lrn_cli.errors",
     "ParameterError": "lrn_cli.errors",
     "InputError": "lrn_cli.errors",
+    "inspect_model": "lrn_cli.porting.inspect",
     "export": "lrn_cli.porting.export",
 }
 
@@ -42,6 +43,7 @@ __all__ = [
     "__version__",
     "export",
     "get_convention",
+    "inspect_model",
     "lrn",
     "lrn_backward",
     "lrn_divisor",
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
     )
     from lrn_cli.errors import InputError, LrnError, ParameterError
     from lrn_cli.porting.export import export
+    from lrn_cli.porting.inspect import inspect_model
     from lrn_cli.reference import reference_divisor, reference_lrn, reference_lrn_backward
 
 
