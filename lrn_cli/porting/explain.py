@@ -1,0 +1,782 @@
+"""``lrn explain``: which LRN turned this input into this output, and why two outputs differ.
+
+>>> from lrn_cli import explain
+>>> result = explain("lrn_in.npy", "lrn_out.npy")                 # doctest: +SKIP
+>>> result.verdict, result.fit.semantics.describe()                # doctest: +SKIP
+('lrn', "across axis 1, window [c-2, c+2] (5 taps), a'=2e-05, k'=1, beta=0.75")
+>>> explain("in.npy", "caffe_out.npy", "ncnn_out.npy").differences  # doctest: +SKIP
+
+Method
+------
+LRN is ``y = x * g`` with the gain ``g = (k' + a'*S)**-beta``, ``S`` the sum of ``x**2``
+over a window ``[c-lo, c+hi]`` of one axis (across) or that box on two axes (within).  So
+``g = y/x`` at nonzero ``x`` gives ``h = g**(-1/beta) = k' + a'*S``: linear in ``S`` for the
+right window and beta.
+
+1. **Checks first.**  Shapes, emptiness, finite values; LRN keeps zeros and signs, so an
+   output that is nonzero where the input is 0, or of the other sign, is no LRN of it
+   (then the likely cause is looked for: axes permuted, values rearranged, unrelated).
+2. **No effect.**  When ``g`` is one constant within a few ulps, LRN acted as a plain
+   scale: the verdict is ``no-effect`` with ``k'**-beta`` and the largest ``a'`` the data
+   cannot see.
+3. **Geometries.**  Without ``--mode``/``--layout``, every axis of length > 1 (across) and
+   every pair of such axes (within) is tried.
+4. **Sample.**  Per geometry, whole lines (planes) of the arrays are taken, half the most
+   energetic ones (where LRN acts most), half at random, with their prefix sums (summed-area
+   tables): the sum over any window is then 2 (4) look-ups, exact at the edges.
+5. **Screen.**  Every window ``0 <= lo, hi < axis length`` (past that every window is the
+   same; beyond 128 offsets a grid refined around the best) against a grid of betas (with
+   0.5, 0.75 and 1), by weighted least squares of ``h`` on ``S`` (weights ``1/h²``: relative
+   errors); the covariances for all ``hi`` and betas of one ``lo`` are three matrix
+   products.  The best windows go on.
+6. **Refine.**  Levenberg-Marquardt on ``log g + beta*log(k' + a'*S)`` (the relative error)
+   frees beta from the grid and polishes ``k'``, ``a'`` to the data's precision.
+7. **Snap.**  Beta, then ``a'`` (as itself, or a round alpha over taps or taps²), then
+   ``k'``, are rounded to the shortest decimal that still fits within the bound, so that
+   ``1e-4`` is shown, not ``1.00000013e-4``.
+8. **Exact check.**  The candidate runs through the library's kernels
+   (:meth:`Semantics.apply`) on the whole input and every element is compared with the
+   output against a per-element bound derived from the data (:mod:`lrn_cli.porting.fit`):
+   ``direct`` (a window summed term by term) and, failing that, ``running-sum`` (what an
+   add-head/subtract-tail running sum along the line, as onnxruntime's, can carry).  A
+   single global tolerance loose enough for a running sum would accept wrong windows.
+9. **What else fits.**  Other candidates that pass are ``alternatives``; for the fit, the
+   interval of each constant that still fits the sample within the bound (the others
+   free) is computed from the L-infinity feasible set; wide ones are ``unidentifiable``.
+
+Two outputs: both are identified (the candidate from its own input when given), and the
+semantic differences are listed in words that name the converter behaviour known to cause
+them (:func:`lrn_cli.porting.semantics.differences`); when the semantics agree, the outputs'
+difference is arithmetic and its size in ulps is given.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lrn_cli.errors import InputError, ParameterError
+from lrn_cli.porting import fit as F
+from lrn_cli.porting.semantics import Difference, Semantics, differences, equivalents
+
+VERDICTS = ("lrn", "no-effect", "not-lrn")
+#: Candidates given the exact check, and alternatives reported at most.
+CHECKED = 8
+MAX_ALTERNATIVES = 6
+#: A constant whose fitting interval is wider than this (relative) is reported unidentifiable.
+IDENTIFIED_REL = 1e-3
+
+
+def _num(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One LRN that was checked against the output."""
+
+    semantics: Semantics
+    max_rel_error: float
+    max_ulps: int
+    bound: str | None
+    """``direct`` or ``running-sum``: the bound every element met (None: not met)."""
+    bound_ratio: float
+    """Largest error over its bound (``direct`` bound when met, else ``running-sum``)."""
+    compared: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.semantics.as_dict(), "max_rel_error": _num(self.max_rel_error),
+                "max_ulps": self.max_ulps, "bound": self.bound,
+                "bound_ratio": _num(self.bound_ratio), "compared": self.compared}
+
+
+@dataclass(frozen=True)
+class NoEffect:
+    """The output is the input times one constant (within a few ulps)."""
+
+    gain: float
+    """``k'**-beta``."""
+    max_rel_error: float
+    max_ulps: int
+    alpha_beta_over_k_max: float | None
+    """Upper bound on ``a'*beta/k'`` over the windows tried (None: unbounded)."""
+
+    @property
+    def identity(self) -> bool:
+        return self.gain == 1.0
+
+    def alpha_eff_max(self, beta: float = 0.75) -> float | None:
+        """The bound on ``a'`` for this beta (``k' = gain**(-1/beta)``)."""
+        if self.alpha_beta_over_k_max is None:
+            return None
+        return self.alpha_beta_over_k_max * self.gain ** (-1 / beta) / beta
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"gain": self.gain, "identity": self.identity,
+                "max_rel_error": _num(self.max_rel_error), "max_ulps": self.max_ulps,
+                "alpha_beta_over_k_max": _num(self.alpha_beta_over_k_max),
+                "alpha_eff_max": _num(self.alpha_eff_max(0.75)),
+                "alpha_eff_max_assuming": {"beta": 0.75,
+                                           "k_eff": _num(self.gain ** (-1 / 0.75))}}
+
+
+@dataclass
+class Explanation:
+    """What explains one output (see the module docstring); ``as_dict`` is the JSON."""
+
+    verdict: str
+    fit: Fit | None = None
+    alternatives: list[Fit] = field(default_factory=list)
+    equivalents: dict[str, Any] | None = None
+    unidentifiable: list[dict[str, Any]] = field(default_factory=list)
+    no_effect: NoEffect | None = None
+    cause: str | None = None
+    notes: list[str] = field(default_factory=list)
+    input: str | None = None
+    output: str | None = None
+    shape: tuple[int, ...] = ()
+    dtype: str = ""
+    tried: list[str] = field(default_factory=list)
+    arrays: tuple[Any, Any] | None = field(default=None, repr=False)
+
+    @property
+    def explained(self) -> bool:
+        return self.verdict in ("lrn", "no-effect")
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.explained else 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"input": self.input, "output": self.output, "shape": list(self.shape),
+                "dtype": self.dtype, "verdict": self.verdict,
+                "fit": None if self.fit is None else self.fit.as_dict(),
+                "alternatives": [a.as_dict() for a in self.alternatives],
+                "equivalents": self.equivalents, "unidentifiable": self.unidentifiable,
+                "no_effect": None if self.no_effect is None else self.no_effect.as_dict(),
+                "cause": self.cause, "tried": self.tried, "notes": self.notes}
+
+
+@dataclass
+class PairExplanation:
+    """Reference and candidate explained, and how they differ."""
+
+    reference: Explanation
+    candidate: Explanation
+    differences: list[Difference]
+    arithmetic: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def explained(self) -> bool:
+        return self.reference.explained and self.candidate.explained
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.explained else 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reference": self.reference.as_dict(), "candidate": self.candidate.as_dict(),
+                "differences": [d.as_dict() for d in self.differences],
+                "same_semantics": self.explained and not self.differences,
+                "arithmetic": self.arithmetic, "notes": self.notes}
+
+
+# ----------------------------------------------------------------------------------------
+# inputs
+
+
+def _read(obj: Any, key: str | None, role: str) -> tuple[np.ndarray, str]:
+    if isinstance(obj, (str, os.PathLike)):
+        from lrn_cli.porting.tensors import read_tensor
+
+        return read_tensor(obj, key), os.fspath(obj)
+    return np.asarray(obj), f"<{role}>"
+
+
+def _checked(arr: np.ndarray, name: str, notes: list[str], role: str) -> np.ndarray:
+    if arr.dtype.kind not in "biuf":
+        raise InputError(name, f"{arr.dtype} data is not supported (need real numbers)")
+    if arr.ndim == 0:
+        raise InputError(name, "holds a scalar, not an array")
+    if arr.size == 0:
+        raise InputError(name, f"is empty (shape {arr.shape})")
+    if arr.dtype.kind != "f":
+        notes.append(f"{role} {arr.dtype} converted to float32")
+        arr = arr.astype(np.float32)
+    elif not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if not np.isfinite(arr).any():
+        raise InputError(name, "holds no finite value (all NaN or infinite)")
+    return arr
+
+
+def _layout_axes(layout: str | None, channel_axis: int | None, ndim: int):
+    """(across axes, within pairs) a layout or a channel axis allows; None: all."""
+    from lrn_cli.core import spatial_axes
+    from lrn_cli.layouts import channel_axis_of, check_layout
+
+    if layout is not None and channel_axis is not None:
+        raise ParameterError("give a layout or a channel axis, not both")
+    if layout is not None:
+        text = check_layout(layout, ndim)
+        axis = channel_axis_of(text)
+        if "H" in text and "W" in text:
+            pair = (text.index("H"), text.index("W"))
+        else:
+            try:
+                pair = spatial_axes(ndim, axis)
+            except ParameterError:
+                pair = None
+        return ([axis] if axis is not None else []), ([pair] if pair else [])
+    if channel_axis is not None:
+        if not -ndim <= channel_axis < ndim:
+            raise ParameterError(f"channel axis {channel_axis} is out of range for a "
+                                 f"{ndim}-D array")
+        axis = channel_axis % ndim
+        try:
+            pair = spatial_axes(ndim, axis)
+        except ParameterError:
+            pair = None
+        return [axis], ([pair] if pair else [])
+    return None, None
+
+
+def geometries(shape: tuple[int, ...], *, mode: str | None = None, layout: str | None = None,
+               channel_axis: int | None = None) -> list[F.Geometry]:
+    """The geometries tried for an array of ``shape`` (see the module docstring)."""
+    if mode not in (None, "across", "within"):
+        raise ParameterError(f"mode must be 'across' or 'within', not {mode!r}")
+    ndim = len(shape)
+    across, within = _layout_axes(layout, channel_axis, ndim)
+    big = [a for a in range(ndim) if shape[a] > 1]
+    if across is None:
+        across = big or [ndim - 1 if ndim < 2 else 1]
+    if within is None:
+        within = list(itertools.combinations(big, 2))
+    out = []
+    if mode in (None, "across"):
+        out += [F.Geometry("across", (a,), (shape[a],)) for a in across]
+    if mode in (None, "within"):
+        out += [F.Geometry("within", tuple(p), (shape[p[0]], shape[p[1]])) for p in within]
+    if not out:
+        raise ParameterError(f"no {mode or 'LRN'} geometry to try on shape {shape} "
+                             "(within needs two axes longer than 1)")
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# one output
+
+
+def identify(x: Any, y: Any, *, mode: str | None = None, layout: str | None = None,
+             channel_axis: int | None = None, key: str | None = None,
+             seed: int = 0) -> Explanation:
+    """Find the LRN that turns ``x`` into ``y`` (arrays or file paths).
+
+    Parameters
+    ----------
+    x, y
+        The LRN layer's input and output: arrays, or ``.npy``/``.npz``/``.pb`` paths.
+    mode
+        ``"across"`` or ``"within"`` only (default: both).
+    layout, channel_axis
+        Only this layout's channel axis (across) and spatial axes (within); default: every
+        axis of length > 1 and every pair of them.
+    key
+        The member of any ``.npz`` given.
+    seed
+        Seed of the random part of the sample (results are deterministic for a seed).
+
+    Returns
+    -------
+    Explanation
+
+    Raises
+    ------
+    InputError
+        A file cannot be read, is empty or holds no finite value, or the shapes differ
+        (other than by a permutation of the axes, which is a ``not-lrn`` verdict).
+    ParameterError
+        Bad mode, layout or channel axis.
+    """
+    notes: list[str] = []
+    xa, xname = _read(x, key, "input")
+    ya, yname = _read(y, key, "output")
+    xa = _checked(xa, xname, notes, "input")
+    ya = _checked(ya, yname, notes, "output")
+    base = Explanation("not-lrn", input=xname, output=yname, shape=tuple(xa.shape),
+                       dtype=str(ya.dtype), notes=notes, arrays=(xa, ya))
+    if xa.shape != ya.shape:
+        if sorted(xa.shape) != sorted(ya.shape):
+            raise InputError(yname, f"shape {ya.shape} differs from {xname}: shape {xa.shape}")
+        return _permuted_shapes(xa, ya, base, mode=mode, seed=seed)
+    geos = geometries(xa.shape, mode=mode, layout=layout, channel_axis=channel_axis)
+    base.tried = [g.label() for g in geos]
+    return _identify(xa, ya, geos, base, seed=seed)
+
+
+def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explanation, *,
+              seed: int, diagnose: bool = True) -> Explanation:
+    u = max(F.unit_roundoff(x.dtype), F.unit_roundoff(y.dtype))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        fin = np.isfinite(x) & np.isfinite(y)
+        zero_x = fin & (x == 0)
+        bad_zero = int(np.count_nonzero(zero_x & (y != 0)))
+        nz = fin & (x != 0)
+        g = np.where(nz, y / np.where(nz, x, 1), np.nan)
+        flipped = int(np.count_nonzero(nz & (g < 0)))
+        usable = nz & np.isfinite(g) & (g > 0)
+    if bad_zero or flipped:
+        why = []
+        if bad_zero:
+            why.append(f"nonzero at {bad_zero} of {int(np.count_nonzero(zero_x))} elements "
+                       "where the input is 0 (LRN keeps zeros)")
+        if flipped:
+            why.append(f"of the other sign at {flipped} of {int(np.count_nonzero(nz))} "
+                       "elements (LRN keeps signs)")
+        base.cause = "the output is " + " and ".join(why)
+        if diagnose:
+            base.cause = _diagnose(x, y, base, seed) or base.cause
+        return base
+    if not usable.any():
+        raise InputError(base.input, "has no element where the input is nonzero and both "
+                         "are finite: nothing to fit")
+    gu = g[usable]
+    gmin, gmax = float(gu.min()), float(gu.max())
+    spread = (gmax - gmin) / (gmax + gmin)
+    if spread <= 8 * u:
+        return _no_effect(x, y, gu, geos, base, u, seed)
+    rng = np.random.default_rng(seed)
+    cands: dict[tuple, F.Candidate] = {}
+    samples: dict[F.Geometry, F.Sample] = {}
+    for geo in geos:
+        sample = F.Sample(x, y, geo, rng)
+        if sample.n < 3:
+            continue
+        samples[geo] = sample
+        grid = F.window_grid(geo.span)
+        found = F.screen(sample, grid, grid)
+        if geo.span > F.EXHAUSTIVE:
+            more = []
+            for c in found[:3]:
+                los = np.arange(max(0, c.lo - 40), min(geo.span, c.lo + 41))
+                his = np.arange(max(0, c.hi - 40), min(geo.span, c.hi + 41))
+                more += F.screen(sample, los, his, top=3)
+            found = sorted(found + more, key=lambda c: c.score)
+        for c in found:
+            c = F.refine(sample, c)
+            c.ratio = F.sample_ratios(sample, c, u)
+            old = cands.get(c.key)
+            if old is None or (c.ratio["running-sum"], c.score) < (old.ratio["running-sum"],
+                                                                    old.score):
+                cands[c.key] = c
+    if not cands:
+        base.cause = "no element to fit on (too few nonzero finite values)"
+        return base
+    ranked = sorted(cands.values(), key=lambda c: (min(c.ratio["running-sum"], 1e300),
+                                                   c.score))[:CHECKED]
+    checked: list[tuple[F.Candidate, F.Check]] = []
+    for c in ranked:
+        sample = samples[c.geometry]
+        tier = "direct" if c.ratio["direct"] <= 1 else "running-sum"
+        tries = [F.snap(sample, c, u, tier), c] if c.ratio[tier] <= 1 else [c]
+        best = None
+        for t in tries:
+            chk = F.check(x, y, t, u)
+            if best is None or _rank(chk) < _rank(best[1]):
+                best = (t, chk)
+            if chk.tier is not None:
+                break
+        checked.append(best)
+    checked.sort(key=lambda tc: _rank(tc[1]))
+    passing = [tc for tc in checked if tc[1].tier is not None]
+    if not passing:
+        top, chk = checked[0]
+        base.fit = _fit(top, chk)
+        if diagnose:
+            base.cause = _diagnose(x, y, base, seed) or _near_miss(chk)
+        return base
+    (top, chk), rest = passing[0], passing[1:]
+    base.verdict = "lrn"
+    base.fit = _fit(top, chk)
+    base.alternatives = [_fit(c, k) for c, k in rest[:MAX_ALTERNATIVES]]
+    sem = base.fit.semantics
+    base.equivalents = equivalents(sem, axis_length=top.geometry.span, ndim=x.ndim)
+    base.unidentifiable = _unidentifiable(samples[top.geometry], top, chk, u, rest)
+    base.notes += _window_notes(top, rest)
+    if chk.nonfinite_mismatch:
+        base.notes.append(f"{chk.nonfinite_mismatch} elements are non-finite on one side "
+                          "only (NaN/Inf spread differently); not compared")
+    return base
+
+
+def _rank(chk: F.Check) -> tuple:
+    order = {"direct": 0, "running-sum": 1, None: 2}
+    ratio = chk.ratio["direct"] if chk.tier == "direct" else chk.ratio["running-sum"]
+    return (order[chk.tier], ratio if math.isfinite(ratio) else math.inf)
+
+
+def _fit(c: F.Candidate, chk: F.Check) -> Fit:
+    ratio = chk.ratio["direct"] if chk.tier == "direct" else chk.ratio["running-sum"]
+    return Fit(c.semantics(), chk.max_rel_error, chk.max_ulps, chk.tier, ratio, chk.compared)
+
+
+def _unidentifiable(sample: F.Sample, c: F.Candidate, chk: F.Check, u: float,
+                    rest: list[tuple[F.Candidate, F.Check]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    spans = F.ranges(sample, c, u, chk.tier or "running-sum")
+    values = {"beta": c.beta, "alpha_eff": c.alpha, "k_eff": c.k}
+    for name in ("alpha_eff", "k_eff", "beta"):
+        if name not in spans:
+            continue
+        low, high = spans[name]
+        low, high = min(low, values[name]), max(high, values[name])
+        scale = max(abs(values[name]), abs(high), 1e-300)
+        if high - low > IDENTIFIED_REL * scale:
+            out.append({"field": name, "low": _num(low), "high": _num(high)})
+    others = [o for o, _ in rest]
+    if others:
+        windows = [(c.lo, c.hi)] + [(o.lo, o.hi) for o in others]
+        if len(set(windows)) > 1:
+            out.append({"field": "window", "low": [min(w[0] for w in windows),
+                                                   min(w[1] for w in windows)],
+                        "high": [max(w[0] for w in windows), max(w[1] for w in windows)]})
+        where = {(c.geometry.mode, c.geometry.axes)} | {(o.geometry.mode, o.geometry.axes)
+                                                        for o in others}
+        if len({m for m, _ in where}) > 1:
+            out.append({"field": "mode", "low": None, "high": None,
+                        "values": sorted({m for m, _ in where})})
+        axes = sorted({a for m, a in where if m == c.geometry.mode})
+        if len(axes) > 1:
+            name = "channel_axis" if c.geometry.mode == "across" else "spatial_axes"
+            out.append({"field": name, "low": None, "high": None,
+                        "values": [a[0] if name == "channel_axis" else list(a) for a in axes]})
+    return out
+
+
+def _window_notes(c: F.Candidate, rest) -> list[str]:
+    notes = []
+    geo = c.geometry
+    last = geo.span - 1
+    if c.lo == 0 and c.hi == 0:
+        notes.append("a 1-tap window: y = x*(k' + a'*x²)^-beta, the same on any axis and in "
+                     "either mode")
+    elif last > 0 and (c.lo >= last or c.hi >= last):
+        sides = []
+        if c.lo >= last:
+            sides.append(f"lo >= {last}")
+        if c.hi >= last:
+            sides.append(f"hi >= {last}")
+        what = "the whole axis" if geo.mode == "across" else "the whole plane"
+        notes.append(f"the window reaches past the end of {what} ({' and '.join(sides)}): "
+                     "this is the clipped window; any wider one on that side computes the same")
+    if rest:
+        notes.append(f"{len(rest)} other LRN{'s' if len(rest) > 1 else ''} also fit within "
+                     "the bound (alternatives): the data cannot tell them apart")
+    return notes
+
+
+def _near_miss(chk: F.Check) -> str | None:
+    rel = chk.max_rel_error
+    if not math.isfinite(rel):
+        return None
+    ratio = chk.ratio["running-sum"]
+    if rel < 3e-2:
+        return (f"the closest LRN misses by {rel:.3g} (relative; {ratio:.3g}x the largest "
+                "rounding a running sum could explain): lower-precision arithmetic "
+                "(float16/bfloat16), an approximate power, a quantized output, or a slightly "
+                "different input")
+    return (f"no LRN comes close: the best misses by {rel:.3g} (relative): another layer "
+            "(or more than LRN) lies between these tensors")
+
+
+def _no_effect(x, y, gu, geos, base: Explanation, u: float, seed: int) -> Explanation:
+    gain = float(np.median(gu))
+    for cand in (float(f"{gain:.{d}e}") for d in range(0, 9)):
+        if np.max(np.abs(gu / cand - 1)) <= 8 * u:
+            gain = cand
+            break
+    with np.errstate(invalid="ignore", over="ignore"):
+        pred = (x.astype(np.float64) * gain).astype(y.dtype)
+        fin = np.isfinite(y) & np.isfinite(pred)
+        nzy = fin & (y != 0)
+        rel = float(np.max(np.abs(pred[nzy].astype(np.float64) / y[nzy] - 1))) if nzy.any() \
+            else 0.0
+        max_ulp = int(np.max(F.ulps(pred[fin], y[fin], y.dtype))) if fin.any() else 0
+    tol = 8 * u
+    rng = np.random.default_rng(seed)
+    loosest = 0.0
+    for geo in geos:
+        sample = F.Sample(x, y, geo, rng)
+        if sample.n < 2:
+            continue
+        offsets = np.unique(np.concatenate([F.window_grid(geo.span)[:16], [geo.span - 1]]))
+        for lo in offsets:
+            s = sample.sums(int(lo), offsets)
+            spread = s.max(axis=0) - s.min(axis=0)
+            with np.errstate(divide="ignore"):
+                bound = np.where(spread > 0, tol / spread, np.inf)
+            loosest = max(loosest, float(bound.max()))
+    base.verdict = "no-effect"
+    base.no_effect = NoEffect(gain, rel, max_ulp, loosest if math.isfinite(loosest) else None)
+    if gain == 1.0:
+        base.notes.append("the output equals the input: no LRN was applied (or one with "
+                          "a'S far below k')")
+    else:
+        base.notes.append(f"the output is the input times {gain:.9g} = k'^-beta: LRN acted as a "
+                          "plain scale on these data (a'*S far below k'); scale the input up "
+                          "to see its window")
+    return base
+
+
+# ----------------------------------------------------------------------------------------
+# causes
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.astype(np.float64).ravel()
+    b = b.astype(np.float64).ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3:
+        return 0.0
+    a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
+    den = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b) / den if den > 0 else 0.0
+
+
+def _rearrangements(x_shape, y: np.ndarray):
+    """``(text, array)`` for every way of reading ``y`` in ``x``'s shape by permuting axes:
+    a transpose, or data in another axis order under the wrong shape (a reshape)."""
+    ndim = y.ndim
+    if ndim > 5:
+        return
+    for perm in itertools.permutations(range(ndim)):
+        if list(perm) == list(range(ndim)):
+            continue
+        if tuple(y.shape[p] for p in perm) == tuple(x_shape):
+            yield (f"the output's axes are the input's transposed (output.transpose({perm}) "
+                   "lines up with the input)"), y.transpose(perm)
+        shape = tuple(x_shape[p] for p in perm)
+        if math.prod(shape) == y.size and shape != tuple(x_shape):
+            inv = tuple(int(i) for i in np.argsort(perm))
+            yield (f"the output holds its data in axis order {perm} of the input's but carries "
+                   f"the input's shape (reshaped, not transposed)"), \
+                y.reshape(shape).transpose(inv)
+
+
+def _diagnose(x: np.ndarray, y: np.ndarray, base: Explanation, seed: int) -> str | None:
+    """The likely cause of a ``not-lrn`` verdict, when evident."""
+    direct = _corr(x, y)
+    if x.shape == y.shape and not np.array_equal(x, y) and np.array_equal(
+            np.sort(x, axis=None), np.sort(y, axis=None)):
+        text = "the output holds exactly the input's values, rearranged (a permutation, not " \
+               "a normalization)"
+        for how, arr in _rearrangements(x.shape, y):
+            if np.array_equal(arr, x):
+                text += f": {how}"
+                break
+        return text
+    best = None
+    for how, arr in _rearrangements(x.shape, y):
+        r = _corr(x, arr)
+        if best is None or r > best[0]:
+            best = (r, how, arr)
+    if best is not None and best[0] > 0.9 and best[0] > direct + 0.05:
+        r, how, arr = best
+        sub = _identify(x, np.ascontiguousarray(arr), geometries(x.shape), Explanation(
+            "not-lrn", shape=x.shape), seed=seed, diagnose=False)
+        text = f"layouts differ: {how}"
+        if sub.verdict == "lrn" and sub.fit is not None:
+            text += f"; lined up, it is this LRN: {sub.fit.semantics.describe()}"
+        return text
+    if abs(direct) < 0.5:
+        agree = _sign_agreement(x, y)
+        return (f"the shapes agree but the values are unrelated to the input (correlation "
+                f"{direct:.2f}, signs agree at {agree:.0%} of elements): another tensor, or "
+                "the output of a different input")
+    return None
+
+
+def _sign_agreement(x, y) -> float:
+    ok = np.isfinite(x) & np.isfinite(y) & ((x != 0) | (y != 0))
+    if not ok.any():
+        return 1.0
+    return float(np.mean(np.sign(x[ok]) == np.sign(y[ok])))
+
+
+def _permuted_shapes(x, y, base: Explanation, *, mode, seed) -> Explanation:
+    base.tried = []
+    for how, arr in _rearrangements(x.shape, y):
+        if not how.startswith("the output's axes"):
+            continue
+        sub = _identify(x, np.ascontiguousarray(arr), geometries(x.shape, mode=mode),
+                        Explanation("not-lrn", shape=x.shape), seed=seed, diagnose=False)
+        if sub.verdict == "lrn" and sub.fit is not None:
+            base.cause = (f"layouts differ: output shape {y.shape} vs input {x.shape}; {how}; "
+                          f"lined up, it is this LRN: {sub.fit.semantics.describe()}")
+            base.fit = sub.fit
+            return base
+    base.cause = (f"layouts differ: output shape {y.shape} is the input's {x.shape} with "
+                  "axes permuted, and no permutation of it is an LRN of the input")
+    return base
+
+
+# ----------------------------------------------------------------------------------------
+# two outputs
+
+
+def explain(input: Any, output: Any, output2: Any = None, *, candidate_input: Any = None,
+            mode: str | None = None, layout: str | None = None,
+            channel_axis: int | None = None, candidate_layout: str | None = None,
+            key: str | None = None, seed: int = 0) -> Explanation | PairExplanation:
+    """Identify the LRN that produced ``output`` from ``input``; with ``output2`` (the
+    candidate, e.g. the converted model's), identify both and say how they differ.
+
+    Parameters
+    ----------
+    input, output, output2
+        Arrays or ``.npy``/``.npz``/``.pb`` paths.  ``output`` is the reference.
+    candidate_input
+        The candidate's own LRN input (default: ``input``); its layout may differ.
+    mode, layout, channel_axis, key, seed
+        As for :func:`identify` (``layout``/``channel_axis`` describe ``input``).
+    candidate_layout
+        The candidate input's layout, when it cannot be told from the shapes.
+
+    Returns
+    -------
+    Explanation
+        For one output.
+    PairExplanation
+        For two.
+    """
+    if output2 is None:
+        if candidate_input is not None or candidate_layout is not None:
+            raise ParameterError("candidate_input/candidate_layout need a second output")
+        return identify(input, output, mode=mode, layout=layout, channel_axis=channel_axis,
+                        key=key, seed=seed)
+    ref = identify(input, output, mode=mode, layout=layout, channel_axis=channel_axis,
+                   key=key, seed=seed)
+    x_ref = ref.arrays[0]
+    notes: list[str] = []
+    if candidate_input is None:
+        cand = identify(x_ref, output2, mode=mode, layout=layout, channel_axis=channel_axis,
+                        seed=seed)
+        cand.input = ref.input
+        cand.output = _read_name(output2, "output2")
+        if cand.verdict == "not-lrn" and cand.cause and cand.cause.startswith("layouts"):
+            notes.append("the candidate's layout differs from the input's: give its own LRN "
+                         "input with --candidate-input")
+    else:
+        x2, x2name = _read(candidate_input, key, "candidate input")
+        x2 = _checked(x2, x2name, notes, "candidate input")
+        c_layout = candidate_layout
+        c_axis = None
+        if c_layout is None and (layout is not None or channel_axis is not None):
+            c_layout, c_axis, why = _candidate_layout(x_ref, x2, layout, channel_axis)
+            if why:
+                notes.append(why)
+        cand = identify(x2, output2, mode=mode, layout=c_layout, channel_axis=c_axis,
+                        key=key, seed=seed)
+        cand.input = x2name
+        cand.output = _read_name(output2, "output2")
+    return _compare(ref, cand, notes)
+
+
+def _read_name(obj, role):
+    return os.fspath(obj) if isinstance(obj, (str, os.PathLike)) else f"<{role}>"
+
+
+def _candidate_layout(x, x2, layout, channel_axis):
+    """The candidate input's layout from the reference's, when ``x2`` is ``x`` transposed."""
+    from lrn_cli.layouts import check_layout, layout_from_axis
+
+    if x2.shape == x.shape:
+        return layout, channel_axis, None
+    text = check_layout(layout, x.ndim) if layout is not None else layout_from_axis(
+        x.ndim, channel_axis % x.ndim)
+    matches = []
+    if x2.ndim == x.ndim:
+        for perm in itertools.permutations(range(x.ndim)):
+            if tuple(x.shape[p] for p in perm) == x2.shape and np.array_equal(
+                    x.transpose(perm), x2):
+                matches.append(perm)
+    if len(matches) == 1:
+        perm = matches[0]
+        new = "".join(text[p] for p in perm)
+        return new, None, f"candidate input is the input transposed: layout {text} -> {new}"
+    return None, None, ("the candidate input's layout cannot be told from the input's "
+                        "(give --candidate-layout): every axis tried")
+
+
+def _compare(ref: Explanation, cand: Explanation, notes: list[str]) -> PairExplanation:
+    diffs: list[Difference] = []
+    arithmetic = None
+    if ref.verdict == "lrn" and cand.verdict == "lrn":
+        rs, cs = ref.fit.semantics, cand.fit.semantics
+        ranges = {u["field"]: u for side in (ref, cand) for u in side.unidentifiable
+                  if u.get("low") is not None and not isinstance(u.get("low"), list)}
+        for d in differences(rs, cs, rtol=1e-6):
+            span = ranges.get(d.field)
+            if span is not None and span["low"] <= min(d.reference, d.candidate) and \
+                    max(d.reference, d.candidate) <= span["high"]:
+                notes.append(f"{d.field}: {d.reference:.6g} vs {d.candidate:.6g}, but the data "
+                             f"fit anything in [{span['low']:.6g}, {span['high']:.6g}]")
+                continue
+            diffs.append(d)
+        if not diffs:
+            arithmetic = _arithmetic(ref, cand)
+    elif ref.verdict == "lrn" and cand.verdict == "no-effect":
+        diffs.append(_layer_difference(cand, "LRN", True))
+    elif ref.verdict == "no-effect" and cand.verdict == "lrn":
+        diffs.append(_layer_difference(ref, "LRN", False))
+    elif ref.verdict == "no-effect" and cand.verdict == "no-effect":
+        g1, g2 = ref.no_effect.gain, cand.no_effect.gain
+        if g1 != g2:
+            notes.append(f"both act as plain scales on these data, x{g1:.9g} vs x{g2:.9g}: "
+                         "k' or beta differ; scale the input up to see more")
+        else:
+            notes.append("both act as the same plain scale on these data: scale the input up "
+                         "to compare their LRNs")
+    return PairExplanation(ref, cand, diffs, arithmetic, notes)
+
+
+def _layer_difference(plain: Explanation, what: str, candidate_plain: bool) -> Difference:
+    ne = plain.no_effect
+    side = "candidate" if candidate_plain else "reference"
+    if ne.identity:
+        text = (f"the {side} output equals its input: the LRN layer is missing there "
+                "(dropped or folded away in the conversion)")
+        value = None
+    else:
+        text = (f"the {side} output is its input times {ne.gain:.9g}: its LRN acts as a "
+                "plain scale (a' lost or far too small, or an input far smaller)")
+        value = f"scale x{ne.gain:.9g}"
+    ref, cand = (what, value) if candidate_plain else (value, what)
+    return Difference("layer", ref, cand, text)
+
+
+def _arithmetic(ref: Explanation, cand: Explanation) -> dict[str, Any]:
+    (x1, y1), (x2, y2) = ref.arrays, cand.arrays
+    if x1.shape != x2.shape or not np.array_equal(x1, x2, equal_nan=True) or y1.shape != y2.shape:
+        return {"same_input": False, "max_rel_difference": None, "max_ulps": None,
+                "text": "same LRN; the inputs differ, so the outputs are not compared"}
+    dtype = np.result_type(y1.dtype, y2.dtype)
+    a, b = y1.astype(dtype), y2.astype(dtype)
+    ok = np.isfinite(a) & np.isfinite(b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nz = ok & (a != 0)
+        rel = float(np.max(np.abs(b[nz].astype(np.float64) / a[nz] - 1))) if nz.any() else 0.0
+    ulp = int(np.max(F.ulps(a[ok], b[ok], dtype))) if ok.any() else 0
+    if ulp == 0:
+        text = "same LRN, identical outputs"
+    else:
+        text = (f"same LRN; the outputs differ by arithmetic only (summation order, pow): "
+                f"max {ulp} ulps, {rel:.3g} relative")
+    return {"same_input": True, "max_rel_difference": rel, "max_ulps": ulp, "text": text}

@@ -1,0 +1,603 @@
+"""The numerics of ``lrn explain``: fit ``y = x * (k' + a'*S)**-beta`` to an (input, output)
+pair.  The method is described in :mod:`lrn_cli.porting.explain`; this module holds its steps:
+
+* :class:`Geometry`: what is summed (one channel axis, or a box on two spatial axes).
+* :class:`Sample`: lines (across) or planes (within) of the arrays, with their prefix sums,
+  so that the window sum ``S`` of any window ``[c-lo, c+hi]`` is two (four) look-ups.
+* :func:`screen`: every window and a grid of betas at once, by weighted least squares of
+  ``g**(-1/beta) = k' + a'*S`` (``g = y/x``), in a few matrix products per ``lo``.
+* :func:`refine`: Gauss-Newton on ``log g + beta*log(k' + a'*S) = 0`` (relative error).
+* :func:`snap`: the shortest decimals that still fit within the bound.
+* :func:`ranges`: what else fits (the L-infinity feasible set, per parameter).
+* :func:`check`: the exact check, by the library's kernels, on the whole array.
+
+The per-element bound (:func:`rel_bound`) has two tiers, both derived from the data:
+
+* ``direct``: what rounding a window summed term by term can carry,
+  ``beta * (2*m*u*a'S/D + 4u) + 6u`` (``m`` terms, unit roundoff ``u`` of the data's dtype,
+  counting our own float32 sum as well as the framework's);
+* ``running-sum``: ``direct`` plus ``beta * 4u * R/D``, where ``R`` is the magnitude a running
+  sum along the whole line carries (across: the sum of ``D`` along the line, as
+  onnxruntime's and Caffe's add-head/subtract-tail scale does; within: the energy of the row
+  and column strips through the element, as OpenCV's box filter).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lrn_cli.porting.semantics import Semantics
+
+#: The closed forms tried first, and the screening grid of betas.
+BETA_COMMON = (0.75, 0.5, 1.0)
+BETA_GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.5)
+#: Windows are screened exhaustively up to this many offsets per side; beyond, on a grid
+#: (every offset to EXHAUSTIVE, then geometric steps), refined around the best.
+EXHAUSTIVE = 128
+SCREEN_ELEMENTS = 768
+FIT_ELEMENTS = 8192
+LINE_BUDGET = 65536
+
+
+def unit_roundoff(dtype: np.dtype) -> float:
+    """Half the machine epsilon: the relative error of one correctly rounded operation."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        return 2.0 ** -24
+    return float(np.finfo(dtype).eps) / 2
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What a window sums: one axis (across) or a box on two axes (within)."""
+
+    mode: str
+    axes: tuple[int, ...]
+    lengths: tuple[int, ...]
+
+    @property
+    def span(self) -> int:
+        """Offsets beyond ``span - 1`` reach nothing more: windows are clipped there."""
+        return max(self.lengths)
+
+    @property
+    def terms(self) -> int:
+        """1 (across) or 2 (within): the window's ``taps`` per axis, to this power."""
+        return len(self.axes)
+
+    def semantics(self, lo: int, hi: int, alpha: float, k: float, beta: float) -> Semantics:
+        if self.mode == "across":
+            return Semantics("across", lo, hi, alpha, k, beta, channel_axis=self.axes[0],
+                             spatial_axes=None)
+        return Semantics("within", lo, hi, alpha, k, beta, channel_axis=None,
+                         spatial_axes=(self.axes[0], self.axes[1]))
+
+    def label(self) -> str:
+        if self.mode == "across":
+            return f"across axis {self.axes[0]}"
+        return f"within axes {list(self.axes)}"
+
+
+class Sample:
+    """Lines or planes of ``x**2`` taken from the arrays, and the elements fitted on them.
+
+    Lines (planes) are chosen half by energy (where LRN acts most), half at random; the
+    elements are all those of the chosen lines, or a random subset when there are more than
+    :data:`FIT_ELEMENTS`.  Window sums use the whole line (plane), so sums at the edges
+    are exact.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, geometry: Geometry,
+                 rng: np.random.Generator) -> None:
+        self.geometry = geometry
+        moved_x = np.moveaxis(x, geometry.axes, tuple(range(-geometry.terms, 0)))
+        moved_y = np.moveaxis(y, geometry.axes, tuple(range(-geometry.terms, 0)))
+        shape = geometry.lengths
+        xs = moved_x.reshape(-1, *shape)
+        ys = moved_y.reshape(-1, *shape)
+        count = xs.shape[0]
+        per = math.prod(shape)
+        want = max(1, min(count, -(-LINE_BUDGET // per)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            energy = np.square(xs.reshape(count, -1), dtype=np.float64).sum(axis=1)
+        energy = np.where(np.isfinite(energy), energy, -1.0)
+        if want >= count:
+            picked = np.arange(count)
+        else:
+            top = np.argsort(energy)[::-1][: max(1, want // 2)]
+            rest = np.setdiff1d(np.arange(count), top)
+            more = rng.choice(rest, size=want - top.size, replace=False)
+            picked = np.sort(np.concatenate([top, more]))
+        self.lines = picked
+        xl = xs[picked].astype(np.float64)
+        yl = ys[picked].astype(np.float64)
+        q = np.square(xl)
+        q[~np.isfinite(q)] = np.nan
+        self.q = q
+        if geometry.terms == 1:
+            t = np.zeros((q.shape[0], shape[0] + 1))
+            np.cumsum(q, axis=1, out=t[:, 1:])
+        else:
+            t = np.zeros((q.shape[0], shape[0] + 1, shape[1] + 1))
+            t[:, 1:, 1:] = q.cumsum(axis=1).cumsum(axis=2)
+        self.table = t.reshape(-1)
+        self._stride = t.shape[1:]
+        flat_x = xl.reshape(-1)
+        flat_y = yl.reshape(-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = flat_y / flat_x
+        usable = (np.isfinite(flat_x) & np.isfinite(flat_y) & (flat_x != 0) & np.isfinite(g)
+                  & (g > 0))
+        idx = np.flatnonzero(usable)
+        if idx.size > FIT_ELEMENTS:
+            idx = np.sort(rng.choice(idx, size=FIT_ELEMENTS, replace=False))
+        self.idx = idx
+        self.x = flat_x[idx]
+        self.y = flat_y[idx]
+        self.g = g[idx]
+        self.lg = np.log(self.g)
+        pos = np.unravel_index(idx, (q.shape[0], *shape))
+        self.line = pos[0]
+        self.pos = pos[1:]
+        order = rng.permutation(idx.size)[:SCREEN_ELEMENTS]
+        self.screen_idx = np.sort(order)
+        self.signs_ok = not bool(np.any((flat_x != 0) & np.isfinite(g) & (g < 0)))
+
+    @property
+    def n(self) -> int:
+        return int(self.idx.size)
+
+    def sums(self, lo: int, his: np.ndarray, subset: np.ndarray | None = None) -> np.ndarray:
+        """``S`` for the windows ``[c-lo, c+hi]``, ``hi`` in ``his``: (elements, len(his))."""
+        his = np.asarray(his, dtype=np.int64)
+        sel = slice(None) if subset is None else subset
+        line = self.line[sel]
+        if self.geometry.terms == 1:
+            (length,) = self.geometry.lengths
+            (c,) = (p[sel] for p in self.pos)
+            base = line * (length + 1)
+            top = np.minimum(c[:, None] + his[None, :] + 1, length)
+            bottom = np.maximum(c - lo, 0)
+            return self.table[base[:, None] + top] - self.table[base + bottom][:, None]
+        h, w = self.geometry.lengths
+        r, c = (p[sel] for p in self.pos)
+        w1 = w + 1
+        base = line * (h + 1) * w1
+        r1 = np.minimum(r[:, None] + his[None, :] + 1, h)
+        c1 = np.minimum(c[:, None] + his[None, :] + 1, w)
+        r0 = np.maximum(r - lo, 0)[:, None]
+        c0 = np.maximum(c - lo, 0)[:, None]
+        b = base[:, None]
+        t = self.table
+        return t[b + r1 * w1 + c1] - t[b + r0 * w1 + c1] - t[b + r1 * w1 + c0] + t[b + r0 * w1 + c0]
+
+    def sums1(self, lo: int, hi: int) -> np.ndarray:
+        return self.sums(lo, np.array([hi]))[:, 0]
+
+    def running(self, lo: int, hi: int, alpha: float, k: float) -> np.ndarray:
+        """``R`` of the running-sum tier at the sampled elements (see the module docstring)."""
+        if self.geometry.terms == 1:
+            (length,) = self.geometry.lengths
+            c = np.arange(length)
+            top = np.minimum(c + hi + 1, length)
+            bottom = np.maximum(c - lo, 0)
+            t = self.table.reshape(-1, length + 1)
+            line_s = (t[:, top] - t[:, bottom]).sum(axis=1)
+            return (length * k + alpha * line_s)[self.line]
+        h, w = self.geometry.lengths
+        t = self.table.reshape(-1, h + 1, w + 1)
+        r, c = self.pos
+        rows = t[self.line, np.minimum(r + hi + 1, h), w] - t[self.line, np.maximum(r - lo, 0), w]
+        cols = t[self.line, h, np.minimum(c + hi + 1, w)] - t[self.line, h, np.maximum(c - lo, 0)]
+        return alpha * (rows + cols)
+
+
+def window_grid(span: int) -> np.ndarray:
+    """Offsets screened per side: all below :data:`EXHAUSTIVE`, then a geometric grid."""
+    if span <= EXHAUSTIVE:
+        return np.arange(span)
+    tail = np.unique(np.geomspace(EXHAUSTIVE, span - 1, 24).astype(np.int64))
+    return np.unique(np.concatenate([np.arange(EXHAUSTIVE), tail, [span - 1]]))
+
+
+@dataclass
+class Candidate:
+    """One window with fitted constants (``score``: mean squared relative error of g)."""
+
+    geometry: Geometry
+    lo: int
+    hi: int
+    beta: float
+    k: float
+    alpha: float
+    score: float = math.inf
+    ratio: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def taps(self) -> int:
+        return self.lo + self.hi + 1
+
+    @property
+    def key(self) -> tuple:
+        if self.lo == 0 and self.hi == 0:
+            return ("pointwise",)
+        return (self.geometry.mode, self.geometry.axes, self.lo, self.hi)
+
+    def semantics(self) -> Semantics:
+        return self.geometry.semantics(self.lo, self.hi, self.alpha, self.k, self.beta)
+
+
+def screen(sample: Sample, los: np.ndarray, his: np.ndarray, *, top: int = 4,
+           betas: tuple[float, ...] = BETA_GRID) -> list[Candidate]:
+    """Weighted least squares of ``h = g**(-1/beta) = k + a*S`` for every window in
+    ``los x his`` and every beta of the grid; the ``top`` best windows (their best beta)."""
+    sub = sample.screen_idx
+    if sub.size < 3:
+        return []
+    b = np.asarray(betas)
+    lg = sample.lg[sub]
+    h = np.exp(-lg[:, None] / b[None, :])            # n x B
+    w = 1.0 / (h * h)
+    sw = w.sum(axis=0)
+    hbar = (w * h).sum(axis=0) / sw
+    hc = h - hbar
+    whc = w * hc
+    shh = (w * hc * hc).sum(axis=0)
+    n = sub.size
+    best_score = np.full((los.size, his.size), np.inf)
+    best_col = np.zeros((los.size, his.size), dtype=np.int64)
+    best_k = np.zeros((los.size, his.size))
+    best_a = np.zeros((los.size, his.size))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for i, lo in enumerate(los):
+            s = sample.sums(int(lo), his, sub)
+            if not np.isfinite(s).all():
+                s = np.where(np.isfinite(s), s, 0.0)
+            sws = s.T @ w
+            s2w = (s * s).T @ w
+            cov = s.T @ whc
+            var = s2w - sws * sws / sw
+            a = cov / var
+            rss = shh - cov * cov / var
+            k = hbar - a * sws / sw
+            score = b * b * np.maximum(rss, 0.0) / n
+            bad = ~(np.isfinite(score) & (a > 0) & (var > 1e-13 * s2w)
+                    & (k >= -1e-6 * hbar))
+            score[bad] = np.inf
+            col = np.argmin(score, axis=1)
+            rows = np.arange(his.size)
+            best_score[i] = score[rows, col]
+            best_col[i] = col
+            best_k[i] = k[rows, col]
+            best_a[i] = a[rows, col]
+    flat = np.argsort(best_score, axis=None)[:top]
+    out = []
+    for f in flat:
+        i, j = np.unravel_index(f, best_score.shape)
+        if not np.isfinite(best_score[i, j]):
+            break
+        out.append(Candidate(sample.geometry, int(los[i]), int(his[j]), float(b[best_col[i, j]]),
+                             max(0.0, float(best_k[i, j])), float(best_a[i, j]),
+                             float(best_score[i, j])))
+    return out
+
+
+def linear_fit(sample: Sample, s: np.ndarray, beta: float, alpha: float | None = None):
+    """Weighted least squares of ``h = k + a*S`` at a fixed beta (and a fixed ``a`` if given)."""
+    h = np.exp(-sample.lg / beta)
+    w = 1.0 / (h * h)
+    sw = w.sum()
+    if alpha is not None:
+        return max(0.0, float((w * (h - alpha * s)).sum() / sw)), alpha
+    sbar = (w * s).sum() / sw
+    hbar = (w * h).sum() / sw
+    var = (w * (s - sbar) ** 2).sum()
+    a = float((w * (s - sbar) * (h - hbar)).sum() / var) if var > 0 else 0.0
+    return max(0.0, float(hbar - a * sbar)), a
+
+
+def _cost(lg, s, beta, k, a):
+    d = k + a * s
+    if beta <= 0 or not np.all(d > 0):
+        return math.inf, None
+    r = lg + beta * np.log(d)
+    return float(r @ r), r
+
+
+def refine(sample: Sample, cand: Candidate, *, free: tuple[bool, bool, bool] = (True,) * 3,
+           iterations: int = 50) -> Candidate:
+    """Levenberg-Marquardt on the relative residual ``log g + beta*log(k + a*S)``."""
+    s = sample.sums1(cand.lo, cand.hi)
+    lg = sample.lg
+    theta = np.array([cand.beta, cand.k, cand.alpha], dtype=np.float64)
+    cost, r = _cost(lg, s, *theta)
+    if r is None:
+        k, a = linear_fit(sample, s, cand.beta)
+        theta = np.array([cand.beta, max(k, 1e-300), a])
+        cost, r = _cost(lg, s, *theta)
+        if r is None:
+            return cand
+    mask = np.array(free)
+    lam = 1e-6
+    for _ in range(iterations):
+        d = theta[1] + theta[2] * s
+        jac = np.stack([np.log(d), theta[0] / d, theta[0] * s / d], axis=1)[:, mask]
+        scale = np.sqrt((jac * jac).sum(axis=0))
+        scale[scale == 0] = 1.0
+        js = jac / scale
+        jtj = js.T @ js
+        jtr = js.T @ r
+        improved = False
+        for _ in range(12):
+            try:
+                step = np.linalg.solve(jtj + lam * np.diag(np.diag(jtj) + 1e-300), -jtr)
+            except np.linalg.LinAlgError:
+                lam *= 10
+                continue
+            trial = theta.copy()
+            trial[mask] += step / scale
+            if trial[1] < 0:
+                trial[1] = 0.0
+            new_cost, new_r = _cost(lg, s, *trial)
+            if new_r is not None and new_cost <= cost:
+                small = np.all(np.abs(trial - theta) <= 1e-15 * np.maximum(np.abs(theta), 1e-300))
+                theta, cost, r = trial, new_cost, new_r
+                lam = max(lam / 10, 1e-12)
+                improved = not small
+                break
+            lam *= 10
+        if not improved:
+            break
+    return Candidate(cand.geometry, cand.lo, cand.hi, float(theta[0]), float(theta[1]),
+                     float(theta[2]), cost / max(1, sample.n))
+
+
+def rel_bound(beta: float, u: float, terms: int, d: np.ndarray, as_: np.ndarray,
+              running: np.ndarray | None) -> np.ndarray:
+    """The per-element relative bound (see the module docstring); ``as_`` is ``a'*S``."""
+    direct = beta * (2 * terms * u * as_ / d + 4 * u) + 6 * u
+    if running is None:
+        return direct
+    return direct + beta * 4 * u * running / d
+
+
+def sample_ratios(sample: Sample, cand: Candidate, u: float) -> dict[str, float]:
+    """Max of |model g / g - 1| over the bound, per tier, on the sample."""
+    s = sample.sums1(cand.lo, cand.hi)
+    d = cand.k + cand.alpha * s
+    if not np.all(d > 0):
+        return {"direct": math.inf, "running-sum": math.inf}
+    with np.errstate(over="ignore"):
+        rel = np.abs(np.expm1(-(sample.lg + cand.beta * np.log(d))))
+    terms = cand.taps ** sample.geometry.terms
+    direct = rel_bound(cand.beta, u, terms, d, cand.alpha * s, None)
+    run = rel_bound(cand.beta, u, terms, d, cand.alpha * s,
+                    sample.running(cand.lo, cand.hi, cand.alpha, cand.k))
+    return {"direct": float(np.max(rel / direct)), "running-sum": float(np.max(rel / run))}
+
+
+def decimals(value: float, most: int = 9) -> list[float]:
+    """``value`` rounded to 1, 2, ... ``most`` significant digits (distinct, shortest first)."""
+    if value == 0 or not math.isfinite(value):
+        return [value]
+    out: list[float] = []
+    for digits in range(1, most + 1):
+        v = float(f"{value:.{digits - 1}e}")
+        if v not in out and v != 0:
+            out.append(v)
+    return out
+
+
+def snap(sample: Sample, cand: Candidate, u: float, tier: str) -> Candidate:
+    """Round beta, then a', then k' to the shortest decimals that still fit within the
+    ``tier`` bound on the sample (a' also as a round alpha divided by taps or taps²)."""
+
+    def fits(c: Candidate) -> bool:
+        return sample_ratios(sample, c, u)[tier] <= 1.0
+
+    s = sample.sums1(cand.lo, cand.hi)
+    best = cand
+    for beta in decimals(cand.beta):
+        k, a = linear_fit(sample, s, beta)
+        trial = Candidate(cand.geometry, cand.lo, cand.hi, beta, k, a)
+        if not fits(trial):
+            trial = refine(sample, trial, free=(False, True, True))
+        if fits(trial):
+            best = trial
+            break
+    n = float(cand.taps)
+    forms = [(1.0, "a"), (n, "a*n"), (n * n, "a*n2")] if cand.taps > 1 else [(1.0, "a")]
+    options: list[float] = []
+    for digits in range(1, 10):
+        for mult, _ in forms:
+            v = float(f"{best.alpha * mult:.{digits - 1}e}") / mult if best.alpha > 0 else 0.0
+            if v > 0 and v not in options:
+                options.append(v)
+    for alpha in options:
+        k, _ = linear_fit(sample, s, best.beta, alpha)
+        trial = Candidate(cand.geometry, cand.lo, cand.hi, best.beta, k, alpha)
+        if fits(trial):
+            best = trial
+            break
+    for k in [0.0, *decimals(best.k)]:
+        trial = Candidate(cand.geometry, cand.lo, cand.hi, best.beta, k, best.alpha)
+        if fits(trial):
+            best = trial
+            break
+    best.score = cand.score
+    best.ratio = sample_ratios(sample, best, u)
+    return best
+
+
+# ----------------------------------------------------------------------------------------
+# what else fits: the L-infinity feasible set on the sample
+
+
+def _k_interval(h, t, s, a):
+    return max(0.0, float(np.max(h - t - a * s))), float(np.min(h + t - a * s))
+
+
+def _gap(h, t, s, a):
+    lo, hi = _k_interval(h, t, s, a)
+    return lo - hi
+
+
+def _feasible_a(h, t, s, iters: int = 60):
+    """The ``a`` interval for which some ``k >= 0`` fits (None when none does)."""
+    pos = s > 0
+    a_max = float(np.min((h + t)[pos] / s[pos])) if pos.any() else 0.0
+    left, right = 0.0, max(a_max, 0.0)
+    for _ in range(iters):  # the gap is convex in a: ternary search for its minimum
+        m1 = left + (right - left) / 3
+        m2 = right - (right - left) / 3
+        if _gap(h, t, s, m1) <= _gap(h, t, s, m2):
+            right = m2
+        else:
+            left = m1
+    a_best = (left + right) / 2
+    if _gap(h, t, s, a_best) > 0:
+        return None
+
+    def edge(inside, outside):
+        for _ in range(iters):
+            mid = (inside + outside) / 2
+            if _gap(h, t, s, mid) <= 0:
+                inside = mid
+            else:
+                outside = mid
+        return inside
+
+    low = 0.0 if _gap(h, t, s, 0.0) <= 0 else edge(a_best, 0.0)
+    high = a_max if _gap(h, t, s, a_max) <= 0 else edge(a_best, a_max)
+    return low, high
+
+
+def ranges(sample: Sample, cand: Candidate, u: float, tier: str) -> dict[str, tuple[float, float]]:
+    """For each constant, the interval of values with which the window still fits the
+    sample within the bound (the others free): ``{"beta": (low, high), "alpha_eff": ...,
+    "k_eff": ...}``."""
+    s = sample.sums1(cand.lo, cand.hi)
+    d = cand.k + cand.alpha * s
+    terms = cand.taps ** sample.geometry.terms
+    run = sample.running(cand.lo, cand.hi, cand.alpha, cand.k) if tier == "running-sum" else None
+    r = rel_bound(cand.beta, u, terms, d, cand.alpha * s, run)
+
+    def at(beta):
+        h = np.exp(-sample.lg / beta)
+        return h, h * r / beta
+
+    found = {}
+    for beta in np.concatenate([[cand.beta], cand.beta * np.exp(np.linspace(-3, 3, 25))]):
+        h, t = at(beta)
+        fa = _feasible_a(h, t, s, iters=40)
+        if fa is not None:
+            found[float(beta)] = (fa, h, t)
+    if not found:
+        return {}
+    feasible = sorted(found)
+    grid = sorted(cand.beta * np.exp(np.linspace(-3, 3, 25)))
+
+    def refine_edge(inside, outside):
+        for _ in range(20):
+            mid = math.sqrt(inside * outside)
+            h, t = at(mid)
+            fa = _feasible_a(h, t, s, iters=40)
+            if fa is not None:
+                found[mid] = (fa, h, t)
+                inside = mid
+            else:
+                outside = mid
+        return inside
+
+    below = [b for b in grid if b < feasible[0]]
+    above = [b for b in grid if b > feasible[-1]]
+    beta_lo = refine_edge(feasible[0], below[-1]) if below else feasible[0]
+    beta_hi = refine_edge(feasible[-1], above[0]) if above else feasible[-1]
+    a_lo = min(fa[0] for fa, _, _ in found.values())
+    a_hi = max(fa[1] for fa, _, _ in found.values())
+    k_lo, k_hi = math.inf, -math.inf
+    for (alo, ahi), h, t in found.values():
+        k_hi = max(k_hi, _k_interval(h, t, s, alo)[1])
+        k_lo = min(k_lo, _k_interval(h, t, s, ahi)[0])
+    return {"beta": (beta_lo, beta_hi), "alpha_eff": (a_lo, a_hi), "k_eff": (k_lo, k_hi)}
+
+
+# ----------------------------------------------------------------------------------------
+# the exact check on the whole array
+
+
+@dataclass(frozen=True)
+class Check:
+    """The kernels' output for a candidate against the given output, element by element."""
+
+    tier: str | None
+    """``direct`` or ``running-sum`` when every element is within that bound, else None."""
+    max_rel_error: float
+    max_ulps: int
+    ratio: dict[str, float]
+    compared: int
+    nonfinite_mismatch: int
+
+
+def ulps(a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Representable values of ``dtype`` between ``a`` and ``b`` (finite, same shape)."""
+    dtype = np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float32)
+    bits = {2: np.int16, 4: np.int32, 8: np.int64}[dtype.itemsize]
+    ia = np.asarray(a, dtype=dtype).view(bits).astype(np.int64)
+    ib = np.asarray(b, dtype=dtype).view(bits).astype(np.int64)
+    top = np.int64(1) << (8 * dtype.itemsize - 1)
+    ia = np.where(ia < 0, -(ia + top), ia)  # sign-magnitude to a monotone integer line
+    ib = np.where(ib < 0, -(ib + top), ib)
+    return np.abs(ia - ib)
+
+
+def check(x: np.ndarray, y: np.ndarray, cand: Candidate, u: float) -> Check:
+    """Run the candidate through the kernels on the whole of ``x`` and compare with ``y``."""
+    sem = cand.semantics()
+    fx, dx = sem.apply(x, return_divisor=True)
+    geo = cand.geometry
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        d = dx.astype(np.float64)
+        as_ = d - cand.k
+        terms = cand.taps ** geo.terms
+        direct = rel_bound(cand.beta, u, terms, d, as_, None)
+        if geo.mode == "across":
+            run = np.sum(d, axis=geo.axes[0], keepdims=True)
+        else:
+            q = np.square(x, dtype=np.float64)
+            run = cand.alpha * (_strip(q, geo.axes[0], geo.axes[1], cand.lo, cand.hi)
+                                + _strip(q, geo.axes[1], geo.axes[0], cand.lo, cand.hi))
+        running = direct + cand.beta * 4 * u * run / d
+        ya = y.astype(np.float64)
+        fa = fx.astype(np.float64)
+        both = np.isfinite(ya) & np.isfinite(fa)
+        mismatch = int(np.count_nonzero(~both & ~(np.isnan(ya) & np.isnan(fa)) & (ya != fa)))
+        err = np.where(both, np.abs(fa - ya), 0.0)
+        mag = np.abs(ya)
+        floor = 4 * float(np.finfo(y.dtype if y.dtype.kind == "f" else np.float32).tiny)
+        ratios = {}
+        for name, rel in (("direct", direct), ("running-sum", running)):
+            bound = np.where(both, rel * mag + floor, 1.0)
+            ratios[name] = float(np.max(err / bound)) if err.size else 0.0
+        nz = both & (mag > 0)
+        max_rel = float(np.max(err[nz] / mag[nz])) if nz.any() else 0.0
+        max_ulp = int(np.max(ulps(np.where(both, fa, 0), np.where(both, ya, 0), y.dtype))) \
+            if both.any() else 0
+    tier = next((name for name in ("direct", "running-sum")
+                 if math.isfinite(ratios[name]) and ratios[name] <= 1.0), None)
+    return Check(tier, max_rel, max_ulp, ratios, int(np.count_nonzero(both)), mismatch)
+
+
+def _strip(q: np.ndarray, along: int, other: int, lo: int, hi: int) -> np.ndarray:
+    """Energy of the strip ``[i-lo, i+hi]`` along ``along``, whole along ``other``."""
+    tot = q.sum(axis=other, keepdims=True)
+    length = q.shape[along]
+    c = np.cumsum(tot, axis=along)
+    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=along)), c], axis=along)
+    i = np.arange(length)
+    top = np.take(c, np.minimum(i + hi + 1, length), axis=along)
+    bottom = np.take(c, np.maximum(i - lo, 0), axis=along)
+    return top - bottom
