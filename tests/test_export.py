@@ -284,7 +284,7 @@ def test_python_source_parses_imports_only_its_framework_and_says_what_it_comput
 
 def test_names_from_a_model_cannot_break_out_of_the_comment():
     sem, _ = semantics_from("onnx", "across", 5)
-    origin = {"model": "evil\nimport os\r\nos.system('x')\u2028.onnx",
+    origin = {"file": "evil\nimport os\r\nos.system('x')\u2028.onnx",
               "layer": "n1\n__import__('os')", "convention": "onnx",
               "params": {"size\nimport sys": 5}}
     for target in ("pytorch", "tensorflow"):
@@ -354,7 +354,7 @@ def test_cli_json_describes_what_was_written(in_tmp):
                 "--alpha", "2e-5", "--layout", "nhwc", "-o", "tf.onnx", "--json"])
     assert r.exit_code == 0, stderr_of(r)
     doc = json.loads(stdout_of(r))
-    assert doc["schema"] == 1 and doc["target"] == "onnx" and doc["file"] == "tf.onnx"
+    assert doc["schema"] == 1 and doc["target"] == "onnx" and doc["output"] == "tf.onnx"
     assert doc["layout"] == "NHWC" and doc["native"] is False and doc["opset"] == 13
     assert doc["semantics"] == {"mode": "across", "channel_axis": 3, "window": [2, 2],
                                 "taps": 5, "alpha_eff": 2e-5, "k_eff": 2.0, "beta": 0.75}
@@ -464,7 +464,7 @@ def test_from_model_one_layer(in_tmp):
     doc = json.loads(stdout_of(r))
     assert doc["semantics"]["window"] == [1, 2]  # ONNX's even window: extra tap after c
     assert doc["semantics"]["alpha_eff"] == pytest.approx(1e-3 / 4, rel=1e-7)
-    assert doc["origin"]["model"] == "m.onnx" and doc["origin"]["layer"] == "norm1"
+    assert doc["origin"]["file"] == "m.onnx" and doc["origin"]["layer"] == "norm1"
     text = (in_tmp / "n.py").read_text()
     assert "layer 'norm1' of m.onnx" in text
     r = invoke(["export", "onnx", "--from-model", "m.onnx", "-o", "m.onnx", "--overwrite"])

@@ -242,7 +242,7 @@ def _from_model(ctx, ui, path: str, layer: str | None):
         ui.error(f"{path}: layer {chosen.name}: {reason}")
         ctx.exit(1)
     params = getattr(chosen, "params", None)
-    origin = {"model": str(path), "layer": str(chosen.name),
+    origin = {"file": str(path), "layer": str(chosen.name),
               "convention": getattr(chosen, "convention", None),
               "params": dict(params) if isinstance(params, dict) else {}}
     inputs = [str(t) for t in (getattr(chosen, "inputs", None) or [])]

@@ -159,8 +159,8 @@ def origin_text(origin: Mapping[str, Any] | None) -> str:
     params = origin.get("params") or {}
     plist = ", ".join(f"{safe_text(key, 40)}={_param(value)}" for key, value in params.items())
     conv = origin.get("convention")
-    if origin.get("model") is not None:
-        said = f"layer {safe_text(origin.get('layer'), 80)!r} of {safe_text(origin['model'])}"
+    if origin.get("file") is not None:
+        said = f"layer '{safe_text(origin.get('layer'), 80)}' of {safe_text(origin['file'])}"
         if conv:
             said += f" ({safe_text(conv, 40)}" + (f": {plist})" if plist else ")")
         return said
@@ -276,7 +276,7 @@ class Exported:
         """The schema's ``export`` fields (``docs/schema.md``)."""
         doc: dict[str, Any] = {
             "target": self.target,
-            "file": None if self.path is None else str(self.path),
+            "output": None if self.path is None else str(self.path),
             "layout": self.layout,
             "native": self.native,
             "semantics": self.semantics.as_dict(),
@@ -286,8 +286,8 @@ class Exported:
             "lrn_version": lrn_version(),
         }
         if self.target == "onnx":
-            doc.update(opset=13, ops=list(self.ops), input=self.input_name,
-                       output=self.output_name)
+            doc.update(opset=13, ops=list(self.ops), input_name=self.input_name,
+                       output_name=self.output_name)
         return doc
 
 
