@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from lrn_cli._jit import Variants
+
 _OPTS = {"cache": True, "error_model": "numpy", "nogil": True}
 
 # beta fast paths: gain = D ** -beta
@@ -39,6 +41,14 @@ def beta_mode(beta: float) -> int:
 
 #: Windows of at most this many taps (across) take the unrolled row kernel.
 ROW_KERNEL_TAPS = 8
+
+# Compile-time constants of the kernels built with `Variants` (each variant sets its own;
+# these defaults are never compiled): which outputs a kernel writes, and whether its window
+# has at most 4 taps (the 4-term tree) rather than 5 to 8.
+WANT_Y = True
+WANT_D = False
+TAPS4 = False
+BMODE = BETA_GENERAL
 
 
 # ----------------------------------------------------------------------------------------
@@ -312,12 +322,12 @@ def _fused4(r0, r1, r2, r3, xc, yc, acc, a, k, beta, mode):
         _finish_row(acc, xc, yc, a, k, beta, mode)
 
 
-@njit(parallel=True, **_OPTS)
-def across_rows(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile):
+def _across_rows(x, y, d, lo, hi, a, k, beta, tile):
     """LRN across axis 1 of ``x`` (outer, C, inner) for windows of at most 8 taps.
 
     The hot path: each output row reads its (up to 8) neighbour rows once and sums their
     squares in registers, in a fixed tree order; rows outside ``[0, C)`` are a zero row.
+    Compiled per (``WANT_Y``, ``WANT_D``, ``TAPS4``): see :data:`across_rows`.
     """
     outer, channels, inner = x.shape
     taps = lo + hi + 1
@@ -334,28 +344,34 @@ def across_rows(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, tile):
             r1 = x[o, j + 1, p0:p1] if taps > 1 and 0 <= j + 1 < channels else zero
             r2 = x[o, j + 2, p0:p1] if taps > 2 and 0 <= j + 2 < channels else zero
             r3 = x[o, j + 3, p0:p1] if taps > 3 and 0 <= j + 3 < channels else zero
-            if taps <= 4:
-                if want_d:
+            if TAPS4:
+                if WANT_D:
                     _sum4(r0, r1, r2, r3, acc)
                     _divisor_row(acc, d[o, c, p0:p1], a, k)
-                    if want_y:
-                        _finish_row(acc, x[o, c, p0:p1], y[o, c, p0:p1], a, k, beta, bmode)
+                    if WANT_Y:
+                        _finish_row(acc, x[o, c, p0:p1], y[o, c, p0:p1], a, k, beta, BMODE)
                 else:
                     _fused4(r0, r1, r2, r3, x[o, c, p0:p1], y[o, c, p0:p1], acc, a, k, beta,
-                            bmode)
+                            BMODE)
             else:
                 r4 = x[o, j + 4, p0:p1] if 0 <= j + 4 < channels else zero
                 r5 = x[o, j + 5, p0:p1] if taps > 5 and 0 <= j + 5 < channels else zero
                 r6 = x[o, j + 6, p0:p1] if taps > 6 and 0 <= j + 6 < channels else zero
                 r7 = x[o, j + 7, p0:p1] if taps > 7 and 0 <= j + 7 < channels else zero
-                if want_d:
+                if WANT_D:
                     _sum8(r0, r1, r2, r3, r4, r5, r6, r7, acc)
                     _divisor_row(acc, d[o, c, p0:p1], a, k)
-                    if want_y:
-                        _finish_row(acc, x[o, c, p0:p1], y[o, c, p0:p1], a, k, beta, bmode)
+                    if WANT_Y:
+                        _finish_row(acc, x[o, c, p0:p1], y[o, c, p0:p1], a, k, beta, BMODE)
                 else:
                     _fused8(r0, r1, r2, r3, r4, r5, r6, r7, x[o, c, p0:p1], y[o, c, p0:p1],
-                            acc, a, k, beta, bmode)
+                            acc, a, k, beta, BMODE)
+
+
+#: ``across_rows(WANT_Y=..., WANT_D=..., TAPS4=...)``: :func:`_across_rows` compiled for
+#: the outputs it writes (``y``, ``d`` or both) and its window class (at most 4 taps, or
+#: 5 to 8), so a run compiles only the branch it takes.
+across_rows = Variants(_across_rows, parallel=True, **_OPTS)
 
 
 @njit(**_OPTS)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from lrn_cli._jit import Variants
+
 _OPTS = {"cache": True, "error_model": "numpy", "nogil": True}
 
 # columns of the partial-sum table
@@ -26,7 +28,12 @@ LANES = 16
 # Every figure at a constant offset of one array, so the compiler sees no aliasing between
 # them and the loops over lanes vectorise.  `moments` keeps, in this order, count, sum, min
 # and max of the finite values, then sum of |x|, sum of squares, min |x| and max |x|.
-_LN, _LSUM, _LMIN, _LMAX, _LL1, _LL2, _LAMIN, _LAMAX = (f * LANES for f in range(8))
+# The offsets (and the tail's lane 0) are NumPy integers, not Python ints: Numba compiles a
+# helper again for every distinct Python int literal passed to it, NumPy integers are typed
+# int64 and share one compiled helper.
+_LN, _LSUM, _LMIN, _LMAX, _LL1, _LL2, _LAMIN, _LAMAX = (np.int64(f * LANES) for f in range(8))
+_LANE0 = np.int64(0)
+_GAIN = np.int64(4 * LANES)  # the divisor's gain figures, after those of D
 
 
 @njit(**_OPTS)
@@ -77,7 +84,7 @@ def _row_sums(row, acc):
         for lane in range(LANES):
             _moments_lane(acc, lane, np.float64(row[b + lane]))
     for t in range(full, inner):
-        _moments_lane(acc, 0, np.float64(row[t]))
+        _moments_lane(acc, _LANE0, np.float64(row[t]))
 
 
 @njit(**_OPTS)
@@ -96,6 +103,26 @@ def _lane_sum(acc, f):
     for lane in range(LANES):
         total += acc[f + lane]
     return total
+
+
+@njit(**_OPTS)
+def _lane_min(acc, f):
+    """The smallest of the lanes at ``f`` (never NaN: lanes hold finite values or inf)."""
+    low = acc[f]
+    for lane in range(1, LANES):
+        v = acc[f + lane]
+        low = v if v < low else low
+    return low
+
+
+@njit(**_OPTS)
+def _lane_max(acc, f):
+    """The largest of the lanes at ``f``."""
+    high = acc[f]
+    for lane in range(1, LANES):
+        v = acc[f + lane]
+        high = v if v > high else high
+    return high
 
 
 @njit(**_OPTS)
@@ -131,7 +158,7 @@ def _dominance(amax_px, asum_px, ok_px, lanes):
         for lane in range(LANES):
             _dominance_lane(amax_px, asum_px, ok_px, lanes, lane, b + lane)
     for t in range(full, inner):
-        _dominance_lane(amax_px, asum_px, ok_px, lanes, 0, t)
+        _dominance_lane(amax_px, asum_px, ok_px, lanes, _LANE0, t)
 
 
 @njit(parallel=True, **_OPTS)
@@ -172,13 +199,13 @@ def moments(x, chunks):
             p[c, SUM] = _lane_sum(a, _LSUM)
             p[c, L1] = _lane_sum(a, _LL1)
             p[c, L2SQ] = _lane_sum(a, _LL2)
-            p[c, MIN] = a[_LMIN:_LMIN + LANES].min()
-            p[c, MAX] = a[_LMAX:_LMAX + LANES].max()
-            p[c, AMIN] = a[_LAMIN:_LAMIN + LANES].min()
-            p[c, AMAX] = a[_LAMAX:_LAMAX + LANES].max()
+            p[c, MIN] = _lane_min(a, _LMIN)
+            p[c, MAX] = _lane_max(a, _LMAX)
+            p[c, AMIN] = _lane_min(a, _LAMIN)
+            p[c, AMAX] = _lane_max(a, _LAMAX)
         if channels >= 2:
-            part[ch, 0, DOM_SUM] = _lane_sum(dom[0], 0)
-            part[ch, 0, DOM_N] = _lane_sum(dom[1], 0)
+            part[ch, 0, DOM_SUM] = _lane_sum(dom[0], _LANE0)
+            part[ch, 0, DOM_N] = _lane_sum(dom[1], _LANE0)
     return part
 
 
@@ -198,7 +225,7 @@ def _row_centred(row, mu, lanes):
         for lane in range(LANES):
             _centred_lane(lanes, lane, np.float64(row[b + lane]), mu)
     for t in range(full, inner):
-        _centred_lane(lanes, 0, np.float64(row[t]), mu)
+        _centred_lane(lanes, _LANE0, np.float64(row[t]), mu)
 
 
 @njit(parallel=True, **_OPTS)
@@ -214,7 +241,7 @@ def centred_squares(x, mean, chunks):
             for c in range(channels):
                 _row_centred(x[o, c], mean[c], lanes[c])
         for c in range(channels):
-            part[ch, c] = _lane_sum(lanes[c], 0)
+            part[ch, c] = _lane_sum(lanes[c], _LANE0)
     return part
 
 
@@ -235,8 +262,8 @@ def _divisor_lane(acc, lane, v, mode, nb):
     fin = np.isfinite(v)
     pos = fin & (v > 0.0)
     g = _gain(v if pos else 1.0, mode, nb)
-    _lane_add(acc, 0, lane, v, fin)
-    _lane_add(acc, 4 * LANES, lane, g, pos & np.isfinite(g))
+    _lane_add(acc, _LN, lane, v, fin)
+    _lane_add(acc, _GAIN, lane, g, pos & np.isfinite(g))
 
 
 @njit(**_OPTS)
@@ -248,33 +275,42 @@ def _divisor_lanes(d, i0, i1, mode, nb, acc):
         for lane in range(LANES):
             _divisor_lane(acc, lane, np.float64(d[b + lane]), mode, nb)
     for i in range(full, i1):
-        _divisor_lane(acc, 0, np.float64(d[i]), mode, nb)
+        _divisor_lane(acc, _LANE0, np.float64(d[i]), mode, nb)
 
 
-@njit(parallel=True, **_OPTS)
-def divisor_sums(d, beta, chunks):
-    """Partial (n, sum, min, max) of finite ``d`` and of the gain ``d**-beta`` (d > 0).
+#: The closed form of ``d ** -beta`` a variant of :func:`_divisor_sums` is compiled for:
+#: 1 for beta 0.75, 2 for 0.5, 0 for ``pow`` (a default, never compiled).
+GAIN_MODE = 0
 
-    beta 0.75 and 0.5 use closed forms (``pow`` costs ~10x more).
-    """
+
+def _divisor_sums(d, beta, chunks):
+    """Partial (n, sum, min, max) of finite ``d`` and of the gain ``d**-beta`` (d > 0), with
+    the gain's closed form ``GAIN_MODE`` (see :func:`divisor_sums`)."""
     size = d.shape[0]
     part = np.zeros((chunks, 8))
     nb = -beta
-    mode = 1 if beta == 0.75 else 2 if beta == 0.5 else 0
     for ch in prange(chunks):
         i0, i1 = _chunk_range(ch, chunks, size)
         acc = _new_lanes(1, 2)[0]
         if i1 > i0:
-            if mode == 1:
-                _divisor_lanes(d, i0, i1, 1, nb, acc)
-            elif mode == 2:
-                _divisor_lanes(d, i0, i1, 2, nb, acc)
-            else:
-                _divisor_lanes(d, i0, i1, 0, nb, acc)
+            _divisor_lanes(d, i0, i1, GAIN_MODE, nb, acc)
         for f in range(2):
-            base = 4 * f * LANES
+            base = f * _GAIN
             part[ch, 4 * f] = _lane_sum(acc, base)
             part[ch, 4 * f + 1] = _lane_sum(acc, base + LANES)
-            part[ch, 4 * f + 2] = acc[base + 2 * LANES:base + 3 * LANES].min()
-            part[ch, 4 * f + 3] = acc[base + 3 * LANES:base + 4 * LANES].max()
+            part[ch, 4 * f + 2] = _lane_min(acc, base + 2 * LANES)
+            part[ch, 4 * f + 3] = _lane_max(acc, base + 3 * LANES)
     return part
+
+
+_divisor_sums_for = Variants(_divisor_sums, parallel=True, **_OPTS)
+
+
+def divisor_sums(d, beta, chunks):
+    """Partial (n, sum, min, max) of finite ``d`` and of the gain ``d**-beta`` (d > 0).
+
+    beta 0.75 and 0.5 use closed forms (``pow`` costs ~10x more); only the kernel of the
+    form ``beta`` needs is compiled.
+    """
+    mode = 1 if beta == 0.75 else 2 if beta == 0.5 else 0
+    return _divisor_sums_for(GAIN_MODE=mode)(d, beta, chunks)

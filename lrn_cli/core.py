@@ -199,7 +199,8 @@ def _run_forward(x, y, d, r: Resolved, mode: str, bases: tuple[int, int] = (0, 0
         if r.taps <= kern.ROW_KERNEL_TAPS and x.strides[1] >= x.strides[2]:
             a, k, beta = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
             tile = inner if inner <= 8192 else 4096
-            kern.across_rows(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, tile)
+            kernel = kern.across_rows(WANT_Y=want_y, WANT_D=want_d, TAPS4=r.taps <= 4, BMODE=bmode)
+            kernel(x, y, d, r.lo, r.hi, a, k, beta, tile)
             return
         blocks = r.taps > DIRECT_TAPS_ACROSS
         acc = np.empty(0, dtype=np.float64 if blocks else x.dtype)
