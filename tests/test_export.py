@@ -188,6 +188,13 @@ def test_onnx_channels_can_be_fixed_and_names_chosen():
         export_onnx_model(sem, input_name="t", output_name="t")
 
 
+def test_onnx_constants_must_fit_float32():
+    for alpha in (1e39, 1e-46):
+        with pytest.raises(ParameterError, match="float32"):
+            export_onnx_model(Semantics("across", 1, 1, alpha, 1.0, 0.75))
+    export_onnx_model(Semantics("across", 1, 1, 0.0, 1.0, 0.75))  # alpha 0: just x / k^beta
+
+
 def test_native_is_one_lrn_node_with_the_attributes_that_compute_it():
     sem, origin = semantics_from("caffe", "across", 5, alpha=1e-4, beta=0.75, k=2.0)
     model = export_onnx_model(sem, native=True, origin=origin)

@@ -106,6 +106,10 @@ def build_model(sem: Semantics, *, layout: str, native: bool, origin: dict[str, 
     else:
         perm, back, pads, kernel = _plan(sem, layout)
         count = sem.taps if sem.mode == "across" else sem.taps * sem.taps
+        for what, value in (("a' * taps", sem.alpha_eff * count), ("k'", sem.k_eff),
+                            ("beta", sem.beta)):
+            if not (value == 0 or 1.2e-38 <= abs(value) <= 3.4e38):  # normal float32
+                raise ParameterError(f"{what} = {value!r} does not fit a float32 constant")
         nodes.append(helper.make_node("Mul", [input_name, input_name], ["lrn_sq"],
                                       name="lrn_square"))
         src = "lrn_sq"
