@@ -29,6 +29,7 @@ _EXPORTS = {
     "LrnError": "lrn_cli.errors",
     "ParameterError": "lrn_cli.errors",
     "InputError": "lrn_cli.errors",
+    "normalizations": "lrn_cli.norms",
     "inspect_model": "lrn_cli.porting.inspect",
     "export": "lrn_cli.porting.export",
 }
@@ -47,6 +48,7 @@ __all__ = [
     "lrn",
     "lrn_backward",
     "lrn_divisor",
+    "normalizations",
     "reference_divisor",
     "reference_lrn",
     "reference_lrn_backward",
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
         set_threads,
     )
     from lrn_cli.errors import InputError, LrnError, ParameterError
+    from lrn_cli.norms import normalizations
     from lrn_cli.porting.export import export
     from lrn_cli.porting.inspect import inspect_model
     from lrn_cli.reference import reference_divisor, reference_lrn, reference_lrn_backward

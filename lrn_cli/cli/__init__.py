@@ -21,6 +21,7 @@ COMMANDS = {
     "conventions": ("lrn_cli.cli.cmd_conventions", "conventions"),
     "sweep": ("lrn_cli.cli.cmd_sweep", "sweep"),
     "inspect": ("lrn_cli.cli.cmd_inspect", "inspect"),
+    "norms": ("lrn_cli.cli.cmd_norms", "norms"),
     "export": ("lrn_cli.cli.cmd_export", "export"),
 }
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 from lrn_cli.panel.apply_panel import draw_panel, draw_panel_for, render_panel, settings_text
 from lrn_cli.panel.draw import NAN_COLOR, VIRIDIS, colormap, finite_range, gray_map
 from lrn_cli.panel.histogram import Histogram, draw_histogram, histogram
+from lrn_cli.panel.norms_panel import draw_norms_panel, render_norms_panel
 from lrn_cli.panel.sweep_panel import draw_sweep_panel, render_sweep_panel, sweep_slice
 from lrn_cli.panel.views import feature_view
 
@@ -66,4 +67,6 @@ __all__ = [
     "render_sweep_panel",
     "draw_sweep_panel",
     "sweep_slice",
+    "render_norms_panel",
+    "draw_norms_panel",
 ]

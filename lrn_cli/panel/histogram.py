@@ -25,14 +25,14 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 @dataclass(frozen=True)
 class Histogram:
-    """Counts of the values before and after LRN, on shared bins.
+    """Counts of the values before and after LRN, on shared bins (or of one array).
 
     Attributes
     ----------
     edges : numpy.ndarray
         ``bins + 1`` bin edges spanning the finite values of both arrays.
     before, after : numpy.ndarray
-        Counts per bin (int64).
+        Counts per bin (int64); ``after`` is None for the histogram of one array.
     log : bool
         Whether the count axis should be logarithmic: the fullest bin holds more than
         :data:`LOG_RATIO` times the median of the non-empty bins (ReLU zeros, saturation).
@@ -63,14 +63,14 @@ def _sample(values, max_values: int):
     return (flat[::step] if step > 1 else flat), step
 
 
-def histogram(before, after, bins: int | None = None, *,
+def histogram(before, after=None, bins: int | None = None, *,
               max_values: int = 4_000_000) -> Histogram:
     """Histogram of ``before`` and ``after`` on the same bins (finite values only).
 
     Parameters
     ----------
     before, after : array_like
-        Any shapes; flattened.
+        Any shapes; flattened.  Without ``after``, the histogram of ``before`` alone.
     bins : int, optional
         Number of bins between the smallest and the largest finite value of both (default:
         twice the square root of the number of values, between 10 and 80).
@@ -84,7 +84,7 @@ def histogram(before, after, bins: int | None = None, *,
     import numpy as np
 
     xs, step_b = _sample(before, max_values)
-    ys, step_a = _sample(after, max_values)
+    ys, step_a = _sample(after if after is not None else (), max_values)
     xs = xs.astype(np.float64, copy=False)
     ys = ys.astype(np.float64, copy=False)
     fx, fy = np.isfinite(xs), np.isfinite(ys)
@@ -105,8 +105,8 @@ def histogram(before, after, bins: int | None = None, *,
         raise ValueError("bins must be >= 1")
     edges = np.linspace(lo, hi, bins + 1)
     cb = np.histogram(xs, bins=edges)[0].astype(np.int64)
-    ca = np.histogram(ys, bins=edges)[0].astype(np.int64)
-    counts = np.concatenate([cb, ca])
+    ca = np.histogram(ys, bins=edges)[0].astype(np.int64) if after is not None else None
+    counts = np.concatenate([cb, ca]) if ca is not None else cb
     positive = counts[counts > 0]
     log = bool(positive.size and positive.max() > LOG_RATIO * float(np.median(positive)))
     return Histogram(edges, cb, ca, log, nonfinite_b, nonfinite_a, max(step_b, step_a))
@@ -120,8 +120,10 @@ def _power_ticks(cmax: int) -> list[int]:
 
 
 def draw_histogram(hist: Histogram, width: int = 900, height: int = 260, *,
-                   labels: tuple[str, str] = ("input", "output"),
-                   title: str | None = None) -> PILImage.Image:
+                   labels: tuple[str, ...] = ("input", "output"),
+                   title: str | None = None,
+                   colors: tuple[tuple[int, int, int], ...] = (INPUT_COLOR, OUTPUT_COLOR),
+                   ) -> PILImage.Image:
     """Draw ``hist`` as two overlaid, semi-transparent bar series with labelled axes.
 
     Parameters
@@ -131,9 +133,11 @@ def draw_histogram(hist: Histogram, width: int = 900, height: int = 260, *,
     width, height : int
         Size of the returned image in pixels.
     labels : (str, str)
-        Legend entries of the two series (before, after).
+        Legend entries of the two series (before, after); one for a one-array histogram.
     title : str, optional
         Drawn at the top left.
+    colors : ((r, g, b), (r, g, b))
+        Colours of the two series (a one-array histogram uses the first).
 
     Returns
     -------
@@ -154,7 +158,10 @@ def draw_histogram(hist: Histogram, width: int = 900, height: int = 260, *,
     x0, x1, y0, y1 = left, width - right, top, height - bottom
     if x1 - x0 < 20 or y1 - y0 < 20:
         raise ValueError(f"histogram of {width}x{height} pixels is too small to draw")
-    cmax = int(max(int(hist.before.max(initial=0)), int(hist.after.max(initial=0)), 1))
+    series = [(hist.before, colors[0], labels[0], hist.nonfinite_before)]
+    if hist.after is not None:
+        series.append((hist.after, colors[1], labels[1], hist.nonfinite_after))
+    cmax = int(max(*(int(counts.max(initial=0)) for counts, *_ in series), 1))
 
     def scale(c):
         c = np.asarray(c, dtype=np.float64)
@@ -164,7 +171,7 @@ def draw_histogram(hist: Histogram, width: int = 900, height: int = 260, *,
 
     nb = len(hist.before)
     xs = x0 + (x1 - x0) * np.arange(nb + 1) / nb
-    for counts, color in ((hist.before, INPUT_COLOR), (hist.after, OUTPUT_COLOR)):
+    for counts, color, *_ in series:
         layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
         ldraw = ImageDraw.Draw(layer)
         tops = y1 - scale(counts) * (y1 - y0)
@@ -215,8 +222,7 @@ def draw_histogram(hist: Histogram, width: int = 900, height: int = 260, *,
         draw.text((x0, ty), title, fill=INK + (255,), font=font)
         ty += line_h + 8
     lx = x0
-    notes = (hist.nonfinite_before, hist.nonfinite_after)
-    for label, color, nonfinite in zip(labels, (INPUT_COLOR, OUTPUT_COLOR), notes, strict=True):
+    for _counts, color, label, nonfinite in series:
         draw.rectangle([lx, ty + 2, lx + 14, ty + 14], fill=color + (160,), outline=color + (255,))
         text = label + (f" ({nonfinite} NaN/Inf left out)" if nonfinite else "")
         draw.text((lx + 20, ty), text, fill=INK + (255,), font=font)
