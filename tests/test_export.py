@@ -500,6 +500,51 @@ def test_from_model_picks_the_layer_by_node_or_output_name(in_tmp):
     assert not (in_tmp / "t.py").exists()
 
 
+SAMPLE_MODELS = Path(__file__).resolve().parent.parent / "samples" / "models"
+
+
+@needs_inspect
+def test_from_model_caffe_within_channel_layer(in_tmp):
+    """py-faster-rcnn ZF's norm1 (V1 prototxt, WITHIN_CHANNEL, k ignored): the layer that
+    neither PyTorch nor TensorFlow nor ONNX can express with its own op."""
+    model = SAMPLE_MODELS / "zf_v1.prototxt"
+    r = invoke(["export", "pytorch", "--from-model", model, "-o", "zf.py", "--json"])
+    assert r.exit_code == 0, stderr_of(r)
+    doc = json.loads(stdout_of(r))
+    want, _ = semantics_from("caffe", "within", 3, alpha=5e-5, beta=0.75, k=1.0)
+    assert doc["semantics"] == want.as_dict()
+    assert doc["origin"]["convention"] == "caffe" and doc["origin"]["layer"] == "norm1"
+    _check_source((in_tmp / "zf.py").read_text(), "pytorch")
+    r = invoke(["export", "onnx", "--from-model", model, "-o", "zf.onnx", "--layout", "NHWC"])
+    assert r.exit_code == 0, stderr_of(r)
+    assert "the model's layer sums a box on axes [2, 3]" in stderr_of(r)
+    graph = onnx.load(str(in_tmp / "zf.onnx")).graph
+    assert (graph.input[0].name, graph.output[0].name) == ("conv1", "norm1")
+
+
+@needs_inspect
+@pytest.mark.parametrize("args, code, said", [
+    (["--layer", "norm3"], 2, "no LRN layer named 'norm3'"),
+    ([], 2, "pick one with --layer (norm1, norm2)"),
+])
+def test_from_model_layer_choice_errors(in_tmp, args, code, said):
+    r = invoke(["export", "onnx", "--from-model", SAMPLE_MODELS / "vgg_cnn_m.prototxt",
+                *args, "-o", "v.onnx"])
+    assert r.exit_code == code and said in stderr_of(r)
+    assert not (in_tmp / "v.onnx").exists()
+
+
+@needs_inspect
+def test_from_model_unreadable_or_without_lrn_exit_1(in_tmp):
+    (in_tmp / "plain.prototxt").write_text('name: "x"\nlayer { name: "c" type: "ReLU" }\n')
+    (in_tmp / "junk.onnx").write_bytes(b"\x00\x01 not a model")
+    for name in ("plain.prototxt", "junk.onnx", "missing.onnx"):
+        r = invoke(["export", "pytorch", "--from-model", name, "-o", "x.py"])
+        assert r.exit_code == 1, (name, stderr_of(r))
+        assert stderr_of(r).startswith("error: ") and "Traceback" not in stderr_of(r)
+    assert not (in_tmp / "x.py").exists()
+
+
 # ---------------------------------------------------------------------------- conformance
 
 _CONFORMANCE_MARKS = (pytest.mark.conformance,

@@ -236,6 +236,8 @@ def _from_model(ctx, ui, path: str, layer: str | None):
             raise click.UsageError(f"{path} has no LRN layer named {layer!r} (node name or "
                                    f"output tensor): it has {listed}", ctx)
         chosen = hits[0]
+    for note in [*(getattr(report, "notes", None) or []), *(getattr(chosen, "notes", None) or [])]:
+        ui.note(f"{path}: {note}" if not str(note).startswith(str(path)) else str(note))
     sem = getattr(chosen, "semantics", None)
     if sem is None:
         reason = getattr(chosen, "reason", None) or "its semantics could not be read"

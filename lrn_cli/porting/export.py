@@ -210,7 +210,14 @@ def header(framework: str, command: str, sem: Semantics, layout: str,
     lines += ["  " + line for line in what_text(sem, layout)]
     lines.append(f"From: {origin_text(origin)}.")
     lines.append(extra)
-    return "".join(f"# {line}\n" for line in lines)
+    import textwrap
+
+    out = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip()))
+        out += textwrap.wrap(line, width=96, initial_indent="", subsequent_indent=indent + "    ",
+                             break_long_words=False, break_on_hyphens=False) or [""]
+    return "".join(f"# {line}\n" for line in out)
 
 
 def lrn_version() -> str:
