@@ -88,6 +88,8 @@ CASES = (
     Case("conventions_translate_json", ("conventions", "translate", "--from", "tensorflow",
                                         "--to", "caffe", "--depth-radius", "2", "--alpha",
                                         "2e-5", "--json"), "json"),
+    Case("norms_json", ("norms", ARR, "--layout", "NHWC", "-o", "out_norms", "--json"), "json"),
+    Case("norms_csv", ("norms", ARR, "--layout", "NHWC", "--csv"), "csv"),
 )
 
 
