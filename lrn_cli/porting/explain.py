@@ -67,6 +67,8 @@ from lrn_cli.porting.semantics import Difference, Semantics, differences, equiva
 VERDICTS = ("lrn", "no-effect", "not-lrn")
 #: Candidates given the exact check, and alternatives reported at most.
 CHECKED = 8
+#: Screened candidates refined (over all geometries, best screening scores first).
+REFINED = 12
 MAX_ALTERNATIVES = 6
 #: A constant whose fitting interval is wider than this (relative) is reported unidentifiable.
 IDENTIFIED_REL = 1e-3
@@ -353,7 +355,7 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
     if spread <= 8 * u:
         return _no_effect(x, y, gu, geos, base, u, seed)
     rng = np.random.default_rng(seed)
-    cands: dict[tuple, F.Candidate] = {}
+    screened: list[F.Candidate] = []
     samples: dict[F.Geometry, F.Sample] = {}
     for geo in geos:
         sample = F.Sample(x, y, geo, rng)
@@ -363,26 +365,28 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
         grid = F.window_grid(geo.span)
         found = F.screen(sample, grid, grid)
         if geo.span > F.EXHAUSTIVE:
-            more = []
             for c in found[:3]:
                 los = np.arange(max(0, c.lo - 40), min(geo.span, c.lo + 41))
                 his = np.arange(max(0, c.hi - 40), min(geo.span, c.hi + 41))
-                more += F.screen(sample, los, his, top=3)
-            found = sorted(found + more, key=lambda c: c.score)
-        for c in found:
-            c = F.refine(sample, c)
-            c.ratio = F.sample_ratios(sample, c, u)
-            old = cands.get(c.key)
-            if old is None or (c.ratio["running-sum"], c.score) < (old.ratio["running-sum"],
-                                                                    old.score):
-                cands[c.key] = c
+                found += F.screen(sample, los, his, top=3)
+        screened += found
+    screened.sort(key=lambda c: c.score)
+    cands: dict[tuple, F.Candidate] = {}
+    for c in screened[:REFINED]:
+        c = F.refine(samples[c.geometry], c, u)
+        c.ratio = F.sample_ratios(samples[c.geometry], c, u)
+        old = cands.get(c.key)
+        if old is None or (c.ratio["running-sum"], c.score) < (old.ratio["running-sum"],
+                                                                old.score):
+            cands[c.key] = c
     if not cands:
         base.cause = "no element to fit on (too few nonzero finite values)"
         return base
     ranked = sorted(cands.values(), key=lambda c: (min(c.ratio["running-sum"], 1e300),
-                                                   c.score))[:CHECKED]
+                                                   c.score))
+    hopeful = [c for c in ranked if c.ratio["running-sum"] <= 1][:CHECKED] or ranked[:2]
     checked: list[tuple[F.Candidate, F.Check]] = []
-    for c in ranked:
+    for c in hopeful:
         sample = samples[c.geometry]
         tier = "direct" if c.ratio["direct"] <= 1 else "running-sum"
         tries = [F.snap(sample, c, u, tier), c] if c.ratio[tier] <= 1 else [c]
@@ -582,19 +586,18 @@ def _diagnose(x: np.ndarray, y: np.ndarray, base: Explanation, seed: int) -> str
                 text += f": {how}"
                 break
         return text
-    best = None
-    for how, arr in _rearrangements(x.shape, y):
-        r = _corr(x, arr)
-        if best is None or r > best[0]:
-            best = (r, how, arr)
-    if best is not None and best[0] > 0.9 and best[0] > direct + 0.05:
-        r, how, arr = best
+    scored = sorted(((_corr(x, arr), how, arr) for how, arr in _rearrangements(x.shape, y)),
+                    key=lambda t: -t[0])
+    for r, how, arr in scored[:2]:
+        if r <= direct + 0.02:
+            break
         sub = _identify(x, np.ascontiguousarray(arr), geometries(x.shape), Explanation(
             "not-lrn", shape=x.shape), seed=seed, diagnose=False)
-        text = f"layouts differ: {how}"
         if sub.verdict == "lrn" and sub.fit is not None:
-            text += f"; lined up, it is this LRN: {sub.fit.semantics.describe()}"
-        return text
+            return (f"layouts differ: {how}; lined up, it is this LRN: "
+                    f"{sub.fit.semantics.describe()}")
+    if scored and scored[0][0] > 0.9 and scored[0][0] > direct + 0.05:
+        return f"layouts differ: {scored[0][1]} (correlation {scored[0][0]:.2f} lined up)"
     if abs(direct) < 0.5:
         agree = _sign_agreement(x, y)
         return (f"the shapes agree but the values are unrelated to the input (correlation "

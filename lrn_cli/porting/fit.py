@@ -285,10 +285,27 @@ def screen(sample: Sample, los: np.ndarray, his: np.ndarray, *, top: int = 4,
     return out
 
 
-def linear_fit(sample: Sample, s: np.ndarray, beta: float, alpha: float | None = None):
-    """Weighted least squares of ``h = k + a*S`` at a fixed beta (and a fixed ``a`` if given)."""
+def weights(sample: Sample, cand: Candidate, u: float) -> np.ndarray:
+    """``1/bound`` per element (running-sum tier): elements whose sum a running sum could
+    spoil (small next to large neighbours) count less, as their errors are allowed to be
+    larger."""
+    s = sample.sums1(cand.lo, cand.hi)
+    d = cand.k + cand.alpha * s
+    if not np.all(d > 0) or cand.alpha <= 0:
+        return np.ones(sample.n)
+    run = sample.running(cand.lo, cand.hi, cand.alpha, cand.k)
+    r = rel_bound(cand.beta, u, cand.taps ** sample.geometry.terms, d, cand.alpha * s, run)
+    return 1.0 / (r / r.min())
+
+
+def linear_fit(sample: Sample, s: np.ndarray, beta: float, alpha: float | None = None,
+               wt: np.ndarray | None = None):
+    """Weighted least squares of ``h = k + a*S`` at a fixed beta (and a fixed ``a`` if given);
+    relative errors, times ``wt`` when given."""
     h = np.exp(-sample.lg / beta)
     w = 1.0 / (h * h)
+    if wt is not None:
+        w = w * wt * wt
     sw = w.sum()
     if alpha is not None:
         return max(0.0, float((w * (h - alpha * s)).sum() / sw)), alpha
@@ -299,32 +316,41 @@ def linear_fit(sample: Sample, s: np.ndarray, beta: float, alpha: float | None =
     return max(0.0, float(hbar - a * sbar)), a
 
 
-def _cost(lg, s, beta, k, a):
+def _cost(lg, s, beta, k, a, wt):
     d = k + a * s
     if beta <= 0 or not np.all(d > 0):
         return math.inf, None
-    r = lg + beta * np.log(d)
+    r = (lg + beta * np.log(d)) * wt
     return float(r @ r), r
 
 
-def refine(sample: Sample, cand: Candidate, *, free: tuple[bool, bool, bool] = (True,) * 3,
-           iterations: int = 50) -> Candidate:
-    """Levenberg-Marquardt on the relative residual ``log g + beta*log(k + a*S)``."""
+def refine(sample: Sample, cand: Candidate, u: float, *,
+           free: tuple[bool, bool, bool] = (True,) * 3, iterations: int = 50,
+           rounds: int = 2) -> Candidate:
+    """Levenberg-Marquardt on the relative residual ``log g + beta*log(k + a*S)``, each
+    element weighted by ``1/bound`` (:func:`weights`, updated between ``rounds``)."""
+    for _ in range(rounds):
+        cand = _refine(sample, cand, weights(sample, cand, u), free, iterations)
+    return cand
+
+
+def _refine(sample, cand, wt, free, iterations):
     s = sample.sums1(cand.lo, cand.hi)
     lg = sample.lg
     theta = np.array([cand.beta, cand.k, cand.alpha], dtype=np.float64)
-    cost, r = _cost(lg, s, *theta)
+    cost, r = _cost(lg, s, *theta, wt)
     if r is None:
         k, a = linear_fit(sample, s, cand.beta)
         theta = np.array([cand.beta, max(k, 1e-300), a])
-        cost, r = _cost(lg, s, *theta)
+        cost, r = _cost(lg, s, *theta, wt)
         if r is None:
             return cand
     mask = np.array(free)
     lam = 1e-6
     for _ in range(iterations):
         d = theta[1] + theta[2] * s
-        jac = np.stack([np.log(d), theta[0] / d, theta[0] * s / d], axis=1)[:, mask]
+        jac = (np.stack([np.log(d), theta[0] / d, theta[0] * s / d], axis=1)
+               * wt[:, None])[:, mask]
         scale = np.sqrt((jac * jac).sum(axis=0))
         scale[scale == 0] = 1.0
         js = jac / scale
@@ -341,7 +367,7 @@ def refine(sample: Sample, cand: Candidate, *, free: tuple[bool, bool, bool] = (
             trial[mask] += step / scale
             if trial[1] < 0:
                 trial[1] = 0.0
-            new_cost, new_r = _cost(lg, s, *trial)
+            new_cost, new_r = _cost(lg, s, *trial, wt)
             if new_r is not None and new_cost <= cost:
                 small = np.all(np.abs(trial - theta) <= 1e-15 * np.maximum(np.abs(theta), 1e-300))
                 theta, cost, r = trial, new_cost, new_r
@@ -399,25 +425,27 @@ def snap(sample: Sample, cand: Candidate, u: float, tier: str) -> Candidate:
         return sample_ratios(sample, c, u)[tier] <= 1.0
 
     s = sample.sums1(cand.lo, cand.hi)
+    wt = weights(sample, cand, u)
     best = cand
-    for beta in decimals(cand.beta):
-        k, a = linear_fit(sample, s, beta)
+    common = [b for b in BETA_COMMON if abs(b / cand.beta - 1) < 0.25]
+    for beta in dict.fromkeys([*common, *decimals(cand.beta)]):
+        k, a = linear_fit(sample, s, beta, wt=wt)
         trial = Candidate(cand.geometry, cand.lo, cand.hi, beta, k, a)
         if not fits(trial):
-            trial = refine(sample, trial, free=(False, True, True))
+            trial = refine(sample, trial, u, free=(False, True, True), rounds=1)
         if fits(trial):
             best = trial
             break
     n = float(cand.taps)
-    forms = [(1.0, "a"), (n, "a*n"), (n * n, "a*n2")] if cand.taps > 1 else [(1.0, "a")]
+    forms = [1.0, n, n * n] if cand.taps > 1 else [1.0]
     options: list[float] = []
     for digits in range(1, 10):
-        for mult, _ in forms:
+        for mult in forms:
             v = float(f"{best.alpha * mult:.{digits - 1}e}") / mult if best.alpha > 0 else 0.0
             if v > 0 and v not in options:
                 options.append(v)
     for alpha in options:
-        k, _ = linear_fit(sample, s, best.beta, alpha)
+        k, _ = linear_fit(sample, s, best.beta, alpha, wt=wt)
         trial = Candidate(cand.geometry, cand.lo, cand.hi, best.beta, k, alpha)
         if fits(trial):
             best = trial
@@ -490,21 +518,21 @@ def ranges(sample: Sample, cand: Candidate, u: float, tier: str) -> dict[str, tu
         return h, h * r / beta
 
     found = {}
-    for beta in np.concatenate([[cand.beta], cand.beta * np.exp(np.linspace(-3, 3, 25))]):
+    for beta in np.concatenate([[cand.beta], cand.beta * np.exp(np.linspace(-3, 3, 17))]):
         h, t = at(beta)
-        fa = _feasible_a(h, t, s, iters=40)
+        fa = _feasible_a(h, t, s, iters=30)
         if fa is not None:
             found[float(beta)] = (fa, h, t)
     if not found:
         return {}
     feasible = sorted(found)
-    grid = sorted(cand.beta * np.exp(np.linspace(-3, 3, 25)))
+    grid = sorted(cand.beta * np.exp(np.linspace(-3, 3, 17)))
 
     def refine_edge(inside, outside):
-        for _ in range(20):
+        for _ in range(14):
             mid = math.sqrt(inside * outside)
             h, t = at(mid)
-            fa = _feasible_a(h, t, s, iters=40)
+            fa = _feasible_a(h, t, s, iters=30)
             if fa is not None:
                 found[mid] = (fa, h, t)
                 inside = mid
