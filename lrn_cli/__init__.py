@@ -32,6 +32,7 @@ _EXPORTS = {
     "normalizations": "lrn_cli.norms",
     "inspect_model": "lrn_cli.porting.inspect",
     "export": "lrn_cli.porting.export",
+    "explain": "lrn_cli.porting.explain",
 }
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "LrnError",
     "ParameterError",
     "__version__",
+    "explain",
     "export",
     "get_convention",
     "inspect_model",
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
     )
     from lrn_cli.errors import InputError, LrnError, ParameterError
     from lrn_cli.norms import normalizations
+    from lrn_cli.porting.explain import explain
     from lrn_cli.porting.export import export
     from lrn_cli.porting.inspect import inspect_model
     from lrn_cli.reference import reference_divisor, reference_lrn, reference_lrn_backward

@@ -23,6 +23,7 @@ COMMANDS = {
     "inspect": ("lrn_cli.cli.cmd_inspect", "inspect"),
     "norms": ("lrn_cli.cli.cmd_norms", "norms"),
     "export": ("lrn_cli.cli.cmd_export", "export"),
+    "explain": ("lrn_cli.cli.cmd_explain", "explain"),
 }
 
 EPILOG = """\b
