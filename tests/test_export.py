@@ -568,6 +568,22 @@ def _import(name: str):
 
 
 @pytest.fixture(scope="module")
+def torch():
+    return _import("torch")
+
+
+@pytest.fixture(scope="module")
+def ort():
+    return _import("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return _import("tensorflow")
+
+
+@pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """Every case of the matrix exported once per target: ``{(target, case): Exported}``."""
     folder = tmp_path_factory.mktemp("exports")
@@ -590,9 +606,8 @@ def _load(path: Path):
 
 
 @pytest.fixture(scope="module")
-def ort_errors(written):
+def ort_errors(ort, written):
     """onnxruntime's float32 error on every case (one session each, one thread)."""
-    _import("onnxruntime")
     from lrn_cli.porting.export import run_artefact
 
     errors = {}
@@ -604,11 +619,9 @@ def ort_errors(written):
 
 
 @pytest.fixture(scope="module")
-def tf_errors(written):
+def tf_errors(tf, written):
     """TensorFlow's float32 error on every case, each run inside tf.function (TF imports
     slowly: once, here)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    tf = _import("tensorflow")
     errors = {}
     for case in MATRIX:
         module = _load(written["tensorflow", case].path)
@@ -639,8 +652,7 @@ def test_tensorflow_function_matches_lrn_float32(case, tf_errors):
 
 @pytest.mark.parametrize("case", MATRIX, ids=_id)
 @conformance
-def test_pytorch_module_matches_lrn_and_lrn_backward(case, written):
-    torch = _import("torch")
+def test_pytorch_module_matches_lrn_and_lrn_backward(case, torch, written):
     from lrn_cli import lrn_backward
 
     convention, mode, size, layout = case
@@ -678,10 +690,9 @@ def test_cli_check_runs_the_file_in_its_framework(in_tmp, target):
 
 
 @conformance
-def test_native_node_runs_in_onnxruntime(tmp_path):
+def test_native_node_runs_in_onnxruntime(ort, tmp_path):
     """The native node computes the layer (on moderate data: its float32 running sum loses
     ~1e-4 on values spanning 1e-4..1e4, which --check reports)."""
-    _import("onnxruntime")
     from lrn_cli.porting.export import run_artefact
 
     for convention, params in (("caffe", PARAMS), ("tensorflow", {"alpha": 2e-5,
