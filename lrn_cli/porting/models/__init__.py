@@ -136,19 +136,17 @@ def sniff(path: str, head: bytes) -> str:
                         "Caffe .prototxt or an ncnn .param")
 
 
+_CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f\v\x1b")
+
+
 def _as_text(head: bytes) -> str | None:
-    if b"\x00" in head:
+    """``head`` as text for sniffing, or None when it looks binary: a NUL, or a control
+    character among the first 64 bytes (protobuf and flatbuffer headers have them).  Bytes
+    that are not UTF-8 are replaced here; reading the file refuses them with their line."""
+    if b"\x00" in head or any(b in _CONTROL for b in head[:64]):
         return None
     body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start >= len(body) - 3:  # a character cut by the end of the sample
-            try:
-                return body[:exc.start].decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-        return None
+    return body.decode("utf-8", errors="replace")
 
 
 def _looks_like_prototxt(text: str) -> bool:
