@@ -41,11 +41,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lrn_cli.errors import ParameterError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from lrn_cli.core import Mode
 
 __all__ = [
     "EPS",
@@ -304,20 +307,24 @@ def l2_normalize(x: np.ndarray, channel_axis: int, *,
         ``d`` is None unless ``return_divisor``; ``zero_norm_pixels`` counts the pixels set
         to 0.
     """
+    y, d, pixels = _l2(_check_array(x), channel_axis)
+    return y, (d if return_divisor else None), pixels
+
+
+def _l2(x: np.ndarray, channel_axis: int) -> tuple[np.ndarray, np.ndarray, int]:
     from lrn_cli.core import normalize_axis
 
-    x = _check_array(x)
     axis = normalize_axis(channel_axis, x.ndim)
+    if axis is None:
+        raise ParameterError("l2 needs a channel axis")
     out_dtype = _out_dtype(x.dtype)
-    c = x.shape[axis]
-    sem = _l2_semantics(c, axis)
+    sem = _l2_semantics(x.shape[axis], axis)
     y, d = sem.apply(np.asarray(x, dtype=np.float64), return_divisor=True)
     with np.errstate(invalid="ignore"):
         zero = (d == 0) & np.isnan(y)
     y[zero] = 0.0
     pixels = int(np.count_nonzero(zero.any(axis=axis))) if zero.size else 0
-    y = y.astype(out_dtype, copy=False)
-    return y, (d if return_divisor else None), pixels
+    return y.astype(out_dtype, copy=False), d, pixels
 
 
 def _l2_semantics(channels: int, axis: int):
@@ -427,6 +434,9 @@ def normalizations(
     from lrn_cli.stats import array_stats, divisor_stats
 
     names = parse_methods(methods)
+    if mode not in ("across", "within"):
+        raise ParameterError(f"mode must be 'across' or 'within', not {mode!r}")
+    lrn_mode: Mode = "across" if mode == "across" else "within"
     a = _check_array(x)
     lay, ch, _assumed = resolve_layout(a.ndim, mode, layout, channel_axis,
                                        channel_axis_given=channel_axis is not None)
@@ -444,15 +454,16 @@ def normalizations(
         if name == "lrn":
             from lrn_cli.core import lrn
 
-            y, d = lrn(xc, size, alpha, beta, k, mode=mode, convention=convention,
+            y, d = lrn(xc, size, alpha, beta, k, mode=lrn_mode, convention=convention,
                        channel_axis=ch, return_divisor=True)
             divisor = divisor_stats(d, beta)
             text = _lrn_text(size, alpha, beta, k, mode, convention)
         elif name == "l2":
-            y, d, zero_pixels = l2_normalize(xc, ch, return_divisor=True)
-            c = a.shape[ch]
+            axis = _need_channels("l2", ax)
+            y, d, zero_pixels = _l2(xc, axis)
+            c = a.shape[axis]
             divisor = divisor_stats(d, 0.5)
-            sem = _l2_semantics(c, ch)
+            sem = _l2_semantics(c, axis)
             text = (f"L2 across channels as LRN with k=0, a'=1, beta=0.5, window "
                     f"[c-{sem.lo}, c+{sem.hi}] (all {c} channels): y = x / ||x||")
             if zero_pixels:

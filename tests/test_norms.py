@@ -385,6 +385,9 @@ def test_cli_image_outputs_and_panel(lrn, in_tmp):
         assert im.height < px.shape[0] / 2  # two rows
     r = lrn("norms", src, "--panel", "p.png", "-q")
     assert r.exit_code == 1 and "already exists" in r.stderr
+    r = lrn("norms", src, "-o", "again", "--panel", "again/small_l2.png", "-q")
+    assert r.exit_code == 1 and "is also an -o output" in r.stderr
+    assert not (in_tmp / "again" / "small_lrn.png").exists()  # refused before writing
 
 
 def test_cli_panel_of_an_array_with_nan(lrn, conv, in_tmp):

@@ -106,6 +106,9 @@ def norms(ctx, source, methods, mode, size, depth_radius, alpha, beta, k, conven
     except MemoryError:
         ui.error(f"{display_name(source)}: out of memory")
         code = 1
+    except KeyboardInterrupt:  # outputs already renamed into place stay; none is partial
+        ui.error("interrupted")
+        code = 130
     sys.stdout.flush()
     ctx.exit(code)
 
@@ -159,7 +162,7 @@ def _usable(ui: Ui, name: str, names, layout: str, mode: str, explicit: bool):
 def _run(ui: Ui, source: str, names, settings, ropts, wopts, outdir, panel,
          fmt_choice, *, explicit: bool) -> int:
     from lrn_cli.atomic import check_writable
-    from lrn_cli.errors import InputError, ParameterError
+    from lrn_cli.errors import InputError, OutputError, ParameterError
     from lrn_cli.norms import normalizations
     from lrn_cli.pipeline import check_output
 
@@ -178,8 +181,8 @@ def _run(ui: Ui, source: str, names, settings, ropts, wopts, outdir, panel,
             check_output(loaded.kind, path, image=loaded.image, items=1, wopts=wopts)
             check_writable(path, overwrite=wopts.overwrite, protect=protect)
     if panel is not None:
-        if panel in paths.values():
-            raise InputError(name, f"--panel {panel} is also an output")
+        if os.path.abspath(panel) in {os.path.abspath(p) for p in paths.values() if p}:
+            raise OutputError(panel, "is also an -o output; give the panel another name")
         check_writable(panel, overwrite=wopts.overwrite, protect=protect)
     try:
         result = normalizations(item.array, names, layout=item.layout, **settings.lrn_kwargs())
@@ -187,9 +190,10 @@ def _run(ui: Ui, source: str, names, settings, ropts, wopts, outdir, panel,
         raise InputError(name, str(exc)) from None
     written = {}
     for m in result:
-        if paths[m.name] is not None:
-            _save(loaded, m.output, paths[m.name], wopts, protect)
-            written[m.name] = paths[m.name]
+        path = paths[m.name]
+        if path is not None:
+            _save(loaded, m.output, path, wopts, protect)
+            written[m.name] = path
     notes = [*result.notes, *(n for m in result for n in m.notes)]
     for m in result:
         ui.note(f"{m.name}: {m.description}")
