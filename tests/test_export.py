@@ -371,6 +371,27 @@ def test_cli_json_describes_what_was_written(in_tmp):
     assert "LRN" not in doc["ops"] and doc["bytes"] == (in_tmp / "tf.onnx").stat().st_size
 
 
+@pytest.mark.parametrize("target, args, call", [
+    ("pytorch", ["--convention", "caffe", "-n", "5", "--k", "1"],
+     "torch.nn.LocalResponseNorm(size=5, alpha=0.0001, beta=0.75, k=1.0)"),
+    ("tensorflow", ["--convention", "pytorch", "-n", "5", "--alpha", "5e-4"],
+     "tf.nn.local_response_normalization(depth_radius=2, alpha=0.0001, beta=0.75, bias=2.0)"),
+    ("onnx", ["--convention", "tensorflow", "--depth-radius", "1", "--alpha", "1e-3"],
+     "ONNX LRN(size=3, alpha=0.003, beta=0.75, bias=2.0)"),
+    ("pytorch", ["--convention", "onnx", "-n", "4"], None),
+    ("tensorflow", ["--convention", "pytorch", "-n", "5", "--layout", "NCHW"], None),
+    ("onnx", ["--mode", "within", "-n", "3"], None),
+])
+def test_cli_names_the_frameworks_own_op_when_it_is_exact(in_tmp, target, args, call):
+    r = invoke(["export", target, *args, "-o", "f", "--json"])
+    assert r.exit_code == 0, stderr_of(r)
+    own = json.loads(stdout_of(r))["own_op"]
+    if call is None:
+        assert own is None and "computes this layer too" not in stderr_of(r)
+    else:
+        assert own["call"] == call and f"{call} computes this layer too" in stderr_of(r)
+
+
 def test_cli_stdout(in_tmp):
     r = invoke(["export", "pytorch", "-n", "3", "-o", "-"])
     assert r.exit_code == 0
@@ -675,6 +696,28 @@ def test_pytorch_module_matches_lrn_and_lrn_backward(case, torch, written):
     want = lrn_backward(x64, g, size, mode=mode, convention=convention, channel_axis=axis,
                         **_params(convention, size))
     assert _normalised(xt.grad.numpy(), want) < 1e-9
+
+
+@conformance
+def test_own_op_claims_hold_in_the_frameworks(torch, tf):
+    """What own_op names computes what the export computes."""
+    from lrn_cli.porting.export import own_op
+
+    x = probe_input((2, 7, 6, 5), seed=9)
+    for convention, size, params in (("caffe", 5, {"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
+                                     ("pytorch", 4, PARAMS), ("tensorflow", 3, PARAMS)):
+        sem, _ = semantics_from(convention, "across", size, **params)
+        want = sem.apply(x.astype(np.float64))
+        torch_op = own_op("pytorch", sem, "NCHW")
+        with torch.no_grad():
+            got = torch.nn.LocalResponseNorm(**torch_op["params"])(torch.from_numpy(x))
+        assert _max_rel(got.numpy(), want) < 1e-5
+        tf_op = own_op("tensorflow", sem, "NHWC")
+        if size % 2:
+            got = tf.nn.local_response_normalization(np.moveaxis(x, 1, -1), **tf_op["params"])
+            assert _max_rel(np.moveaxis(got.numpy(), -1, 1), want) < 1e-5
+        else:
+            assert tf_op is None
 
 
 @pytest.mark.parametrize("target", ["onnx", "pytorch", "tensorflow"])

@@ -142,6 +142,12 @@ def export(ctx, target, mode, size, depth_radius, alpha, beta, k, convention,
         ui.note(f"{output} does not end in {want}")
     ui.info(f"wrote {output}: {target} ({result.layout}), {result.semantics.describe()}")
     doc = result.as_dict()
+    same = ex.own_op(target, result.semantics, result.layout)
+    doc["own_op"] = same
+    if same is not None and not native:
+        how = ("--native writes it" if target == "onnx"
+               else "the export is exact in float64 too")
+        ui.note(f"{same['call']} computes this layer too ({how})")
     code = 0
     if check:
         try:

@@ -226,6 +226,29 @@ def lrn_version() -> str:
     return __version__
 
 
+def own_op(target: str, sem: Semantics, layout: str) -> dict[str, Any] | None:
+    """The target framework's own LRN call computing exactly ``sem`` in ``layout``, if there
+    is one: ``{"call": "torch.nn.LocalResponseNorm(size=5, ...)", "params": {...}}``."""
+    from lrn_cli.conventions import NoExactTranslation, express
+
+    convention, axis, call = {
+        "pytorch": ("pytorch", 1, "torch.nn.LocalResponseNorm"),
+        "tensorflow": ("tensorflow", 3, "tf.nn.local_response_normalization"),
+        "onnx": ("onnxruntime", 1, "ONNX LRN"),
+    }[target]
+    if sem.mode != "across" or (1 if layout == "NCHW" else 3) != axis:
+        return None
+    try:
+        found = express(convention, "across", sem.lo, sem.hi, sem.alpha_eff, sem.k_eff,
+                        sem.beta)
+    except NoExactTranslation:
+        return None
+    if any("ulp" in note for note in found.notes):
+        return None  # close, not exact
+    args = ", ".join(f"{key}={value!r}" for key, value in found.params.items())
+    return {"call": f"{call}({args})", "params": dict(found.params)}
+
+
 # ---------------------------------------------------------------------------- builders
 
 
