@@ -100,7 +100,7 @@ def test_light_inception_v1(lrn):
     doc = json.loads(r.stdout)
     assert list(doc)[:1] == ["schema"] and doc["differences"] == []
     (model,) = doc["models"]
-    assert model["path"] == str(path) and model["format"] == "onnx"
+    assert model["file"] == str(path) and model["format"] == "onnx"
     names = [layer["name"] for layer in model["layers"]]
     assert names == ["n3", "n8"]
     layer = model["layers"][0]
@@ -713,7 +713,7 @@ def test_several_models_one_broken(lrn, tmp_path):
     r = lrn("inspect", str(VGG), bad, str(ZF), "--json")
     assert r.exit_code == 1
     assert error_lines(r.stderr) == [f"error: {bad}: line 1: k must be a number, not x"]
-    assert [m["path"] for m in json.loads(r.stdout)["models"]] == [str(VGG), str(ZF)]
+    assert [m["file"] for m in json.loads(r.stdout)["models"]] == [str(VGG), str(ZF)]
     r = lrn("inspect", str(VGG), bad)
     assert r.exit_code == 1 and "norm1" in r.stdout and len(error_lines(r.stderr)) == 1
 

@@ -90,6 +90,11 @@ CASES = (
                                         "2e-5", "--json"), "json"),
     Case("norms_json", ("norms", ARR, "--layout", "NHWC", "-o", "out_norms", "--json"), "json"),
     Case("norms_csv", ("norms", ARR, "--layout", "NHWC", "--csv"), "csv"),
+    Case("inspect_json", ("inspect", "samples/models/vgg_cnn_m.prototxt",
+                          "samples/models/zf_v1.prototxt", "samples/models/vgg_cnn_m.param",
+                          "--json"), "json"),
+    Case("inspect_against_json", ("inspect", "samples/models/vgg_cnn_m.prototxt", "--against",
+                                  "samples/models/vgg_cnn_m.param", "--json"), "json", 1),
 )
 
 
@@ -286,8 +291,9 @@ def test_apply_json_csv_and_manifest_share_the_flat_names(outputs):
     assert [k for k in row if k in stats] == stats
 
 
-#: Keys whose children are a convention's own parameter names, not schema fields.
-_OPEN_OBJECTS = {"params", "limits"}
+#: Keys whose children are a convention's own parameter names (or convention names, in
+#: ``equivalents``), not schema fields.
+_OPEN_OBJECTS = {"params", "limits", "equivalents"}
 
 
 def _field_names(obj: Any, parent: str | None = None) -> Iterator[str]:

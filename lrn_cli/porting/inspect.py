@@ -81,8 +81,9 @@ class ModelReport:
                              f"{known})")
 
     def as_dict(self) -> dict[str, Any]:
-        """The schema's ``model`` object."""
-        return {"path": self.path, "format": self.format,
+        """The schema's ``model`` object (the path is ``file``, as everywhere in the
+        schema)."""
+        return {"file": self.path, "format": self.format,
                 "layers": [layer.as_dict() for layer in self.layers],
                 "notes": list(self.notes)}
 
