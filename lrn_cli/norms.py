@@ -207,6 +207,8 @@ def _check_array(x: Any) -> np.ndarray:
 def _standardize(x: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray:
     """``(x - mean) / sqrt(var + eps)`` over ``axes``: float64 throughout, result cast."""
     out_dtype = _out_dtype(x.dtype)
+    if x.size == 0:  # no group has a value: nothing to normalize
+        return np.empty(x.shape, dtype=out_dtype)
     xf = np.array(x, dtype=np.float64)  # a copy: centred in place below
     with np.errstate(invalid="ignore", over="ignore"):
         mean = xf.mean(axis=axes, keepdims=True)

@@ -436,3 +436,16 @@ def test_cli_npz_needs_one_array_and_stdin_works(lrn, conv, in_tmp):
             input=(in_tmp / CONV).read_bytes())
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["file"] == "<stdin>"
+
+
+def test_empty_array(lrn, in_tmp):
+    r = normalizations(np.zeros((0, 3, 4, 4), np.float32))
+    assert [m.output.shape for m in r] == [(0, 3, 4, 4)] * 5
+    np.save("empty.npy", np.zeros((0, 3, 4, 4), np.float32))
+    out = lrn("norms", "empty.npy", "--json", "-q")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout)["methods"][1]["stats"]["overall"]["count"] == 0
+    out = lrn("norms", "empty.npy", "--panel", "p.png", "-q")
+    assert out.exit_code == 1
+    assert error_lines(out.stderr) == ["error: empty.npy: cannot draw a panel: cannot draw an "
+                                       "empty array"]

@@ -310,6 +310,7 @@ def _table(name: str, result, item):
 def _draw(name: str, source: str, loaded, result, settings, panel: str, overwrite: bool,
           protect) -> None:
     from lrn_cli.cli.output import fmt as number
+    from lrn_cli.errors import InputError, LrnError
     from lrn_cli.panel import draw_norms_panel, settings_text
 
     rows = []
@@ -323,8 +324,14 @@ def _draw(name: str, source: str, loaded, result, settings, panel: str, overwrit
     item = loaded.items[0]
     label = (name if source == "-" else os.path.basename(name))
     label += f" [{item.key}]" if item.key else ""
-    draw_norms_panel(item.array, rows, panel, kind="image" if loaded.kind == "image" else "array",
-                     layout=result.layout, channel_axis=result.channel_axis,
-                     title=f"{label}   lrn norms: {', '.join(result.names)}",
-                     subtitle="; ".join([f"lrn: {settings_text(settings)}", *result.notes]),
-                     overwrite=overwrite, protect=protect)
+    kind = "image" if loaded.kind == "image" else "array"
+    try:
+        draw_norms_panel(item.array, rows, panel, kind=kind, layout=result.layout,
+                         channel_axis=result.channel_axis,
+                         title=f"{label}   lrn norms: {', '.join(result.names)}",
+                         subtitle="; ".join([f"lrn: {settings_text(settings)}", *result.notes]),
+                         overwrite=overwrite, protect=protect)
+    except ValueError as exc:
+        if isinstance(exc, LrnError):
+            raise
+        raise InputError(name, f"cannot draw a panel: {exc}") from None
