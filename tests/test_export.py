@@ -450,6 +450,18 @@ def test_export_imports_neither_numba_nor_a_framework():
         assert last == f"PROBE 0 {allowed}", p.stderr.decode()
 
 
+def test_onnx_export_without_the_onnx_package_says_how_to_get_it(tmp_path):
+    probe = ("import sys\nsys.modules['onnx'] = None\nfrom lrn_cli.cli import main\n"
+             "sys.argv = ['lrn', 'export', 'onnx', '-o', sys.argv[1]]\nmain()\n")
+    out = tmp_path / "m.onnx"
+    p = subprocess.run([sys.executable, "-c", probe, str(out)], capture_output=True,
+                       env=clean_env(), timeout=60, check=False)
+    assert p.returncode == 1
+    assert p.stderr.decode().strip() == ("error: lrn export onnx needs the onnx package "
+                                         "(pip install 'lrn-cli[onnx]')")
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------------------- --from-model
 
 
