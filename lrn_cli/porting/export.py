@@ -45,7 +45,10 @@ __all__ = [
     "export",
     "export_onnx_model",
     "laid_out",
+    "own_op",
+    "probe_input",
     "pytorch_source",
+    "run_artefact",
     "semantics_from",
     "tensorflow_source",
     "verify",
@@ -146,9 +149,8 @@ def safe_text(text: object, limit: int = 200) -> str:
 
 
 def number(value: float) -> str:
-    """A float as Python reads it back exactly (``repr``), integers without ``.0``."""
-    value = float(value)
-    return repr(value)
+    """A float as Python reads it back exactly (``repr``)."""
+    return repr(float(value))
 
 
 def origin_text(origin: Mapping[str, Any] | None) -> str:
