@@ -449,3 +449,12 @@ def test_empty_array(lrn, in_tmp):
     assert out.exit_code == 1
     assert error_lines(out.stderr) == ["error: empty.npy: cannot draw a panel: cannot draw an "
                                        "empty array"]
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import lrn_cli.norms
+
+    failed, tried = doctest.testmod(lrn_cli.norms)
+    assert tried >= 4 and failed == 0

@@ -23,8 +23,9 @@ METHOD_NAMES = "lrn, l2, batchnorm, layernorm, instancenorm"
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source", metavar="INPUT")
 @click.option("--methods", default=None, metavar="LIST",
-              help=f"Comma-separated methods, in the order shown (default: all: "
-              f"{METHOD_NAMES}).")
+              help=f"Comma-separated methods, in the order shown (default: every one of "
+              f"{METHOD_NAMES} that the layout allows; one asked for that it does not is a "
+              "usage error).")
 @lrn_params
 @read_options
 @click.option("-o", "--output", "outdir", default=None, metavar="OUTDIR",
