@@ -317,3 +317,20 @@ def test_draw_panel_for_needs_the_kept_arrays(tmp_path: Path) -> None:
     # what is sent between processes carries no arrays
     light = item.without_output()
     assert light.output is None and light.input_array is None and light.divisor_array is None
+
+
+def test_histogram_of_one_array() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=3000)
+    x[:5] = np.nan
+    h = histogram(x, bins=30)
+    assert h.after is None and h.before.sum() == 3000 - 5 and h.nonfinite_before == 5
+    assert h.edges[0] == pytest.approx(np.nanmin(x)) and h.edges[-1] == pytest.approx(np.nanmax(x))
+    # the same bins and counts as the first series of a two-array histogram of x and x
+    both = histogram(x, x, bins=30)
+    np.testing.assert_array_equal(h.edges, both.edges)
+    np.testing.assert_array_equal(h.before, both.before)
+    img = np.asarray(draw_histogram(h, 500, 220, labels=("x",), colors=((230, 110, 0),)),
+                     dtype=int)
+    assert (img[..., 0] > img[..., 2] + 80).any()  # orange bars
+    assert not (img[..., 2] > img[..., 0] + 40).any()  # no blue series
