@@ -617,6 +617,10 @@ def test_against_lost_k(lrn):
     assert diffs[0]["hazards"][0]["cite"].startswith("Tencent/ncnn")
     r = lrn("inspect", str(VGG), "--against", str(VGG_NCNN))
     assert r.exit_code == 1 and "caffe2ncnn" in r.stdout and "2 differences" in r.stderr
+    r = lrn("inspect", str(VGG), "--against", str(VGG_NCNN), "--target", "MNN", "--json")
+    doc = json.loads(r.stdout)
+    assert [d["hazards"] for d in doc["differences"]] == [[], []]  # MNN does not write ncnn
+    assert {h["target"] for h in doc["models"][0]["layers"][0]["hazards"]} == {"MNN"}
 
 
 def test_against_an_exact_conversion_lists_none(lrn, tmp_path):

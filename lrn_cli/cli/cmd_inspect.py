@@ -58,7 +58,7 @@ def inspect(ctx, models, targets, against, as_json, quiet, traceback):
             failed = True
             reports.append(None)
     if against is not None:
-        ctx.exit(_against(ui, reports, as_json, failed))
+        ctx.exit(_against(ui, reports, as_json, failed, wanted))
     shown = [r for r in reports if r is not None]
     if as_json:
         _write_json(ui, shown, None)
@@ -77,13 +77,13 @@ def _write_json(ui, reports, differences) -> None:
     ui.write_data(json_text(doc))
 
 
-def _against(ui, reports, as_json, failed) -> int:
+def _against(ui, reports, as_json, failed, targets) -> int:
     from lrn_cli.porting.inspect import compare_reports, match_layers
 
     if failed:
         return 1
     ref, cand = reports
-    diffs = compare_reports(ref, cand)
+    diffs = compare_reports(ref, cand, targets)
     if as_json:
         _write_json(ui, [ref, cand], diffs)
     else:

@@ -188,7 +188,7 @@ HAZARDS: tuple[Hazard, ...] = (
     Hazard("ncnn",
            "on Vulkan, fp16 storage rounds the input and output to half precision, and with "
            "fp16 arithmetic the pack-1 shader sums the squares in half precision (afp in "
-           "lrn_norm.comp): expect about 1e-3 relative error",
+           "lrn_norm.comp): about 3 significant digits (half's unit roundoff is 4.9e-4)",
            NCNN_VK, lambda c: "legacy" not in c.layer.flags),
     Hazard("ncnn",
            "a .param without the 7767517 line is a 2017 file: current ncnn cannot load it; the "

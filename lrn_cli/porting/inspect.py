@@ -180,9 +180,13 @@ def _named(layer: LayerReport) -> bool:
     return layer.raw is None or layer.raw.named
 
 
-def compare_reports(ref: ModelReport, cand: ModelReport) -> list[Difference]:
-    """Every difference between the LRN layers of two reports (see :func:`compare_models`)."""
-    from lrn_cli.porting.hazards import explaining
+def compare_reports(ref: ModelReport, cand: ModelReport,
+                    targets: Iterable[str] | None = None) -> list[Difference]:
+    """Every difference between the LRN layers of two reports (see :func:`compare_models`);
+    ``targets`` narrows the hazards that explain them."""
+    from lrn_cli.porting.hazards import explaining, resolve_targets
+
+    wanted = resolve_targets(targets)
 
     out: list[Difference] = []
     for pair in match_layers(ref, cand):
@@ -203,13 +207,16 @@ def compare_reports(ref: ModelReport, cand: ModelReport) -> list[Difference]:
         for d in differences(r.semantics, c.semantics, rtol=RTOL):
             explained = ()
             if r.raw is not None:
-                explained = tuple(explaining(d.field, ref.format, cand.format, r.raw))
+                explained = tuple(h for h in explaining(d.field, ref.format, cand.format,
+                                                        r.raw)
+                                  if wanted is None or h["target"] in wanted)
             out.append(dataclasses.replace(d, layer=r.name, candidate_layer=c.name,
                                            hazards=explained))
     return out
 
 
-def compare_models(reference_path, candidate_path) -> list[Difference]:
+def compare_models(reference_path, candidate_path,
+                   targets: Iterable[str] | None = None) -> list[Difference]:
     """How the LRN layers of ``candidate_path`` (a conversion) differ from those of
     ``reference_path`` (its source).
 
@@ -217,6 +224,7 @@ def compare_models(reference_path, candidate_path) -> list[Difference]:
     missing on one side is a difference with ``field="layer"``.  Constants are compared to
     float32 precision (:data:`RTOL`).  Each difference carries the known converter
     behaviours that explain it (``hazards``), where one does.  An exact conversion gives
-    an empty list.
+    an empty list.  ``targets`` narrows those hazards as in :func:`inspect_model`.
     """
-    return compare_reports(inspect_model(reference_path), inspect_model(candidate_path))
+    return compare_reports(inspect_model(reference_path, targets),
+                           inspect_model(candidate_path, targets), targets)
