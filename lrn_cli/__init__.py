@@ -33,6 +33,7 @@ _EXPORTS = {
     "inspect_model": "lrn_cli.porting.inspect",
     "export": "lrn_cli.porting.export",
     "explain": "lrn_cli.porting.explain",
+    "warm_up": "lrn_cli.warmup",
 }
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "reference_lrn_backward",
     "set_threads",
     "translate",
+    "warm_up",
 ]
 
 if TYPE_CHECKING:
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
     from lrn_cli.porting.export import export
     from lrn_cli.porting.inspect import inspect_model
     from lrn_cli.reference import reference_divisor, reference_lrn, reference_lrn_backward
+    from lrn_cli.warmup import warm_up
 
 
 def __getattr__(name: str) -> Any:

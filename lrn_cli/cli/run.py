@@ -123,6 +123,7 @@ class ApplyRun:
         stdin_data = sys.stdin.buffer.read() if any(j.source == "-" for j in runnable) else None
         recorded_before_run = len(self.results)
         try:
+            self._prepare_kernels(runnable)
             if stdin_data is not None or output == "-" or panel is not None:
                 for job in runnable:
                     self._run_inline(job, stdin_data, protect, panel)
@@ -162,6 +163,24 @@ class ApplyRun:
             result = run()
             with defer_interrupts():
                 self._record(result)
+
+    def _prepare_kernels(self, jobs) -> None:
+        """On a first run (Numba's cache cold for these inputs), say so once and compile the
+        kernels the jobs need here, before any worker pool starts: once, instead of in every
+        worker at the same time (:mod:`lrn_cli.warmup`)."""
+        from lrn_cli import warmup
+        from lrn_cli.errors import LrnError
+
+        plan = warmup.plan_for_inputs([job.source for job in jobs], self.settings, self.ropts,
+                                      self.wopts)
+        note = None if plan is None else warmup.first_run_note(plan)
+        if note is None:
+            return
+        self.ui.note(note)
+        try:
+            warmup.run_plan(plan)  # writes the stamp: no note next time
+        except LrnError:
+            pass  # bad parameters: every job reports them
 
     def _run_inline(self, job, stdin_data, protect, panel) -> None:
         self._held(lambda: self._inline_result(job, stdin_data, protect, panel))
