@@ -149,12 +149,12 @@ def match_layers(ref: ModelReport, cand: ModelReport) -> list[Pair]:
     rl, cl = ref.layers, cand.layers
     taken: set[int] = set()
     chosen: dict[int, tuple[int, str]] = {}
-    names = {}
+    names: dict[str, int] = {}
     for j, layer in enumerate(cl):
         if _named(layer):
             names.setdefault(layer.name, j)
     for i, layer in enumerate(rl):
-        j = names.get(layer.name) if _named(layer) else None
+        j: int | None = names.get(layer.name) if _named(layer) else None
         if j is not None and j not in taken:
             chosen[i] = (j, "name")
             taken.add(j)
@@ -205,7 +205,7 @@ def compare_reports(ref: ModelReport, cand: ModelReport,
                                   candidate_layer=c.name if c else None))
             continue
         for d in differences(r.semantics, c.semantics, rtol=RTOL):
-            explained = ()
+            explained: tuple[dict[str, str], ...] = ()
             if r.raw is not None:
                 explained = tuple(h for h in explaining(d.field, ref.format, cand.format,
                                                         r.raw)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 from lrn_cli.errors import InputError, ParameterError
 from lrn_cli.porting.models import MAX_LAYERS, ModelFile, RawLayer
@@ -173,20 +174,20 @@ def _layer(entry: Message, index: int) -> RawLayer:
     name = _string(name_value, "name") if name_value is not None else ""
     bottoms = [_string(v, "bottom") for v in entry.all("bottom")]
     tops = [_string(v, "top") for v in entry.all("top")]
-    param = _single(entry, "lrn_param")
-    if param is not None and not isinstance(param, Message):
-        raise _Bad(param.line, "lrn_param must be a message { ... }")
-    param = param or Message(line=entry.line)
+    given = _single(entry, "lrn_param")
+    if given is not None and not isinstance(given, Message):
+        raise _Bad(given.line, "lrn_param must be a message { ... }")
+    param = given if given is not None else Message(line=entry.line)
     for key, value in param.fields:
         if key not in _LRN_FIELDS:
             raise _Bad(value.line, f"lrn_param has no field {key!r} (it has "
                                    f"{', '.join(_LRN_FIELDS)})")
         if isinstance(value, Message):
             raise _Bad(value.line, f"{key} must be a value, not a message")
-    written: dict[str, object] = {}
+    written: dict[str, Any] = {}
     for key in _LRN_FIELDS:
         value = _single(param, key)
-        if value is None:
+        if not isinstance(value, Scalar):
             continue
         if key == "local_size":
             written[key] = _int(value, key, unsigned=True)
@@ -194,8 +195,8 @@ def _layer(entry: Message, index: int) -> RawLayer:
             written[key] = _float(value, key)
         else:
             written[key] = _enum(value, key)
-    defaults = {"local_size": 5, **_FLOAT_FIELDS, "norm_region": "ACROSS_CHANNELS",
-                "engine": "DEFAULT"}
+    defaults: dict[str, Any] = {"local_size": 5, **_FLOAT_FIELDS,
+                                "norm_region": "ACROSS_CHANNELS", "engine": "DEFAULT"}
     params = {key: written.get(key, defaults[key]) for key in _LRN_FIELDS}
     defaulted = [key for key in _LRN_FIELDS if key not in written]
     shown = name or (tops[0] if tops else f"LRN #{index + 1}")

@@ -218,8 +218,8 @@ class _Reader:
             notes.append("QDQ: the LRN runs on dequantized float values (DequantizeLinear -> "
                          "LRN -> QuantizeLinear)")
         try:
-            sem = Semantics.of("onnx", "across", size, params["alpha"], params["beta"],
-                               params["bias"], channel_axis=1)
+            sem = Semantics.of("onnx", "across", size, float(params["alpha"]),
+                               float(params["beta"]), float(params["bias"]), channel_axis=1)
         except ParameterError as exc:
             raise _Bad(f"{here}: {exc}") from None
         if len(self.layers) >= MAX_LAYERS:

@@ -79,7 +79,7 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
             ch = text[pos]
             shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
             raise TextFormatError(line, f"unexpected character {shown}")
-        kind = m.lastgroup
+        kind = m.lastgroup or ""
         value = m.group()
         if kind == "nl":
             line += 1
@@ -88,7 +88,8 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
         elif kind not in ("ws", "comment"):
             if kind == "number" and pos + len(value) < n and (
                     text[pos + len(value)].isalpha() or text[pos + len(value)] == "_"):
-                end = re.match(r"[A-Za-z0-9_.]*", text[pos + len(value):]).group()
+                tail = re.match(r"[A-Za-z0-9_.]*", text[pos + len(value):])
+                end = tail.group() if tail else ""
                 raise TextFormatError(line, f"malformed number {value + end!r}")
             out.append((kind, value, line))
         pos = m.end()
@@ -113,9 +114,10 @@ def _unquote(token: str, line: int) -> str:
             out.append(_ESCAPES[nxt])
             i += 2
         elif nxt in "01234567":
-            m = re.match(r"[0-7]{1,3}", body[i + 1:])
-            out.append(chr(int(m.group(), 8)))
-            i += 1 + len(m.group())
+            octal = re.match(r"[0-7]{1,3}", body[i + 1:])
+            digits = octal.group() if octal else nxt
+            out.append(chr(int(digits, 8)))
+            i += 1 + len(digits)
         elif nxt in "xX":
             m = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2:])
             if not m:
