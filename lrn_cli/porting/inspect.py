@@ -154,10 +154,10 @@ def match_layers(ref: ModelReport, cand: ModelReport) -> list[Pair]:
         if _named(layer):
             names.setdefault(layer.name, j)
     for i, layer in enumerate(rl):
-        j: int | None = names.get(layer.name) if _named(layer) else None
-        if j is not None and j not in taken:
-            chosen[i] = (j, "name")
-            taken.add(j)
+        same = names.get(layer.name) if _named(layer) else None
+        if same is not None and same not in taken:
+            chosen[i] = (same, "name")
+            taken.add(same)
     for i, layer in enumerate(rl):
         if i in chosen:
             continue

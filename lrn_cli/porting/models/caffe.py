@@ -186,9 +186,10 @@ def _layer(entry: Message, index: int) -> RawLayer:
             raise _Bad(value.line, f"{key} must be a value, not a message")
     written: dict[str, Any] = {}
     for key in _LRN_FIELDS:
-        value = _single(param, key)
-        if not isinstance(value, Scalar):
+        found = _single(param, key)
+        if not isinstance(found, Scalar):
             continue
+        value = found
         if key == "local_size":
             written[key] = _int(value, key, unsigned=True)
         elif key in _FLOAT_FIELDS:

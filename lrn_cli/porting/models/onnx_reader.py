@@ -23,8 +23,8 @@ from lrn_cli.porting.models import MAX_LAYERS, ModelFile, RawLayer
 
 #: Shape inference is skipped for models above this size (it serializes the model again).
 INFER_LIMIT = 256 * 2**20
-_ATTRS = {"size": ("INT", None), "alpha": ("FLOAT", 1e-4), "beta": ("FLOAT", 0.75),
-          "bias": ("FLOAT", 1.0)}
+_ATTRS: dict[str, tuple[str, Any]] = {"size": ("INT", None), "alpha": ("FLOAT", 1e-4),
+                                      "beta": ("FLOAT", 0.75), "bias": ("FLOAT", 1.0)}
 _DTYPES = {"FLOAT": "float32", "FLOAT16": "float16", "DOUBLE": "float64",
            "BFLOAT16": "bfloat16", "INT8": "int8", "UINT8": "uint8"}
 
