@@ -775,3 +775,15 @@ def test_report_layer_lookup_for_export():
     from lrn_cli import inspect_model as exported
 
     assert exported is inspect_model
+
+
+@pytest.mark.parametrize(("name", "text", "line"),
+                         [("bad.prototxt", "# header\n" + t, n + 1) for t, n, _ in BAD_CAFFE]
+                         + [("bad.param", t, n) for t, n, _ in BAD_NCNN])
+def test_malformed_files_through_the_cli(lrn, name, text, line):
+    Path(name).write_text(text)
+    r = lrn("inspect", name, str(ZF), "--json")
+    assert r.exit_code == 1
+    (err,) = error_lines(r.stderr)
+    assert err.startswith(f"error: {name}: line {line}: "), err
+    assert [m["file"] for m in json.loads(r.stdout)["models"]] == [str(ZF)]
