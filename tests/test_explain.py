@@ -1,0 +1,470 @@
+"""``lrn_cli.explain`` (lrn_cli.porting.explain): find the LRN behind an (input, output) pair.
+
+Round trips over every convention x mode x odd/even size x layout, one test per difference
+class between two outputs, not-LRN, no-effect and unidentifiable pairs, the .npz/.pb readers
+and the bad inputs; conformance on the ONNX model graphs onnx ships, run in onnxruntime.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import numpy as np
+import pytest
+
+from lrn_cli import explain, lrn
+from lrn_cli.conventions import CONVENTIONS, resolve
+from lrn_cli.errors import InputError, ParameterError
+from lrn_cli.porting import fit as F
+from lrn_cli.porting.explain import geometries, identify
+from lrn_cli.porting.semantics import Semantics
+
+
+def acts(shape=(2, 8, 5, 6), seed=0, zeros=0.3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(2.0, 20.0, size=shape).astype(np.float32)
+    x[rng.random(shape) < zeros] = 0.0
+    return x
+
+
+def _round(v: float) -> float:
+    return float(f"{v:.2g}")
+
+
+CASES = [(name, mode, size, layout)
+         for name, conv in CONVENTIONS.items() for mode in conv.modes
+         for size in ((5, 4) if mode == "across" else (3, 4))
+         if size % 2 == 1 or conv.modes[mode].even_window is not None
+         for layout in ("NCHW", "NHWC")]
+
+
+@pytest.mark.parametrize(("name", "mode", "size", "layout"), CASES)
+def test_round_trip_recovers_semantics_and_convention(name, mode, size, layout):
+    seed = zlib.crc32(f"{name} {mode} {size} {layout}".encode())
+    rng = np.random.default_rng(seed)
+    x = acts(seed=seed % 1000)
+    if layout == "NHWC":
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    axis = 1 if layout == "NCHW" else 3
+    spatial = (2, 3) if layout == "NCHW" else (1, 2)
+    conv = CONVENTIONS[name]
+    rule = conv.modes[mode]
+    k = float(rng.choice([1.0, 2.0, 0.5, 1.5])) if rule.uses_k else 1.0
+    beta = float(rng.choice([0.75, 0.5, 1.0, 0.6]))
+    taps = resolve(name, mode, size, 1.0, beta, k).taps
+    mean_q = float(np.mean(x.astype(np.float64) ** 2))
+    a_eff = k * float(rng.uniform(0.5, 3.0)) / (taps ** (1 if mode == "across" else 2) * mean_q)
+    alpha = _round(a_eff * float(size) ** rule.alpha_power)
+    true = Semantics.of(name, mode, size, alpha, beta, k, channel_axis=axis,
+                        spatial_axes=spatial)
+    y = true.apply(x)
+    r = explain(x, y)
+    assert r.verdict == "lrn", (r.cause, r.fit)
+    sem = r.fit.semantics
+    np.testing.assert_allclose(sem.apply(x), y, rtol=2e-6, atol=0)
+    assert r.fit.bound == "direct"
+    assert (sem.mode, sem.window) == (true.mode, true.window)
+    if mode == "across":
+        assert sem.channel_axis == axis
+    else:
+        assert sem.spatial_axes == spatial
+    assert sem.beta == beta and sem.k_eff == k
+    assert sem.alpha_eff == pytest.approx(true.alpha_eff, rel=1e-12)
+    assert r.equivalents[name]["params"] is not None, r.equivalents[name]["reason"]
+    assert r.unidentifiable == [] and r.alternatives == []
+
+
+def test_float64_pair_is_fitted_to_float64_precision():
+    x = acts(seed=3).astype(np.float64)
+    true = Semantics("across", 2, 1, 3.7e-4, 1.25, 0.8, channel_axis=1)
+    r = explain(x, true.apply(x))
+    assert r.verdict == "lrn" and r.fit.semantics == true
+    assert r.fit.max_ulps <= 4
+
+
+def test_any_window_placement_and_clipping():
+    x = acts((2, 6, 5, 4), seed=4)
+    # a lopsided window, and one reaching past both ends of the 6 channels
+    for lo, hi in ((0, 3), (3, 0)):
+        y = Semantics("across", lo, hi, 1e-3, 0.75, 1.0).apply(x)
+        r = explain(x, y, mode="across", layout="NCHW")
+        assert r.fit.semantics.window == (lo, hi)
+    y = Semantics("across", 9, 7, 1e-4, 0.75, 1.0).apply(x)
+    r = explain(x, y, mode="across")
+    assert r.verdict == "lrn" and r.fit.semantics.window == (5, 5)
+    assert any("any wider one" in n for n in r.notes)
+    assert r.equivalents["pytorch"]["params"] is not None
+
+
+def test_geometries_follow_layout_mode_and_channel_axis():
+    shape = (1, 8, 5, 6)
+    labels = [g.label() for g in geometries(shape)]
+    assert labels == ["across axis 1", "across axis 2", "across axis 3", "within axes [1, 2]",
+                      "within axes [1, 3]", "within axes [2, 3]"]
+    geos = geometries
+    assert [g.label() for g in geos(shape, layout="NHWC")] == ["across axis 3",
+                                                              "within axes [1, 2]"]
+    assert [g.label() for g in geos(shape, mode="within", channel_axis=1)] == [
+        "within axes [2, 3]"]
+    with pytest.raises(ParameterError):
+        geos(shape, layout="NCHW", channel_axis=1)
+
+
+# ----------------------------------------------------------------------------------------
+# two outputs: each difference class
+
+
+def _pair(ref, cand, x=None, **kw):
+    x = acts(seed=5) if x is None else x
+    return explain(x, ref.apply(x), cand.apply(x), **kw)
+
+
+def _fields(p):
+    return {d.field: d for d in p.differences}
+
+
+def test_k_dropped():
+    p = _pair(Semantics.of("caffe", "across", 5, 1e-3, 0.75, 2.0),
+              Semantics.of("caffe", "across", 5, 1e-3, 0.75, 1.0))
+    assert p.exit_code == 0 and set(_fields(p)) == {"k_eff"}
+    assert "caffe2ncnn" in _fields(p)["k_eff"].text
+
+
+def test_alpha_not_divided_by_n():
+    p = _pair(Semantics.of("caffe", "across", 5, 1e-3, 0.75, 1.0),
+              Semantics.of("tensorflow", "across", 5, 1e-3, 0.75, 1.0))
+    d = _fields(p)["alpha_eff"]
+    assert set(_fields(p)) == {"alpha_eff"}
+    assert d.candidate == pytest.approx(5 * d.reference) and "not divided by n" in d.text
+
+
+def test_even_window_on_the_other_side():
+    p = _pair(Semantics.of("pytorch", "across", 4, 1e-3, 0.75, 1.0),
+              Semantics.of("onnx", "across", 4, 1e-3, 0.75, 1.0))
+    d = _fields(p)["window"]
+    assert set(_fields(p)) == {"window"}
+    assert (d.reference, d.candidate) == ([2, 1], [1, 2]) and "other side" in d.text
+
+
+def test_within_became_across():
+    p = _pair(Semantics.of("caffe", "within", 3, 5e-3, 0.75, 1.0),
+              Semantics.of("caffe", "across", 3, 5e-3, 0.75, 1.0))
+    d = _fields(p)["mode"]
+    assert (d.reference, d.candidate) == ("within", "across") and "norm_region" in d.text
+
+
+def test_radius_taken_for_size():
+    p = _pair(Semantics.of("tensorflow", "across", 5, 2e-4, 0.75, 1.0),
+              Semantics.of("tensorflow", "across", 3, 2e-4, 0.75, 1.0))
+    d = _fields(p)["window"]
+    assert d.reference == [2, 2] and d.candidate == [1, 1]
+    assert "radius" in d.text
+
+
+def test_layout_change_with_the_candidates_own_input():
+    x = acts(seed=6)
+    xt = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    ref = Semantics.of("caffe", "across", 5, 1e-3, 0.75, 1.0).apply(x)
+    cand = Semantics.of("tensorflow", "across", 5, 2e-4, 0.75, 1.0, channel_axis=3).apply(xt)
+    p = explain(x, ref, cand, candidate_input=xt, layout="NCHW")
+    assert p.exit_code == 0
+    assert set(_fields(p)) == {"channel_axis"}
+    assert "NHWC" in _fields(p)["channel_axis"].text
+    assert any("layout NCHW -> NHWC" in n for n in p.notes)
+    # without the candidate's input, its layout does not fit INPUT: not explained
+    q = explain(x, ref, cand)
+    assert q.exit_code == 1 and q.candidate.cause.startswith("layouts differ")
+
+
+def test_same_semantics_different_arithmetic():
+    x = acts(seed=7)
+    y = Semantics.of("caffe", "across", 5, 1e-3, 0.75, 1.0).apply(x)
+    y2 = np.where(y != 0, np.nextafter(y, np.float32(np.inf)), y)  # LRN keeps zeros
+    p = explain(x, y, y2)
+    assert p.differences == [] and p.exit_code == 0
+    assert p.arithmetic["max_ulps"] == 1 and "arithmetic" in p.arithmetic["text"]
+    same = explain(x, y, y.copy())
+    assert same.arithmetic["max_ulps"] == 0 and same.as_dict()["same_semantics"] is True
+
+
+def test_layer_missing_on_the_candidate():
+    x = acts(seed=8)
+    y = Semantics.of("caffe", "across", 5, 1e-3, 0.75, 1.0).apply(x)
+    p = explain(x, y, x.copy())
+    (d,) = p.differences
+    assert d.field == "layer" and d.reference == "LRN" and d.candidate is None
+    assert "missing" in d.text and p.exit_code == 0
+
+
+def test_candidate_not_lrn_exits_1():
+    x = acts(seed=9)
+    y = Semantics.of("caffe", "across", 5, 1e-3, 0.75, 1.0).apply(x)
+    p = explain(x, y, np.random.default_rng(0).random(x.shape).astype(np.float32))
+    assert p.exit_code == 1 and p.differences == []
+
+
+# ----------------------------------------------------------------------------------------
+# not LRN, no effect, unidentifiable
+
+
+def test_input_values_rearranged():
+    x = acts(seed=10)
+    r = explain(x, x[:, ::-1].copy())
+    assert r.verdict == "not-lrn" and r.exit_code == 1
+    assert "rearranged" in r.cause
+
+
+def test_unrelated_values():
+    x = acts(seed=11)
+    r = explain(x, np.random.default_rng(1).random(x.shape).astype(np.float32))
+    assert r.verdict == "not-lrn" and "unrelated" in r.cause
+
+
+def test_transposed_output_layouts_differ():
+    x = acts(seed=12)
+    y = lrn(x, 5, 1e-3, 0.75, 2.0)
+    r = explain(x, np.ascontiguousarray(y.transpose(0, 2, 3, 1)))
+    assert r.verdict == "not-lrn" and r.cause.startswith("layouts differ")
+    assert r.fit is not None and r.fit.semantics.window == (2, 2)
+
+
+def test_same_shape_axes_swapped_layouts_differ():
+    x = acts((2, 8, 6, 6), seed=13, zeros=0.0)
+    y = lrn(x, 5, 1e-3, 0.75, 2.0)
+    r = explain(x, np.ascontiguousarray(y.transpose(0, 1, 3, 2)))
+    assert r.verdict == "not-lrn" and r.cause.startswith("layouts differ")
+    assert "transpose((0, 1, 3, 2))" in r.cause and "this LRN" in r.cause
+
+
+def test_reshaped_instead_of_transposed():
+    x = acts(seed=14)
+    y = lrn(x, 5, 1e-3, 0.75, 2.0)
+    r = explain(x, np.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(x.shape))
+    assert r.verdict == "not-lrn" and "reshaped" in r.cause
+
+
+def test_near_miss_is_said_to_be_arithmetic_not_lrn():
+    x = acts(seed=15)
+    y = lrn(x, 5, 1e-3, 0.75, 2.0).astype(np.float16).astype(np.float32)
+    r = explain(x, y)
+    assert r.verdict == "not-lrn" and "lower-precision" in r.cause
+    # the same values as float16: within float16's own bound
+    assert explain(x, y.astype(np.float16)).verdict == "lrn"
+
+
+def test_no_effect_plain_scale():
+    x = acts(seed=16) * np.float32(1e-3)
+    y = lrn(x, 5, 1e-4, 0.75, 2.0)
+    r = explain(x, y)
+    assert r.verdict == "no-effect" and r.exit_code == 0
+    assert r.no_effect.gain == pytest.approx(2 ** -0.75, rel=1e-6)
+    assert r.no_effect.alpha_eff_max() is not None
+    # the true a' is below the bound the data allow
+    assert 2e-5 <= r.no_effect.alpha_eff_max() * 1e3
+    ident = explain(x, x.copy())
+    assert ident.verdict == "no-effect" and ident.no_effect.identity
+
+
+def test_weak_lrn_reports_unidentifiable_ranges():
+    x = acts(seed=17)
+    y = lrn(x, 5, 1e-6, 0.75, 1.0, convention="caffe")
+    r = explain(x, y)
+    assert r.verdict == "lrn"
+    spans = {u["field"]: u for u in r.unidentifiable}
+    assert "beta" in spans and spans["beta"]["low"] < 0.75 < spans["beta"]["high"]
+    assert spans["alpha_eff"]["low"] < 2e-7 < spans["alpha_eff"]["high"]
+
+
+def test_windows_the_data_cannot_tell_apart_are_alternatives():
+    x = acts((2, 6, 5, 4), seed=18)
+    x[:, 1:] = 0  # only channel 0 is nonzero: every window reaching back to it is the same
+    y = Semantics("across", 1, 2, 1e-3, 0.75, 1.0).apply(x)
+    r = explain(x, y, mode="across", layout="NCHW")
+    assert r.verdict == "lrn" and r.alternatives
+    assert any(u["field"] == "window" for u in r.unidentifiable)
+    for f in [r.fit, *r.alternatives]:
+        np.testing.assert_allclose(f.semantics.apply(x), y, rtol=2e-6)
+
+
+def test_edge_channels_identify_the_window_of_equal_channels():
+    """All channels equal per pixel (what constant weights give): only the edges tell."""
+    plane = acts((2, 1, 5, 6), seed=19)
+    x = np.repeat(plane, 10, axis=1)
+    y = Semantics.of("onnx", "across", 4, 1e-3, 0.75, 2.0).apply(x)
+    r = explain(x, y, layout="NCHW", mode="across")
+    assert r.verdict == "lrn" and r.fit.semantics.window == (1, 2)
+
+
+def test_running_sum_errors_are_accepted_by_the_running_sum_bound_only():
+    rng = np.random.default_rng(20)
+    shape = (1, 16, 6, 6)
+    x = (rng.standard_normal(shape) * np.exp(rng.uniform(-4, 4, shape))).astype(np.float32)
+    sem = Semantics("across", 1, 1, 0.5 / 3, 1e-3, 0.75)
+    y = sem.apply(x.astype(np.float64))
+    # an add-head/subtract-tail running sum in float32, as onnxruntime's CPU kernel
+    q = (x.astype(np.float32) ** 2)
+    scale = np.full(shape[:1] + shape[2:], sem.k_eff, np.float32)
+    scale = scale + np.float32(sem.alpha_eff) * (q[:, 0] + q[:, 1])
+    d = np.empty_like(x)
+    d[:, 0] = scale
+    for c in range(1, 16):
+        if c + 1 < 16:
+            scale = scale + np.float32(sem.alpha_eff) * q[:, c + 1]
+        if c - 2 >= 0:
+            scale = scale - np.float32(sem.alpha_eff) * q[:, c - 2]
+        d[:, c] = scale
+    with np.errstate(invalid="ignore"):
+        y = (x * np.power(d, np.float32(-0.75))).astype(np.float32)
+    if not np.isfinite(y).all():
+        pytest.skip("the running sum went negative")
+    r = explain(x, y, layout="NCHW", mode="across")
+    assert r.verdict == "lrn" and r.fit.bound == "running-sum"
+    assert r.fit.semantics.window == (1, 1)
+    assert r.fit.max_rel_error > 1e-4  # far beyond what a direct sum could carry
+
+
+def test_bound_rejects_a_wrong_window_a_global_tolerance_would_accept():
+    x = acts(seed=21)
+    y = Semantics("across", 2, 2, 1e-8, 0.75, 1.0).apply(x)
+    wrong = Semantics("across", 2, 3, 1e-8, 0.75, 1.0).apply(x)
+    nz = y != 0
+    rel = np.abs(wrong[nz] / y[nz] - 1)
+    assert 1e-5 < rel.max() < 1e-3  # a global rtol of 1e-3 would take it
+    geo = F.Geometry("across", (1,), (8,))
+    u = F.unit_roundoff(np.float32)
+    assert F.check(x, y, F.Candidate(geo, 2, 3, 1.0, 0.75, 1e-8), u).tier is None
+    assert F.check(x, y, F.Candidate(geo, 2, 2, 1.0, 0.75, 1e-8), u).tier == "direct"
+    r = explain(x, y, layout="NCHW", mode="across")
+    assert r.fit.semantics.window == (2, 2) and r.alternatives == []
+
+
+# ----------------------------------------------------------------------------------------
+# inputs
+
+
+def test_npz_key_and_pb(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    x = acts(seed=22)
+    y = lrn(x, 5, 1e-3, 0.75, 2.0)
+    np.savez(tmp_path / "dump.npz", x=x, y=y)
+    with pytest.raises(InputError, match="pick one with --key"):
+        explain(tmp_path / "dump.npz", tmp_path / "dump.npz")
+    (tmp_path / "x.pb").write_bytes(numpy_helper.from_array(x).SerializeToString())
+    (tmp_path / "y.pb").write_bytes(numpy_helper.from_array(y).SerializeToString())
+    r = explain(str(tmp_path / "x.pb"), str(tmp_path / "y.pb"))
+    assert r.verdict == "lrn" and r.fit.semantics.window == (2, 2)
+    assert r.input.endswith("x.pb")
+    t = numpy_helper.from_array(x)
+    t.data_location = onnx.TensorProto.EXTERNAL
+    entry = t.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    t.ClearField("raw_data")
+    (tmp_path / "ext.pb").write_bytes(t.SerializeToString())
+    with pytest.raises(InputError, match="external"):
+        explain(str(tmp_path / "ext.pb"), str(tmp_path / "y.pb"))
+
+
+def test_bad_inputs(tmp_path):
+    x = acts(seed=23)
+    with pytest.raises(InputError, match="differs"):
+        explain(x, x[:, :4])
+    with pytest.raises(InputError, match="empty"):
+        explain(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32))
+    nan = np.full(x.shape, np.nan, np.float32)
+    with pytest.raises(InputError, match="no finite value"):
+        explain(x, nan)
+    with pytest.raises(InputError, match="nothing to fit"):
+        explain(np.zeros_like(x), np.zeros_like(x))
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(InputError, match="pickled"):
+        explain(str(tmp_path / "obj.npy"), x)
+    with pytest.raises(ParameterError):
+        identify(x, x, layout="NCH")
+
+
+def test_pb_size_cap(tmp_path):
+    pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    from lrn_cli.porting.tensors import read_pb
+
+    x = acts(seed=24)
+    path = tmp_path / "x.pb"
+    path.write_bytes(numpy_helper.from_array(x).SerializeToString())
+    with pytest.raises(InputError, match="more than"):
+        read_pb(path, max_bytes=100)
+    path.write_bytes(b"\x08\x01\x12garbage")
+    with pytest.raises(InputError):
+        read_pb(path)
+
+
+def test_json_document_fields():
+    x = acts(seed=25)
+    y = lrn(x, 5, 1e-3, 0.75, 2.0)
+    d = explain(x, y).as_dict()
+    assert d["verdict"] == "lrn"
+    assert {"mode", "channel_axis", "window", "taps", "alpha_eff", "k_eff", "beta",
+            "max_rel_error", "max_ulps", "bound"} <= set(d["fit"])
+    assert set(d["equivalents"]) == set(CONVENTIONS)
+    assert d["alternatives"] == [] and d["unidentifiable"] == []
+
+
+# ----------------------------------------------------------------------------------------
+# conformance: onnx's shipped model graphs, run in onnxruntime
+
+
+def _light(name):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    path = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light",
+                        name)
+    if not os.path.exists(path):
+        pytest.skip(f"{name} is not shipped with this onnx")
+    model = onnx.load(path)
+    inits = {i.name for i in model.graph.initializer}
+    data = next(i for i in model.graph.input if i.name not in inits)
+    shape = [d.dim_value for d in data.type.tensor_type.shape.dim]
+    nodes = [n for n in model.graph.node if n.op_type == "LRN"]
+    for n in nodes:
+        for t in (n.input[0], n.output[0]):
+            model.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return sess, data.name, shape, nodes, names
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize("model", ["light_bvlc_alexnet.onnx", "light_zfnet512.onnx",
+                                   "light_inception_v1.onnx"])
+def test_onnx_model_graphs_in_onnxruntime(model):
+    from onnx import helper
+
+    sess, data, shape, nodes, names = _light(model)
+    x = (np.random.default_rng(0).random(shape) * 30).astype(np.float32)
+    res = dict(zip(names, sess.run(None, {data: x}), strict=True))
+    for node in nodes:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        xi, yo = res[node.input[0]], res[node.output[0]]
+        r = explain(xi, yo, layout="NCHW")
+        assert r.verdict == "lrn", r.cause
+        sem = r.fit.semantics
+        true = Semantics.of("onnx", "across", attrs["size"], attrs["alpha"], attrs["beta"],
+                            attrs.get("bias", 1.0))
+        found = [sem] + [a.semantics for a in r.alternatives]
+        assert any(f.window == true.window for f in found)
+        spans = {u["field"]: (u["low"], u["high"]) for u in r.unidentifiable
+                 if u.get("low") is not None and not isinstance(u["low"], list)}
+        for name, want in (("alpha_eff", true.alpha_eff), ("k_eff", true.k_eff),
+                           ("beta", true.beta)):
+            got = getattr(sem, name)
+            lo, hi = spans.get(name, (got, got))
+            assert lo * (1 - 1e-6) <= want <= hi * (1 + 1e-6) or got == pytest.approx(
+                want, rel=1e-6), (name, got, want, spans)
