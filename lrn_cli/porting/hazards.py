@@ -299,7 +299,9 @@ HAZARDS: tuple[Hazard, ...] = (
     Hazard("X2Paddle",
            "caffe2fluid divides alpha by local_size; old revisions hard-code k = 1 and every "
            "revision ignores WITHIN_CHANNEL",
-           "PaddlePaddle/X2Paddle (caffe2fluid LRN mapper, several revisions)",
+           "PaddlePaddle/X2Paddle x2paddle/op_mapper/caffe_op_mapper.py and "
+           "op_mapper/dygraph/caffe2paddle/caffe_op_mapper.py (LRN; k 1.0 in old revisions, "
+           "params.k later; norm_region never read)",
            lambda c: c.format == "caffe" and (c.within or c.k != 1.0),
            converts=("caffe", None), changes=("k_eff", "mode")),
     Hazard("onnx2caffe",
