@@ -72,11 +72,17 @@ def run(cmd: Command, cwd: Path, timeout: float = 600) -> subprocess.CompletedPr
                           text=True, timeout=timeout)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Rerun every console block; ``--only TEXT``: only the blocks whose text holds TEXT
+    (e.g. ``--only "lrn explain"``; their commands must not need the other blocks' files)."""
+    args = sys.argv[1:] if argv is None else argv
+    only = args[args.index("--only") + 1] if "--only" in args else None
     text = README.read_text()
     work = scratch()
     try:
         def fill(match: re.Match) -> str:
+            if only is not None and only not in match.group(1):
+                return match.group(0)
             lines = []
             for line in match.group(1).splitlines():
                 if not line.startswith("$ "):
