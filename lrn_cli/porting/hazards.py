@@ -149,7 +149,8 @@ HAZARDS: tuple[Hazard, ...] = (
            "(translate_lrn_op; PR #15145, #15628)",
            lambda c: c.across and c.taps % 2 == 1 and c.radius % 2 == 1),
     Hazard("OpenVINO",
-           lambda c: f"the CPU plugin keeps bias in an int (Lrn::k and LrnKey::k): k = "
+           lambda c: f"the CPU plugin hands bias to oneDNN through an int (LrnKey::k, from "
+                     f"which prepareParams builds the primitive; Lrn::k is an int too): k = "
                      f"{_g(c.k)} runs as {int(c.k)} (read from source, not run)",
            "openvinotoolkit/openvino src/plugins/intel_cpu/src/nodes/lrn.h, lrn.cpp",
            lambda c: c.k != int(c.k)),
