@@ -260,21 +260,24 @@ def _start_helper(plan: Plan):
 
 
 def _join_helper(proc, plan: Plan, per_variant: dict[str, float]) -> None:
-    """Wait for the helper, then warm the statistics here: loaded from the cache, or
-    compiled if the helper failed."""
+    """Compile the other statistics kernels here while the helper compiles the moments
+    (the largest), wait for it, then warm all of them: loaded from the cache, or compiled
+    here if the helper failed."""
     t0 = time.perf_counter()
+    dtypes = sorted({v.dtype for v in plan.variants})
+    for dtype in dtypes:
+        _warm_statistics(plan.beta, dtype, moments=False)
     proc.wait()
-    for dtype in sorted({v.dtype for v in plan.variants}):
+    for dtype in dtypes:
         _warm_statistics(plan.beta, dtype)
     per_variant["statistics"] = time.perf_counter() - t0
     return None
 
 
 def _statistics_helper(args: list[str]) -> None:
-    """The helper process's work: ``args`` are beta, then the dtypes."""
-    beta = float(args[0])
+    """The helper process's work (the moments kernel): ``args`` are beta, then the dtypes."""
     for dtype in args[1:]:
-        _warm_statistics(beta, dtype)
+        _warm_statistics(float(args[0]), dtype, others=False)
 
 
 def _usable_cpus() -> int:
@@ -303,13 +306,25 @@ def _sample(variant: Variant):
     return x, 1
 
 
-def _warm_statistics(beta: float, dtype: str) -> None:
-    """The statistics kernels of ``dtype`` arrays (moments, centred squares, divisor)."""
+def _warm_statistics(beta: float, dtype: str, *, moments: bool = True,
+                     others: bool = True) -> None:
+    """The statistics kernels of ``dtype`` arrays: the moments, and the others (centred
+    squares, divisor figures); both (the default) the way ``array_stats`` and
+    ``divisor_stats`` call them."""
+    import numpy as np
+
+    from lrn_cli import _stats_kernels
     from lrn_cli.stats import array_stats, divisor_stats
 
     x, axis = _sample(Variant("across", dtype, "NCHW"))
-    array_stats(x, axis)
-    divisor_stats(x + 1, beta)
+    if moments and others:
+        array_stats(x, axis)
+    elif moments:
+        _stats_kernels.moments(x.reshape(2, 8, 20), 2)
+    else:
+        _stats_kernels.centred_squares(x.reshape(2, 8, 20), np.zeros(8), 2)
+    if others:
+        divisor_stats(x + 1, beta)
 
 
 def _warm_variant(plan: Plan, variant: Variant, *, statistics: bool = True) -> None:

@@ -161,3 +161,40 @@ def test_the_plan_of_a_run_follows_its_inputs(tmp_path):
     plan = plan_for_inputs(sources, Settings(mode="within"), ReadOptions(dtype="float32"))
     assert plan.variants == (Variant("within", "float32", "NCHW"),)
     assert plan_for_inputs(["-"], Settings(), ReadOptions()) is None
+
+
+def test_warm_up_command_json_quiet_and_progress_bar(tmp_path):
+    cache = tmp_path / "numba"
+    first = lrn_cold(cache, "warm-up", "--layout", "NHWC", "--json")
+    assert first.returncode == 0, first.stderr
+    doc = json.loads(first.stdout)
+    assert list(doc)[0] == "schema"
+    from lrn_cli.schema import SCHEMA_VERSION
+
+    assert doc["schema"] == SCHEMA_VERSION
+    assert doc["variants"] == ["across float32 NHWC"] and doc["compiled"] > 0
+    assert first.stderr.count(NOTE) == 1 and NOTE not in first.stdout
+
+    again = lrn_cold(cache, "warm-up", "--layout", "nhwc", "--json")
+    assert json.loads(again.stdout)["compiled"] == 0
+    assert NOTE not in again.stderr
+
+    quiet = lrn_cold(cache, "warm-up", "--layout", "NHWC", "-q")
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == ""
+    plain = lrn_cold(cache, "warm-up", "--layout", "NHWC")
+    assert plain.stdout == ""
+    assert "1 variant ready in" in plain.stderr and "0 kernels compiled" in plain.stderr
+
+    env = clean_env(NUMBA_CACHE_DIR=str(cache), TTY_INTERACTIVE="1", TTY_COMPATIBLE="1")
+    bar = subprocess.run([sys.executable, "-m", "lrn_cli", "warm-up", "--layout", "NHWC"],
+                         capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert bar.returncode == 0
+    assert "warm-up" in bar.stderr and "1/1" in bar.stderr  # the bar, drawn on stderr
+
+
+def test_warm_up_command_refuses_bad_parameters(lrn):
+    r = lrn("warm-up", "--convention", "nonesuch")
+    assert r.exit_code == 2
+    assert "nonesuch" in r.stderr
+    r = lrn("warm-up", "--dtype", "float16")
+    assert r.exit_code == 2

@@ -24,6 +24,7 @@ COMMANDS = {
     "norms": ("lrn_cli.cli.cmd_norms", "norms"),
     "export": ("lrn_cli.cli.cmd_export", "export"),
     "explain": ("lrn_cli.cli.cmd_explain", "explain"),
+    "warm-up": ("lrn_cli.cli.cmd_warmup", "warm_up"),
 }
 
 EPILOG = """\b
