@@ -95,6 +95,9 @@ CASES = (
                           "--json"), "json"),
     Case("inspect_against_json", ("inspect", "samples/models/vgg_cnn_m.prototxt", "--against",
                                   "samples/models/vgg_cnn_m.param", "--json"), "json", 1),
+    Case("explain_json", ("explain", ARR, "lrn_of_arr.npy", "--json"), "json"),
+    Case("explain_pair_json", ("explain", ARR, "lrn_of_arr.npy", "lrn_of_arr.npy", "--json"),
+         "json"),
 )
 
 

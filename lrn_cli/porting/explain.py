@@ -155,7 +155,8 @@ class Explanation:
         return 0 if self.explained else 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {"input": self.input, "output": self.output, "shape": list(self.shape),
+        return {"input_file": self.input, "output_file": self.output,
+                "shape": list(self.shape),
                 "dtype": self.dtype, "verdict": self.verdict,
                 "fit": None if self.fit is None else self.fit.as_dict(),
                 "alternatives": [a.as_dict() for a in self.alternatives],
