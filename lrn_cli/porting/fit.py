@@ -96,13 +96,13 @@ class Sample:
         moved_x = np.moveaxis(x, geometry.axes, tuple(range(-geometry.terms, 0)))
         moved_y = np.moveaxis(y, geometry.axes, tuple(range(-geometry.terms, 0)))
         shape = geometry.lengths
-        xs = moved_x.reshape(-1, *shape)
-        ys = moved_y.reshape(-1, *shape)
-        count = xs.shape[0]
+        lead = moved_x.shape[: moved_x.ndim - geometry.terms]
+        count = math.prod(lead)
         per = math.prod(shape)
         want = max(1, min(count, -(-LINE_BUDGET // per)))
         with np.errstate(over="ignore", invalid="ignore"):
-            energy = np.square(xs.reshape(count, -1), dtype=np.float64).sum(axis=1)
+            # the axes left keep their order: the same lines as moved_x's leading axes
+            energy = np.square(x, dtype=np.float64).sum(axis=geometry.axes).reshape(-1)
         energy = np.where(np.isfinite(energy), energy, -1.0)
         if want >= count:
             picked = np.arange(count)
@@ -112,8 +112,9 @@ class Sample:
             more = rng.choice(rest, size=want - top.size, replace=False)
             picked = np.sort(np.concatenate([top, more]))
         self.lines = picked
-        xl = xs[picked].astype(np.float64)
-        yl = ys[picked].astype(np.float64)
+        where = np.unravel_index(picked, lead) if lead else ()
+        xl = moved_x[where].astype(np.float64).reshape(-1, *shape)
+        yl = moved_y[where].astype(np.float64).reshape(-1, *shape)
         q = np.square(xl)
         q[~np.isfinite(q)] = np.nan
         self.q = q
@@ -427,8 +428,7 @@ def snap(sample: Sample, cand: Candidate, u: float, tier: str) -> Candidate:
     s = sample.sums1(cand.lo, cand.hi)
     wt = weights(sample, cand, u)
     best = cand
-    common = [b for b in BETA_COMMON if abs(b / cand.beta - 1) < 0.25]
-    for beta in dict.fromkeys([*common, *decimals(cand.beta)]):
+    for beta in dict.fromkeys([*BETA_COMMON, *decimals(cand.beta)]):
         k, a = linear_fit(sample, s, beta, wt=wt)
         trial = Candidate(cand.geometry, cand.lo, cand.hi, beta, k, a)
         if not fits(trial):
@@ -583,15 +583,47 @@ def ulps(a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def check(x: np.ndarray, y: np.ndarray, cand: Candidate, u: float) -> Check:
-    """Run the candidate through the kernels on the whole of ``x`` and compare with ``y``."""
+    """Run the candidate through the kernels on the whole of ``x`` and compare with ``y``
+    (element by element, in blocks along an axis the window does not sum)."""
     sem = cand.semantics()
     fx, dx = sem.apply(x, return_divisor=True)
     geo = cand.geometry
+    free = [a for a in range(x.ndim) if a not in geo.axes and x.shape[a] > 1]
+    ratios = {"direct": 0.0, "running-sum": 0.0}
+    max_rel, max_ulp, compared, mismatch = 0.0, 0, 0, 0
+    floor = 4 * float(np.finfo(y.dtype if y.dtype.kind == "f" else np.float32).tiny)
+    for idx in _blocks(x.shape, free[0] if free else None):
+        part = _check_block(x[idx], y[idx], fx[idx], dx[idx], cand, u, floor)
+        for name in ratios:
+            ratios[name] = max(ratios[name], part[0][name])
+        max_rel = max(max_rel, part[1])
+        max_ulp = max(max_ulp, part[2])
+        compared += part[3]
+        mismatch += part[4]
+    tier = next((name for name in ("direct", "running-sum")
+                 if math.isfinite(ratios[name]) and ratios[name] <= 1.0), None)
+    return Check(tier, max_rel, max_ulp, ratios, compared, mismatch)
+
+
+def _blocks(shape: tuple[int, ...], axis: int | None, elements: int = 1 << 19):
+    """Index tuples covering ``shape`` in slabs along ``axis`` of about ``elements``."""
+    if axis is None:
+        yield (slice(None),) * len(shape)
+        return
+    per = max(1, math.prod(shape) // max(1, shape[axis]))
+    step = max(1, elements // per)
+    for start in range(0, shape[axis], step):
+        idx = [slice(None)] * len(shape)
+        idx[axis] = slice(start, start + step)
+        yield tuple(idx)
+
+
+def _check_block(x, y, fx, dx, cand: Candidate, u: float, floor: float):
+    geo = cand.geometry
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         d = dx.astype(np.float64)
-        as_ = d - cand.k
         terms = cand.taps ** geo.terms
-        direct = rel_bound(cand.beta, u, terms, d, as_, None)
+        direct = rel_bound(cand.beta, u, terms, d, d - cand.k, None)
         if geo.mode == "across":
             run = np.sum(d, axis=geo.axes[0], keepdims=True)
         else:
@@ -605,18 +637,14 @@ def check(x: np.ndarray, y: np.ndarray, cand: Candidate, u: float) -> Check:
         mismatch = int(np.count_nonzero(~both & ~(np.isnan(ya) & np.isnan(fa)) & (ya != fa)))
         err = np.where(both, np.abs(fa - ya), 0.0)
         mag = np.abs(ya)
-        floor = 4 * float(np.finfo(y.dtype if y.dtype.kind == "f" else np.float32).tiny)
         ratios = {}
         for name, rel in (("direct", direct), ("running-sum", running)):
             bound = np.where(both, rel * mag + floor, 1.0)
             ratios[name] = float(np.max(err / bound)) if err.size else 0.0
         nz = both & (mag > 0)
         max_rel = float(np.max(err[nz] / mag[nz])) if nz.any() else 0.0
-        max_ulp = int(np.max(ulps(np.where(both, fa, 0), np.where(both, ya, 0), y.dtype))) \
-            if both.any() else 0
-    tier = next((name for name in ("direct", "running-sum")
-                 if math.isfinite(ratios[name]) and ratios[name] <= 1.0), None)
-    return Check(tier, max_rel, max_ulp, ratios, int(np.count_nonzero(both)), mismatch)
+        max_ulp = int(np.max(ulps(fx[both], y[both], y.dtype))) if both.any() else 0
+    return ratios, max_rel, max_ulp, int(np.count_nonzero(both)), mismatch
 
 
 def _strip(q: np.ndarray, along: int, other: int, lo: int, hi: int) -> np.ndarray:
