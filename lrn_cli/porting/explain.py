@@ -398,6 +398,7 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
                 best = (t, chk)
             if chk.tier is not None:
                 break
+        assert best is not None
         checked.append(best)
     checked.sort(key=lambda tc: _rank(tc[1]))
     passing = [tc for tc in checked if tc[1].tier is not None]
@@ -667,6 +668,7 @@ def explain(input: Any, output: Any, output2: Any = None, *, candidate_input: An
                         key=key, seed=seed)
     ref = identify(input, output, mode=mode, layout=layout, channel_axis=channel_axis,
                    key=key, seed=seed)
+    assert ref.arrays is not None
     x_ref = ref.arrays[0]
     notes: list[str] = []
     if candidate_input is None:
@@ -723,16 +725,16 @@ def _compare(ref: Explanation, cand: Explanation, notes: list[str]) -> PairExpla
     diffs: list[Difference] = []
     arithmetic = None
     if ref.verdict == "lrn" and cand.verdict == "lrn":
+        assert ref.fit is not None and cand.fit is not None
         rs, cs = ref.fit.semantics, cand.fit.semantics
-        ranges = {u["field"]: u for side in (ref, cand) for u in side.unidentifiable
-                  if u.get("low") is not None and not isinstance(u.get("low"), list)}
         for d in differences(rs, cs, rtol=1e-6):
-            span = ranges.get(d.field)
-            if span is not None and span["low"] <= min(d.reference, d.candidate) and \
-                    max(d.reference, d.candidate) <= span["high"]:
-                notes.append(f"{d.field}: {d.reference:.6g} vs {d.candidate:.6g}, but the data "
-                             f"fit anything in [{span['low']:.6g}, {span['high']:.6g}]")
-                continue
+            if d.field in ("alpha_eff", "k_eff", "beta"):
+                (rl, rh), (cl, ch) = _interval(ref, d.field), _interval(cand, d.field)
+                if rl <= ch and cl <= rh:  # what fits the one fits the other too
+                    notes.append(f"{d.field}: {d.reference:.6g} vs {d.candidate:.6g}, but the "
+                                 f"data fit [{rl:.6g}, {rh:.6g}] and [{cl:.6g}, {ch:.6g}]: "
+                                 "not a difference they can show")
+                    continue
             diffs.append(d)
         if not diffs:
             arithmetic = _arithmetic(ref, cand)
@@ -740,7 +742,7 @@ def _compare(ref: Explanation, cand: Explanation, notes: list[str]) -> PairExpla
         diffs.append(_layer_difference(cand, "LRN", True))
     elif ref.verdict == "no-effect" and cand.verdict == "lrn":
         diffs.append(_layer_difference(ref, "LRN", False))
-    elif ref.verdict == "no-effect" and cand.verdict == "no-effect":
+    elif ref.no_effect is not None and cand.no_effect is not None:
         g1, g2 = ref.no_effect.gain, cand.no_effect.gain
         if g1 != g2:
             notes.append(f"both act as plain scales on these data, x{g1:.9g} vs x{g2:.9g}: "
@@ -751,8 +753,19 @@ def _compare(ref: Explanation, cand: Explanation, notes: list[str]) -> PairExpla
     return PairExplanation(ref, cand, diffs, arithmetic, notes)
 
 
+def _interval(side: Explanation, name: str) -> tuple[float, float]:
+    """The values of constant ``name`` that fit ``side``: its range when unidentifiable."""
+    assert side.fit is not None
+    value = float(getattr(side.fit.semantics, name))
+    for u in side.unidentifiable:
+        if u["field"] == name and u.get("low") is not None:
+            return min(u["low"], value), max(u["high"], value)
+    return value, value
+
+
 def _layer_difference(plain: Explanation, what: str, candidate_plain: bool) -> Difference:
     ne = plain.no_effect
+    assert ne is not None
     side = "candidate" if candidate_plain else "reference"
     if ne.identity:
         text = (f"the {side} output equals its input: the LRN layer is missing there "
@@ -767,6 +780,7 @@ def _layer_difference(plain: Explanation, what: str, candidate_plain: bool) -> D
 
 
 def _arithmetic(ref: Explanation, cand: Explanation) -> dict[str, Any]:
+    assert ref.arrays is not None and cand.arrays is not None
     (x1, y1), (x2, y2) = ref.arrays, cand.arrays
     if x1.shape != x2.shape or not np.array_equal(x1, x2, equal_nan=True) or y1.shape != y2.shape:
         return {"same_input": False, "max_rel_difference": None, "max_ulps": None,

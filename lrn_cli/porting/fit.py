@@ -189,10 +189,11 @@ class Sample:
             line_s = (t[:, top] - t[:, bottom]).sum(axis=1)
             return (length * k + alpha * line_s)[self.line]
         h, w = self.geometry.lengths
-        t = self.table.reshape(-1, h + 1, w + 1)
+        t3 = self.table.reshape(-1, h + 1, w + 1)
         r, c = self.pos
-        rows = t[self.line, np.minimum(r + hi + 1, h), w] - t[self.line, np.maximum(r - lo, 0), w]
-        cols = t[self.line, h, np.minimum(c + hi + 1, w)] - t[self.line, h, np.maximum(c - lo, 0)]
+        line = self.line
+        rows = t3[line, np.minimum(r + hi + 1, h), w] - t3[line, np.maximum(r - lo, 0), w]
+        cols = t3[line, h, np.minimum(c + hi + 1, w)] - t3[line, h, np.maximum(c - lo, 0)]
         return alpha * (rows + cols)
 
 
