@@ -97,6 +97,35 @@ def test_any_window_placement_and_clipping():
     assert r.equivalents["pytorch"]["params"] is not None
 
 
+def test_long_axis_windows_beyond_the_exhaustive_range():
+    x = np.random.default_rng(26).gamma(2.0, 1.0, (8, 200)).astype(np.float32)
+    for lo, hi in ((0, 150), (100, 60)):
+        y = Semantics("across", lo, hi, 1e-3, 1.0, 0.75, channel_axis=1).apply(x)
+        r = explain(x, y)
+        assert r.verdict == "lrn" and r.fit.semantics.window == (lo, hi)
+        assert r.fit.semantics.channel_axis == 1
+
+
+def test_nan_in_the_input_spreads_like_lrn_and_does_not_spoil_the_fit():
+    x = acts(seed=27)
+    x[0, 3, 2, 2] = np.nan
+    true = Semantics("across", 2, 2, 2e-4, 1.0, 0.75)
+    r = explain(x, true.apply(x))
+    assert r.verdict == "lrn" and r.fit.semantics == true
+    assert r.fit.compared < x.size  # the NaN's window is not compared
+
+
+def test_one_dimensional_and_chw_inputs():
+    v = np.random.default_rng(28).gamma(2.0, 1.0, 40).astype(np.float32)
+    sem = Semantics("across", 1, 1, 0.1, 1.0, 0.75, channel_axis=0)
+    r = explain(v, sem.apply(v))
+    assert r.verdict == "lrn" and r.fit.semantics == sem and r.tried == ["across axis 0"]
+    chw = acts((8, 5, 6), seed=29)
+    sem = Semantics("within", 1, 1, 1e-3, 2.0, 0.75, channel_axis=None, spatial_axes=(1, 2))
+    r = explain(chw, sem.apply(chw), layout="CHW")
+    assert r.verdict == "lrn" and r.fit.semantics == sem
+
+
 def test_geometries_follow_layout_mode_and_channel_axis():
     shape = (1, 8, 5, 6)
     labels = [g.label() for g in geometries(shape)]

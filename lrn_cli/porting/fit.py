@@ -103,12 +103,15 @@ class Sample:
         with np.errstate(over="ignore", invalid="ignore"):
             # the axes left keep their order: the same lines as moved_x's leading axes
             energy = np.square(x, dtype=np.float64).sum(axis=geometry.axes).reshape(-1)
-        energy = np.where(np.isfinite(energy), energy, -1.0)
-        if want >= count:
-            picked = np.arange(count)
+        # a non-finite value spoils every prefix sum after it: such lines are left out
+        finite = np.flatnonzero(np.isfinite(energy))
+        pool = finite if finite.size else np.arange(count)
+        want = min(want, pool.size)
+        if want >= pool.size:
+            picked = pool
         else:
-            top = np.argsort(energy)[::-1][: max(1, want // 2)]
-            rest = np.setdiff1d(np.arange(count), top)
+            top = pool[np.argsort(energy[pool])[::-1][: max(1, want // 2)]]
+            rest = np.setdiff1d(pool, top)
             more = rng.choice(rest, size=want - top.size, replace=False)
             picked = np.sort(np.concatenate([top, more]))
         self.lines = picked
