@@ -726,16 +726,31 @@ def _compare(ref: Explanation, cand: Explanation, notes: list[str]) -> PairExpla
     arithmetic = None
     if ref.verdict == "lrn" and cand.verdict == "lrn":
         assert ref.fit is not None and cand.fit is not None
-        rs, cs = ref.fit.semantics, cand.fit.semantics
-        for d in differences(rs, cs, rtol=1e-6):
-            if d.field in ("alpha_eff", "k_eff", "beta"):
-                (rl, rh), (cl, ch) = _interval(ref, d.field), _interval(cand, d.field)
-                if rl <= ch and cl <= rh:  # what fits the one fits the other too
-                    notes.append(f"{d.field}: {d.reference:.6g} vs {d.candidate:.6g}, but the "
-                                 f"data fit [{rl:.6g}, {rh:.6g}] and [{cl:.6g}, {ch:.6g}]: "
-                                 "not a difference they can show")
-                    continue
-            diffs.append(d)
+        # when the data cannot tell some LRNs apart, compare the pair of fits (best fits
+        # first) that differ least: a difference is only said when no fit avoids it
+        pairs = [(i + j, a, b) for i, a in enumerate([ref.fit, *ref.alternatives])
+                 for j, b in enumerate([cand.fit, *cand.alternatives])]
+        best = None
+        for rank, a, b in pairs:
+            found, unprovable = [], []
+            for d in differences(a.semantics, b.semantics, rtol=1e-6):
+                if d.field in ("alpha_eff", "k_eff", "beta"):
+                    (rl, rh), (cl, ch) = _interval(ref, d.field), _interval(cand, d.field)
+                    if rl <= ch and cl <= rh:  # what fits the one fits the other too
+                        unprovable.append(
+                            f"{d.field}: {d.reference:.6g} vs {d.candidate:.6g}, but the data "
+                            f"fit [{rl:.6g}, {rh:.6g}] and [{cl:.6g}, {ch:.6g}]: not a "
+                            "difference they can show")
+                        continue
+                found.append(d)
+            if best is None or (len(found), rank) < (len(best[0]), best[1]):
+                best = (found, rank, unprovable, a, b)
+        assert best is not None
+        diffs, _, unprovable, a, b = best
+        notes += unprovable
+        if a is not ref.fit or b is not cand.fit:
+            notes.append("compared with the alternative fits that differ least: "
+                         f"{a.semantics.describe()} vs {b.semantics.describe()}")
         if not diffs:
             arithmetic = _arithmetic(ref, cand)
     elif ref.verdict == "lrn" and cand.verdict == "no-effect":
@@ -779,8 +794,9 @@ def _layer_difference(plain: Explanation, what: str, candidate_plain: bool) -> D
     return Difference("layer", ref, cand, text)
 
 
-def _arithmetic(ref: Explanation, cand: Explanation) -> dict[str, Any]:
-    assert ref.arrays is not None and cand.arrays is not None
+def _arithmetic(ref: Explanation, cand: Explanation) -> dict[str, Any] | None:
+    if ref.arrays is None or cand.arrays is None:
+        return None
     (x1, y1), (x2, y2) = ref.arrays, cand.arrays
     if x1.shape != x2.shape or not np.array_equal(x1, x2, equal_nan=True) or y1.shape != y2.shape:
         return {"same_input": False, "max_rel_difference": None, "max_ulps": None,
