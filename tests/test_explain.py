@@ -191,6 +191,14 @@ def test_radius_taken_for_size():
     assert "radius" in d.text
 
 
+def test_defaults_taken_from_the_other_framework():
+    p = _pair(Semantics.of("caffe", "across", 5, 1e-3, 0.75, 1.0),
+              Semantics.of("mxnet", "across", 5, 1e-3, 0.5, 2.0))
+    f = _fields(p)
+    assert set(f) == {"k_eff", "beta"}
+    assert "BVLC/caffe#1453" in f["k_eff"].text and "TensorFlow's default" in f["beta"].text
+
+
 def test_layout_change_with_the_candidates_own_input():
     x = acts(seed=6)
     xt = np.ascontiguousarray(np.moveaxis(x, 1, -1))

@@ -270,10 +270,20 @@ def _constant_differences(ref: Semantics, cand: Semantics, rtol: float) -> list[
         text = f"k={cand.k_eff:.6g} instead of {ref.k_eff:.6g}"
         if cand.k_eff == 1.0:
             text += f": {K_DROPPERS} (Caffe within-channel ignores k too)"
+        elif cand.k_eff == 2.0 and ref.k_eff == 1.0:
+            text += (": k=2 is the default of MXNet, cuDNN, Chainer and the AlexNet paper, "
+                     "k=1 that of Caffe, PyTorch, ONNX and TensorFlow (BVLC/caffe#1453): a "
+                     "default taken from the other framework")
         out.append(Difference("k_eff", ref.k_eff, cand.k_eff, text))
     if not _close(ref.beta, cand.beta, rtol):
-        out.append(Difference("beta", ref.beta, cand.beta,
-                              f"beta {ref.beta:.6g} became {cand.beta:.6g}"))
+        text = f"beta {ref.beta:.6g} became {cand.beta:.6g}"
+        if cand.beta == 0.5 and ref.beta == 0.75:
+            text += (": 0.5 is TensorFlow's default beta, 0.75 everyone else's: a beta left "
+                     "at TensorFlow's default")
+        elif cand.beta == 0.75 and ref.beta == 0.5:
+            text += (": 0.75 is the default beta everywhere but TensorFlow (0.5): a beta left "
+                     "at the target's default")
+        out.append(Difference("beta", ref.beta, cand.beta, text))
     return out
 
 
