@@ -158,7 +158,9 @@ def _report(ui: Ui, r, max_alternatives: int, *, equivalents_table: bool,
             rows.append(("a' bound", f"a'*beta/k' <= {ne.alpha_beta_over_k_max:.3g} over the "
                          f"windows tried (beta 0.75: a' <= {bound:.3g})"))
     if r.fit is not None:
-        rows.append(("fit" if r.verdict == "lrn" else "closest", r.fit.semantics.describe()))
+        lined_up = bool(r.cause and r.cause.startswith("layouts differ") and r.fit.bound)
+        label = "fit" if r.verdict == "lrn" else "lined up" if lined_up else "closest"
+        rows.append((label, r.fit.semantics.describe()))
         rows.append(("residual", _residual(r.fit)))
     if r.cause:
         rows.append(("cause", r.cause))
