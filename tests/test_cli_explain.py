@@ -82,6 +82,39 @@ def test_two_outputs_candidate_input_in_another_layout(lrn, npy, pair):
     assert "layout NCHW -> NHWC" in stderr_of(res)
 
 
+def test_candidate_layout_when_it_cannot_be_told(lrn, npy, pair):
+    x = pair
+    # the candidate's input is not exactly the input transposed (its own upstream layers)
+    xt = np.ascontiguousarray(np.moveaxis(x, 1, -1)) * np.float32(1.001)
+    npy("in2.npy", xt)
+    npy("tf.npy", lrn_fn(xt, 5, 2e-4, 0.75, 2.0, convention="tensorflow", channel_axis=-1))
+    res = lrn("explain", "in.npy", "caffe.npy", "tf.npy", "--candidate-input", "in2.npy",
+              "--layout", "NCHW", "--json")
+    assert res.exit_code == 0
+    assert "cannot be told" in stderr_of(res)
+    doc = json.loads(stdout_of(res))
+    assert len(doc["candidate"]["tried"]) > 2  # every axis
+    res = lrn("explain", "in.npy", "caffe.npy", "tf.npy", "--candidate-input", "in2.npy",
+              "--layout", "NCHW", "--candidate-layout", "NHWC", "--json", "-q")
+    assert res.exit_code == 0 and stderr_of(res) == ""
+    doc = json.loads(stdout_of(res))
+    assert doc["candidate"]["tried"] == ["across axis 3", "within axes [1, 2]"]
+    assert [d["field"] for d in doc["differences"]] == ["channel_axis"]
+
+
+def test_alternatives_are_listed_and_capped(lrn, npy):
+    x = _acts((2, 6, 5, 4), seed=4)
+    x[:, 1:] = 0  # every window reaching back to channel 0 is the same
+    npy("x0.npy", x)
+    npy("y0.npy", Semantics("across", 1, 2, 1e-3, 1.0, 0.75).apply(x))
+    res = lrn("explain", "x0.npy", "y0.npy", "--layout", "NCHW", "--mode", "across",
+              "--alternatives", "1")
+    assert res.exit_code == 0
+    out = stdout_of(res)
+    assert "also fits 1" in out and "also fits 2" not in out
+    assert "more alternatives" in out and "unidentified" in out
+
+
 def test_same_semantics_says_arithmetic(lrn, npy, pair):
     res = lrn("explain", "in.npy", "caffe.npy", "caffe.npy")
     assert res.exit_code == 0
