@@ -1,14 +1,17 @@
 """Private Numba kernels for :mod:`lrn_cli.stats`: the figures of a (outer, C, inner) view in
 two passes (sums, then centred squares), float64 accumulators, NaN/Inf skipped and counted.
 
-Each parallel chunk of the outer axis writes its own partial row; the caller merges rows in
-order, so results do not depend on thread timing.
+Each chunk of the outer axis writes its own partial row; the caller merges rows in order,
+so results do not depend on thread timing.  The kernels are serial functions of a range of
+chunks, run on Numba's thread count by :func:`_in_threads` (they release the GIL): compiled
+with ``parallel=True`` (a ``prange`` over the chunks) the same code took twice as long to
+compile, and a first run pays that compile.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from lrn_cli._jit import Variants
 
@@ -161,8 +164,8 @@ def _dominance(amax_px, asum_px, ok_px, lanes):
         _dominance_lane(amax_px, asum_px, ok_px, lanes, _LANE0, t)
 
 
-@njit(parallel=True, **_OPTS)
-def moments(x, chunks):
+@njit(**_OPTS)
+def _moments_chunks(x, chunks, c0, c1, part):
     """Partial sums per (chunk of the outer axis, channel): see the column constants.
 
     Also the channel dominance partials (per pixel: max |x_c| / sum |x_c|, over pixels
@@ -171,8 +174,7 @@ def moments(x, chunks):
     ``t % LANES``), then the lanes in order: a fixed order, whatever the thread count.
     """
     outer, channels, inner = x.shape
-    part = np.zeros((chunks, channels, NCOLS))
-    for ch in prange(chunks):
+    for ch in range(c0, c1):
         o0, o1 = _chunk_range(ch, chunks, outer)
         p = part[ch]
         acc = _new_lanes(channels, 2)
@@ -206,6 +208,13 @@ def moments(x, chunks):
         if channels >= 2:
             part[ch, 0, DOM_SUM] = _lane_sum(dom[0], _LANE0)
             part[ch, 0, DOM_N] = _lane_sum(dom[1], _LANE0)
+
+
+def moments(x, chunks):
+    """Partial sums per (chunk of the outer axis, channel) of ``x`` (outer, C, inner): see
+    the column constants and :func:`_moments_chunks`."""
+    part = np.zeros((chunks, x.shape[1], NCOLS))
+    _in_threads(_moments_chunks, chunks, x, chunks, part=part)
     return part
 
 
@@ -228,13 +237,12 @@ def _row_centred(row, mu, lanes):
         _centred_lane(lanes, _LANE0, np.float64(row[t]), mu)
 
 
-@njit(parallel=True, **_OPTS)
-def centred_squares(x, mean, chunks):
+@njit(**_OPTS)
+def _centred_chunks(x, mean, chunks, c0, c1, part):
     """Partial sums of ``(x - mean[c])**2`` over the finite values, per chunk and channel
     (lane-wise within a chunk, as in :func:`moments`)."""
     outer, channels, inner = x.shape
-    part = np.zeros((chunks, channels))
-    for ch in prange(chunks):
+    for ch in range(c0, c1):
         o0, o1 = _chunk_range(ch, chunks, outer)
         lanes = np.zeros((channels, LANES))
         for o in range(o0, o1):
@@ -242,6 +250,12 @@ def centred_squares(x, mean, chunks):
                 _row_centred(x[o, c], mean[c], lanes[c])
         for c in range(channels):
             part[ch, c] = _lane_sum(lanes[c], _LANE0)
+
+
+def centred_squares(x, mean, chunks):
+    """Partial sums of ``(x - mean[c])**2`` over the finite values, per chunk and channel."""
+    part = np.zeros((chunks, x.shape[1]))
+    _in_threads(_centred_chunks, chunks, x, mean, chunks, part=part)
     return part
 
 
@@ -283,13 +297,12 @@ def _divisor_lanes(d, i0, i1, mode, nb, acc):
 GAIN_MODE = 0
 
 
-def _divisor_sums(d, beta, chunks):
+def _divisor_chunks(d, beta, chunks, c0, c1, part):
     """Partial (n, sum, min, max) of finite ``d`` and of the gain ``d**-beta`` (d > 0), with
-    the gain's closed form ``GAIN_MODE`` (see :func:`divisor_sums`)."""
+    the gain's closed form ``GAIN_MODE`` (see :func:`divisor_sums`), for chunks ``c0..c1``."""
     size = d.shape[0]
-    part = np.zeros((chunks, 8))
     nb = -beta
-    for ch in prange(chunks):
+    for ch in range(c0, c1):
         i0, i1 = _chunk_range(ch, chunks, size)
         acc = _new_lanes(1, 2)[0]
         if i1 > i0:
@@ -300,10 +313,9 @@ def _divisor_sums(d, beta, chunks):
             part[ch, 4 * f + 1] = _lane_sum(acc, base + LANES)
             part[ch, 4 * f + 2] = _lane_min(acc, base + 2 * LANES)
             part[ch, 4 * f + 3] = _lane_max(acc, base + 3 * LANES)
-    return part
 
 
-_divisor_sums_for = Variants(_divisor_sums, parallel=True, **_OPTS)
+_divisor_chunks_for = Variants(_divisor_chunks, **_OPTS)
 
 
 def divisor_sums(d, beta, chunks):
@@ -313,4 +325,31 @@ def divisor_sums(d, beta, chunks):
     form ``beta`` needs is compiled.
     """
     mode = 1 if beta == 0.75 else 2 if beta == 0.5 else 0
-    return _divisor_sums_for(GAIN_MODE=mode)(d, beta, chunks)
+    part = np.zeros((chunks, 8))
+    _in_threads(_divisor_chunks_for(GAIN_MODE=mode), chunks, d, float(beta), chunks, part=part)
+    return part
+
+
+_POOLS: dict = {}
+
+
+def _in_threads(kernel, chunks, *args, part) -> None:
+    """``kernel(*args, c0, c1, part)`` over chunks ``[0, chunks)``, cut into one contiguous
+    range per Numba thread (``lrn_cli.set_threads``), each in its own thread: the kernels
+    release the GIL, so they run in parallel (as ``prange`` would cut them)."""
+    import numba
+
+    threads = max(1, min(numba.get_num_threads(), chunks))
+    if threads == 1:
+        kernel(*args, 0, chunks, part)
+        return
+    pool = _POOLS.get(threads)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="lrn-stats")
+    bounds = [chunks * i // threads for i in range(threads + 1)]
+    futures = [pool.submit(kernel, *args, c0, c1, part)
+               for c0, c1 in zip(bounds[:-1], bounds[1:], strict=True)]
+    for future in futures:
+        future.result()

@@ -244,17 +244,18 @@ def _start_helper(plan: Plan):
     import subprocess
     import sys
 
+    # the same lrn_cli as this process, whatever the current directory holds: sys.path[0]
+    # (the current directory for -c) becomes the folder this package was imported from
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, NUMBA_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH"))
-                                        if p)
     dtypes = sorted({v.dtype for v in plan.variants})
-    code = ("import sys; from lrn_cli.warmup import _statistics_helper; "
-            "_statistics_helper(sys.argv[1:])")
+    code = ("import sys; sys.path[0] = sys.argv.pop(1); "
+            "from lrn_cli.warmup import _statistics_helper; _statistics_helper(sys.argv[1:])")
     try:
         # stdout shared: it prints nothing, unless NUMBA_DEBUG_CACHE asks Numba to
-        return subprocess.Popen([sys.executable, "-c", code, repr(plan.beta), *dtypes],
-                                env=env, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen([sys.executable, "-c", code, package_parent, repr(plan.beta),
+                                 *dtypes], env=env, stdin=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
     except OSError:
         return None
 
