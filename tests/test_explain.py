@@ -309,6 +309,30 @@ def test_near_miss_is_said_to_be_arithmetic_not_lrn():
     assert explain(x, y.astype(np.float16)).verdict == "lrn"
 
 
+def test_edges_handled_differently_are_located():
+    """An LRN built from an average pool that excludes the padding: right inside, not at the
+    edges (the divisor counts the in-bounds taps)."""
+    x = acts((2, 64, 4, 5), seed=31, zeros=0.0)
+    sem = Semantics("across", 2, 2, 2e-4, 1.0, 0.75)
+    _, d = sem.apply(x, return_divisor=True)
+    c = np.arange(64)
+    count = np.minimum(c + 2, 63) - np.maximum(c - 2, 0) + 1
+    s = (d.astype(np.float64) - 1.0) / 2e-4
+    y = (x * (1.0 + 2e-4 * s * (5 / count)[None, :, None, None]) ** -0.75).astype(np.float32)
+    r = explain(x, y)
+    assert r.verdict == "not-lrn" and r.fit.semantics.window == (2, 2)
+    assert "axis 1 positions 0-1, 62-63 of 64" in r.cause and "borders" in r.cause
+
+
+def test_one_corrupted_element():
+    x = acts(seed=32)
+    y = lrn(x, 5, 1e-3, 0.75, 2.0)
+    i = tuple(np.argwhere(y > 0)[7])
+    y[i] *= np.float32(1.01)
+    r = explain(x, y)
+    assert r.verdict == "not-lrn" and "all but 1 of" in r.cause
+
+
 def test_no_effect_plain_scale():
     x = acts(seed=16) * np.float32(1e-3)
     y = lrn(x, 5, 1e-4, 0.75, 2.0)

@@ -69,6 +69,8 @@ VERDICTS = ("lrn", "no-effect", "not-lrn")
 CHECKED = 8
 #: Screened candidates refined (over all geometries, best screening scores first).
 REFINED = 12
+#: Of those, the best are also refitted without the few elements that spoil them.
+TRIMMED = 3
 MAX_ALTERNATIVES = 6
 #: A constant whose fitting interval is wider than this (relative) is reported unidentifiable.
 IDENTIFIED_REL = 1e-3
@@ -373,8 +375,8 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
         screened += found
     screened.sort(key=lambda c: c.score)
     cands: dict[tuple, F.Candidate] = {}
-    for c in screened[:REFINED]:
-        c = F.refine(samples[c.geometry], c, u)
+    for i, c in enumerate(screened[:REFINED]):
+        c = F.refine(samples[c.geometry], c, u, trim=i < TRIMMED)
         c.ratio = F.sample_ratios(samples[c.geometry], c, u)
         old = cands.get(c.key)
         if old is None or (c.ratio["running-sum"], c.score) < (old.ratio["running-sum"],
@@ -385,7 +387,8 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
         return base
     ranked = sorted(cands.values(), key=lambda c: (min(c.ratio["running-sum"], 1e300),
                                                    c.score))
-    hopeful = [c for c in ranked if c.ratio["running-sum"] <= 1][:CHECKED] or ranked[:2]
+    hopeful = [c for c in ranked if c.ratio["running-sum"] <= 1][:CHECKED] or sorted(
+        ranked, key=lambda c: c.ratio["q90"])[:2]
     checked: list[tuple[F.Candidate, F.Check]] = []
     for c in hopeful:
         sample = samples[c.geometry]
@@ -403,10 +406,12 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
     checked.sort(key=lambda tc: _rank(tc[1]))
     passing = [tc for tc in checked if tc[1].tier is not None]
     if not passing:
-        top, chk = checked[0]
+        # the closest: the fewest elements beyond the bound (a few far off, e.g. at the edges,
+        # are more telling than a fit that misses everywhere by a little less)
+        top, chk = min(checked, key=lambda tc: (tc[1].outliers, _rank(tc[1])))
         base.fit = _fit(top, chk)
         if diagnose:
-            base.cause = _diagnose(x, y, base, seed) or _near_miss(chk)
+            base.cause = _diagnose(x, y, base, seed) or _near_miss(chk, top)
         return base
     (top, chk), rest = passing[0], passing[1:]
     base.verdict = "lrn"
@@ -488,11 +493,28 @@ def _window_notes(c: F.Candidate, rest) -> list[str]:
     return notes
 
 
-def _near_miss(chk: F.Check) -> str | None:
+def _near_miss(chk: F.Check, cand: F.Candidate | None = None) -> str | None:
     rel = chk.max_rel_error
     if not math.isfinite(rel):
         return None
     ratio = chk.ratio["running-sum"]
+    if cand is not None and 0 < chk.outliers <= 0.1 * chk.compared:
+        text = (f"the closest LRN fits all but {chk.outliers} of {chk.compared} elements "
+                f"(they miss by up to {rel:.3g}, relative)")
+        geo = cand.geometry
+        edges = []
+        for axis, length in zip(geo.axes, geo.lengths, strict=True):
+            where = chk.outlier_positions.get(axis, [])
+            reach = max(cand.lo, cand.hi)
+            if where and length > 2 * reach + 1 and all(
+                    min(i, length - 1 - i) < reach for i in where):
+                edges.append(f"axis {axis} positions {_ranges_text(where)} of {length}")
+        if edges:
+            return (text + ": only where the window runs past the edge (" + "; ".join(edges)
+                    + "): the borders are handled differently: the divisor counted as the "
+                    "in-bounds taps (an average pool that excludes padding), padding that is "
+                    "not zero, or the window clipped another way")
+        return text + ": a few elements computed differently (or corrupted)"
     if rel < 3e-2:
         return (f"the closest LRN misses by {rel:.3g} (relative; {ratio:.3g}x the largest "
                 "rounding a running sum could explain): lower-precision arithmetic "
@@ -500,6 +522,17 @@ def _near_miss(chk: F.Check) -> str | None:
                 "different input")
     return (f"no LRN comes close: the best misses by {rel:.3g} (relative): another layer "
             "(or more than LRN) lies between these tensors")
+
+
+def _ranges_text(values: list[int]) -> str:
+    """``[0, 1, 2, 7, 8]`` -> ``0-2, 7-8``."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _no_effect(x, y, gu, geos, base: Explanation, u: float, seed: int) -> Explanation:

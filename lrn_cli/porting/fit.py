@@ -331,12 +331,57 @@ def _cost(lg, s, beta, k, a, wt):
 
 def refine(sample: Sample, cand: Candidate, u: float, *,
            free: tuple[bool, bool, bool] = (True,) * 3, iterations: int = 50,
-           rounds: int = 2) -> Candidate:
+           rounds: int = 2, trim: bool = False) -> Candidate:
     """Levenberg-Marquardt on the relative residual ``log g + beta*log(k + a*S)``, each
-    element weighted by ``1/bound`` (:func:`weights`, updated between ``rounds``)."""
+    element weighted by ``1/bound`` (:func:`weights`, updated between ``rounds``); with
+    ``trim``, a fit that a few elements spoil is redone without them (see below)."""
     for _ in range(rounds):
         cand = _refine(sample, cand, weights(sample, cand, u), free, iterations)
+    if not trim:
+        return cand
+    # a few elements far off (edges handled differently, a corrupted value) should not pull
+    # the fit of all the others: refit on the 90% that fit best, a few times, and keep that
+    # when at most 10% of the elements are then beyond the bound
+    ratio = _sample_ratio(sample, cand, u)
+    if ratio is None or ratio.max() <= 1:
+        return cand
+    wt = weights(sample, cand, u)
+    trimmed = cand
+    for _ in range(3):
+        keep = ratio <= np.quantile(ratio, 0.9)
+        trimmed = _refine(sample, trimmed, np.where(keep, wt, 0.0), free, iterations)
+        new = _sample_ratio(sample, trimmed, u)
+        if new is None:
+            return cand
+        ratio = new
+    if np.mean(ratio > 1) <= 0.1:
+        trimmed.score = cand.score
+        return trimmed
     return cand
+
+
+def _sample_ratio(sample: Sample, cand: Candidate, u: float) -> np.ndarray | None:
+    """Per element: the relative error of the model over the running-sum bound."""
+    rel = _sample_rel(sample, cand)
+    if rel is None:
+        return None
+    d, as_ = _d_and_as(sample, cand)
+    r = rel_bound(cand.beta, u, cand.taps ** sample.geometry.terms, d, as_,
+                  sample.running(cand.lo, cand.hi, cand.alpha, cand.k))
+    return rel / r
+
+
+def _d_and_as(sample: Sample, cand: Candidate) -> tuple[np.ndarray, np.ndarray]:
+    s = sample.sums1(cand.lo, cand.hi)
+    return cand.k + cand.alpha * s, cand.alpha * s
+
+
+def _sample_rel(sample: Sample, cand: Candidate) -> np.ndarray | None:
+    d, _ = _d_and_as(sample, cand)
+    if not np.all(d > 0):
+        return None
+    with np.errstate(over="ignore"):
+        return np.abs(np.expm1(-(sample.lg + cand.beta * np.log(d))))
 
 
 def _refine(sample, cand, wt, free, iterations):
@@ -400,14 +445,15 @@ def sample_ratios(sample: Sample, cand: Candidate, u: float) -> dict[str, float]
     s = sample.sums1(cand.lo, cand.hi)
     d = cand.k + cand.alpha * s
     if not np.all(d > 0):
-        return {"direct": math.inf, "running-sum": math.inf}
+        return {"direct": math.inf, "running-sum": math.inf, "q90": math.inf}
     with np.errstate(over="ignore"):
         rel = np.abs(np.expm1(-(sample.lg + cand.beta * np.log(d))))
     terms = cand.taps ** sample.geometry.terms
     direct = rel_bound(cand.beta, u, terms, d, cand.alpha * s, None)
     run = rel_bound(cand.beta, u, terms, d, cand.alpha * s,
                     sample.running(cand.lo, cand.hi, cand.alpha, cand.k))
-    return {"direct": float(np.max(rel / direct)), "running-sum": float(np.max(rel / run))}
+    return {"direct": float(np.max(rel / direct)), "running-sum": float(np.max(rel / run)),
+            "q90": float(np.quantile(rel / run, 0.9))}
 
 
 def decimals(value: float, most: int = 9) -> list[float]:
@@ -572,6 +618,10 @@ class Check:
     ratio: dict[str, float]
     compared: int
     nonfinite_mismatch: int
+    outliers: int = 0
+    """Elements beyond the running-sum bound."""
+    outlier_positions: dict[int, list[int]] = field(default_factory=dict)
+    """For each summed axis, the positions along it that hold outliers (at most 64)."""
 
 
 def ulps(a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -594,7 +644,8 @@ def check(x: np.ndarray, y: np.ndarray, cand: Candidate, u: float) -> Check:
     geo = cand.geometry
     free = [a for a in range(x.ndim) if a not in geo.axes and x.shape[a] > 1]
     ratios = {"direct": 0.0, "running-sum": 0.0}
-    max_rel, max_ulp, compared, mismatch = 0.0, 0, 0, 0
+    max_rel, max_ulp, compared, mismatch, outliers = 0.0, 0, 0, 0, 0
+    positions: dict[int, set[int]] = {a: set() for a in geo.axes}
     floor = 4 * float(np.finfo(y.dtype if y.dtype.kind == "f" else np.float32).tiny)
     for idx in _blocks(x.shape, free[0] if free else None):
         part = _check_block(x[idx], y[idx], fx[idx], dx[idx], cand, u, floor)
@@ -604,9 +655,16 @@ def check(x: np.ndarray, y: np.ndarray, cand: Candidate, u: float) -> Check:
         max_ulp = max(max_ulp, part[2])
         compared += part[3]
         mismatch += part[4]
+        outliers += int(np.count_nonzero(part[5]))
+        if outliers <= 100000:
+            where = np.nonzero(part[5])
+            for a in geo.axes:
+                if len(positions[a]) < 64:
+                    positions[a].update(np.unique(where[a])[:64].tolist())
     tier = next((name for name in ("direct", "running-sum")
                  if math.isfinite(ratios[name]) and ratios[name] <= 1.0), None)
-    return Check(tier, max_rel, max_ulp, ratios, compared, mismatch)
+    return Check(tier, max_rel, max_ulp, ratios, compared, mismatch, outliers,
+                 {a: sorted(p)[:64] for a, p in positions.items()})
 
 
 def _blocks(shape: tuple[int, ...], axis: int | None, elements: int = 1 << 19):
@@ -648,7 +706,8 @@ def _check_block(x, y, fx, dx, cand: Candidate, u: float, floor: float):
         nz = both & (mag > 0)
         max_rel = float(np.max(err[nz] / mag[nz])) if nz.any() else 0.0
         max_ulp = int(np.max(ulps(fx[both], y[both], y.dtype))) if both.any() else 0
-    return ratios, max_rel, max_ulp, int(np.count_nonzero(both)), mismatch
+        off = both & (err > running * mag + floor)
+    return ratios, max_rel, max_ulp, int(np.count_nonzero(both)), mismatch, off
 
 
 def _strip(q: np.ndarray, along: int, other: int, lo: int, hi: int) -> np.ndarray:
