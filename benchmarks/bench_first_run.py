@@ -54,27 +54,33 @@ NOTE = "compiling kernels for this CPU (first run)"
 # Runs lrn's CLI in-process and records every Numba compilation (Dispatcher.compile: a
 # cache load or a compile), nested calls included, as JSON.
 PROFILER = r"""
-import json, sys, time
+import json, sys, threading, time
 out, argv = sys.argv[1], sys.argv[2:]
 from numba.core import dispatcher
-records, stack = [], []
-original = dispatcher.Dispatcher.compile
-def compile(self, sig):
-    misses = sum(self._cache_misses.values())
+records, local = [], threading.local()  # kernels may first run (compile) in pool threads
+original, compile_ir = dispatcher.Dispatcher.compile, dispatcher._FunctionCompiler.compile
+def compiling(self, *args, **kwargs):  # only where Numba really compiles (a cache miss)
+    stack = getattr(local, "stack", None)
+    if stack:
+        stack[-1][1] = True
+    return compile_ir(self, *args, **kwargs)
+def compile(self, sig):  # a cache load or a compile, and the save to the cache
+    stack = local.__dict__.setdefault("stack", [])
     start = time.perf_counter()
-    stack.append(0.0)
+    stack.append([0.0, False])
     try:
         return original(self, sig)
     finally:
         took = time.perf_counter() - start
-        inner = stack.pop()
+        inner, compiled = stack.pop()
         if stack:
-            stack[-1] += took
-        if sum(self._cache_misses.values()) > misses:
+            stack[-1][0] += took
+        if compiled:
             f = self.py_func
             records.append({"name": f.__module__ + "." + f.__qualname__, "depth": len(stack),
                             "seconds": took, "own": took - inner, "sig": str(sig)})
 dispatcher.Dispatcher.compile = compile
+dispatcher._FunctionCompiler.compile = compiling
 try:  # every kernel compiled here, none in the warm-up's statistics helper process
     import lrn_cli.warmup
     lrn_cli.warmup._start_helper = lambda plan: None
