@@ -27,7 +27,8 @@ from lrn_cli.cli.output import Ui, check_formats, display_name, json_text
 @click.option("--key", default=None, metavar="NAME",
               help="The array to read from every .npz given.")
 @click.option("--alternatives", "max_alternatives", type=click.IntRange(min=0), default=3,
-              show_default=True, help="Alternatives shown in the report (--json has all).")
+              show_default=True, help="Alternatives shown in the report (--json has every one "
+              "found; at most 7 are looked for).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No notes; errors are still printed.")
 @click.option("--traceback", is_flag=True, help="Show Python tracebacks of errors.")

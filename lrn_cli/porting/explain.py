@@ -71,7 +71,7 @@ CHECKED = 8
 REFINED = 12
 #: Of those, the best are also refitted without the few elements that spoil them.
 TRIMMED = 3
-MAX_ALTERNATIVES = 6
+MAX_ALTERNATIVES = CHECKED - 1
 #: A constant whose fitting interval is wider than this (relative) is reported unidentifiable.
 IDENTIFIED_REL = 1e-3
 
