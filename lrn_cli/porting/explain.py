@@ -414,6 +414,9 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
             base.cause = _diagnose(x, y, base, seed) or _near_miss(chk, top)
         return base
     (top, chk), rest = passing[0], passing[1:]
+    # alternatives meet the same bound as the fit: when the fit needs no running-sum
+    # allowance, one that does is no alternative
+    rest = [tc for tc in rest if _rank(tc[1])[0] <= _rank(chk)[0]]
     base.verdict = "lrn"
     base.fit = _fit(top, chk)
     base.alternatives = [_fit(c, k) for c, k in rest[:MAX_ALTERNATIVES]]
