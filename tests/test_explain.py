@@ -548,3 +548,35 @@ def test_onnx_model_graphs_in_onnxruntime(model):
             lo, hi = spans.get(name, (got, got))
             assert lo * (1 - 1e-6) <= want <= hi * (1 + 1e-6) or got == pytest.approx(
                 want, rel=1e-6), (name, got, want, spans)
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize(("size", "alpha", "beta", "bias"), [(3, 0.5, 0.75, 1e-3),
+                                                              (5, 1e-4, 0.75, 1.0),
+                                                              (7, 2e-2, 0.5, 2.0)])
+def test_onnxruntime_lrn_on_mixed_magnitudes(size, alpha, beta, bias):
+    """onnxruntime's float32 running sum errs far beyond a direct sum on mixed magnitudes
+    (up to ~0.6 relative here, where a tiny S sits next to huge ones): the running-sum bound
+    takes it, and the window and constants are still the right ones."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(3)
+    shape = (2, 32, 9, 9)
+    x = (rng.standard_normal(shape) * np.exp(rng.uniform(-5, 5, shape))).astype(np.float32)
+    node = helper.make_node("LRN", ["x"], ["y"], size=size, alpha=alpha, beta=beta, bias=bias)
+    graph = helper.make_graph([node], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"x": x})[0]
+    r = explain(x, y)
+    assert r.verdict == "lrn", r.cause
+    true = Semantics.of("onnxruntime", "across", size, alpha, beta, bias)
+    sem = r.fit.semantics
+    assert (sem.mode, sem.channel_axis, sem.window) == ("across", 1, true.window)
+    assert sem.beta == beta and sem.k_eff == pytest.approx(bias, rel=1e-6)
+    assert sem.alpha_eff == pytest.approx(true.alpha_eff, rel=1e-6)
