@@ -191,6 +191,8 @@ def test_npz_key(lrn, in_tmp, pair):
     np.savez(in_tmp / "xin.npz", y=pair)
     res = lrn("explain", "xin.npz", "dump.npz", "--key", "y", "--json")
     assert res.exit_code == 0 and json.loads(stdout_of(res))["verdict"] == "lrn"
+    res = lrn("explain", "xin.npz", "dump.npz", "dump.npz", "--key", "y", "--json")
+    assert res.exit_code == 0 and json.loads(stdout_of(res))["same_semantics"] is True
     assert "has no array named 'nope'" in _one_error(
         lrn("explain", "xin.npz", "dump.npz", "--key", "nope"), "xin.npz")
 

@@ -709,7 +709,7 @@ def explain(input: Any, output: Any, output2: Any = None, *, candidate_input: An
     notes: list[str] = []
     if candidate_input is None:
         cand = identify(x_ref, output2, mode=mode, layout=layout, channel_axis=channel_axis,
-                        seed=seed)
+                        key=key, seed=seed)
         cand.input = ref.input
         cand.output = _read_name(output2, "output2")
         if cand.verdict == "not-lrn" and cand.cause and cand.cause.startswith("layouts"):
