@@ -374,8 +374,15 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
                 found += F.screen(sample, los, his, top=3)
         screened += found
     screened.sort(key=lambda c: c.score)
+    # the best of every geometry too: a screening score spoilt by a few far-off elements
+    # (a running sum's) must not keep the right geometry from being refined
+    chosen = screened[:REFINED]
+    for geo in samples:
+        first = next((c for c in screened if c.geometry == geo), None)
+        if first is not None and all(first is not c for c in chosen):
+            chosen.append(first)
     cands: dict[tuple, F.Candidate] = {}
-    for i, c in enumerate(screened[:REFINED]):
+    for i, c in enumerate(chosen):
         c = F.refine(samples[c.geometry], c, u, trim=i < TRIMMED)
         c.ratio = F.sample_ratios(samples[c.geometry], c, u)
         old = cands.get(c.key)
