@@ -333,6 +333,13 @@ def test_one_corrupted_element():
     assert r.verdict == "not-lrn" and "all but 1 of" in r.cause
 
 
+def test_relu_between_the_tensors():
+    x = np.random.default_rng(33).standard_normal((2, 8, 5, 6)).astype(np.float32) * 30
+    sem = Semantics("across", 2, 2, 2e-4, 1.0, 0.75)
+    r = explain(x, sem.apply(np.maximum(x, 0)))
+    assert r.verdict == "not-lrn" and "ReLU" in r.cause and r.fit.semantics == sem
+
+
 def test_no_effect_plain_scale():
     x = acts(seed=16) * np.float32(1e-3)
     y = lrn(x, 5, 1e-4, 0.75, 2.0)

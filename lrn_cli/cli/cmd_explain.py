@@ -159,8 +159,10 @@ def _report(ui: Ui, r, max_alternatives: int, *, equivalents_table: bool,
             rows.append(("a' bound", f"a'*beta/k' <= {ne.alpha_beta_over_k_max:.3g} over the "
                          f"windows tried (beta 0.75: a' <= {bound:.3g})"))
     if r.fit is not None:
-        lined_up = bool(r.cause and r.cause.startswith("layouts differ") and r.fit.bound)
-        label = "fit" if r.verdict == "lrn" else "lined up" if lined_up else "closest"
+        label = "fit" if r.verdict == "lrn" else "closest"
+        if r.verdict != "lrn" and r.fit.bound and r.cause:
+            label = "lined up" if r.cause.startswith("layouts differ") else "after ReLU" \
+                if "ReLU" in r.cause else label
         rows.append((label, r.fit.semantics.describe()))
         rows.append(("residual", _residual(r.fit)))
     if r.cause:

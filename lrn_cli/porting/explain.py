@@ -352,6 +352,17 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
     if not usable.any():
         raise InputError(base.input, "has no element where the input is nonzero and both "
                          "are finite: nothing to fit")
+    negative = fin & (x < 0)
+    if diagnose and negative.any() and not np.any(y[negative]) and usable.any():
+        # zero wherever the input is negative: a ReLU between the two tensors?
+        sub = _identify(np.maximum(x, 0), y, geos, Explanation("not-lrn", shape=x.shape),
+                        seed=seed, diagnose=False)
+        if sub.verdict == "lrn" and sub.fit is not None:
+            base.fit = sub.fit
+            base.cause = ("the output is 0 wherever the input is negative: a ReLU lies "
+                          "between these tensors (dump the LRN's input after it); of "
+                          f"max(input, 0), it is this LRN: {sub.fit.semantics.describe()}")
+            return base
     gu = g[usable]
     gmin, gmax = float(gu.min()), float(gu.max())
     spread = (gmax - gmin) / (gmax + gmin)
