@@ -25,18 +25,22 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lrn_cli._jit import Variants
+# the beta fast paths (gain = D ** -beta) are defined beside Variants, without Numba, so that
+# lrn_cli.warmup can name them; core reads them here
+from lrn_cli._jit import (  # noqa: F401
+    BETA_0,
+    BETA_025,
+    BETA_05,
+    BETA_075,
+    BETA_1,
+    BETA_2,
+    BETA_15,
+    BETA_GENERAL,
+    Variants,
+    beta_mode,
+)
 
 _OPTS = {"cache": True, "error_model": "numpy", "nogil": True}
-
-# beta fast paths: gain = D ** -beta
-BETA_GENERAL, BETA_075, BETA_05, BETA_1, BETA_0, BETA_025, BETA_15, BETA_2 = range(8)
-
-
-def beta_mode(beta: float) -> int:
-    """Pick the closed form for ``D ** -beta`` (exact same maths, far cheaper than pow)."""
-    return {0.75: BETA_075, 0.5: BETA_05, 1.0: BETA_1, 0.0: BETA_0, 0.25: BETA_025,
-            1.5: BETA_15, 2.0: BETA_2}.get(float(beta), BETA_GENERAL)
 
 
 #: Windows of at most this many taps (across) take the unrolled row kernel.

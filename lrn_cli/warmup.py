@@ -81,7 +81,7 @@ class Plan:
         32 taps, or more), the closed form of the power, and what else is computed.  Plans
         that differ only in parameters compiling nothing new (alpha, k, size 5 or 7, ...)
         share their stamp."""
-        from lrn_cli._kernels import beta_mode
+        from lrn_cli._jit import beta_mode
         from lrn_cli.conventions import resolve
 
         classes = []
@@ -473,22 +473,35 @@ def compilations() -> int:
 
 
 def stamp_path(plan: Plan, part: str = "all") -> Path | None:
-    """Where the stamp of ``plan`` lives (beside Numba's cache of the kernels), or None when
-    nothing is compiled (``NUMBA_DISABLE_JIT``), the cache cannot be located or the plan's
-    parameters are invalid (its run will say so).  ``part``: see :meth:`Plan.key`."""
-    from lrn_cli import _kernels
+    """Where the stamp of ``plan`` lives, or None when nothing is compiled
+    (``NUMBA_DISABLE_JIT``) or the plan's parameters are invalid (its run will say so).
+
+    Beside Numba's cache of the kernels, found the way Numba looks for it, but without
+    importing Numba (a warm ``lrn apply`` with a worker pool never imports it in the parent):
+    ``NUMBA_CACHE_DIR`` if set, else the package's ``__pycache__`` if writable, else the
+    per-user cache folder.  ``part``: see :meth:`Plan.key`.
+    """
     from lrn_cli.errors import LrnError
 
-    try:
-        cache_dir = _kernels._finish_row.stats.cache_path
-    except AttributeError:  # NUMBA_DISABLE_JIT=1: plain Python functions
-        return None
-    if not cache_dir:
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
         return None
     try:
-        return Path(cache_dir) / f"lrn-warm-{plan.key(part)}.stamp"
+        name = f"lrn-warm-{plan.key(part)}.stamp"
     except LrnError:
         return None
+    return _cache_dir() / name
+
+
+def _cache_dir() -> Path:
+    given = os.environ.get("NUMBA_CACHE_DIR")
+    if given:
+        return Path(given)
+    here = Path(__file__).resolve().parent
+    pycache = here / "__pycache__"
+    if os.access(pycache if pycache.is_dir() else here, os.W_OK):
+        return pycache
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "numba" / "lrn_cli"
 
 
 def is_warm(plan: Plan, part: str = "all") -> bool:
@@ -534,21 +547,33 @@ def _choices(values: Iterable[str] | str, name: str, allowed: tuple[str, ...]) -
 
 
 def _numba_version() -> str:
-    import numba
+    """Numba's version from its metadata (importing Numba costs ~0.2 s)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return numba.__version__
+    try:
+        return version("numba")
+    except PackageNotFoundError:  # pragma: no cover - numba is a dependency
+        return "unknown"
 
 
 def _cpu() -> str:
-    """The CPU as Numba targets it (name and features: its cache is keyed on them too)."""
+    """The CPU (model and feature flags: Numba's cache is keyed on them too)."""
+    import platform
+
+    model = flags = ""
     try:
-        from llvmlite import binding as llvm
-
-        return f"{llvm.get_host_cpu_name()} {llvm.get_host_cpu_features().flatten()}"
-    except Exception:  # noqa: BLE001 - an older llvmlite: the machine name will do
-        import platform
-
-        return platform.machine() + " " + platform.processor()
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key = line.split(":", 1)[0].strip()
+                if key == "model name" and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = line.split(":", 1)[1].strip()
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    return " ".join((platform.machine(), model or platform.processor(), flags))
 
 
 def _source_stamps() -> list[str]:
