@@ -181,6 +181,8 @@ def test_within_became_across():
               Semantics.of("caffe", "across", 3, 5e-3, 0.75, 1.0))
     d = _fields(p)["mode"]
     assert (d.reference, d.candidate) == ("within", "across") and "norm_region" in d.text
+    # alpha/n² became alpha/n: the same alpha, not an alpha mistake
+    assert "the mode change alone" in _fields(p)["alpha_eff"].text
 
 
 def test_radius_taken_for_size():

@@ -256,6 +256,14 @@ def _constant_differences(ref: Semantics, cand: Semantics, rtol: float) -> list[
     if not _close(ref.alpha_eff, cand.alpha_eff, rtol):
         ratio = cand.alpha_eff / ref.alpha_eff if ref.alpha_eff else math.inf
         text = f"a' {ref.alpha_eff:.6g} became {cand.alpha_eff:.6g} (x{ratio:.4g})"
+        modes = {ref.mode, cand.mode}
+        n_ref = float(ref.taps)
+        if modes == {"across", "within"} and ref.taps == cand.taps and _close(
+                ratio, n_ref if ref.mode == "within" else 1 / n_ref, 1e-3):
+            text += (": the same alpha, divided by n² within channels and by n across "
+                     "(the mode change alone does this)")
+            out.append(Difference("alpha_eff", ref.alpha_eff, cand.alpha_eff, text))
+            return out + _k_and_beta(ref, cand, rtol)
         for n in {ref.taps, cand.taps}:
             for power, what in ((1, "n"), (2, "n²")):
                 f = float(n) ** power
@@ -266,6 +274,11 @@ def _constant_differences(ref: Semantics, cand: Semantics, rtol: float) -> list[
                     text += (f": alpha divided by {what}={f:g} twice (Caffe/ONNX alpha "
                              "divided again; caffe-tensorflow #173)")
         out.append(Difference("alpha_eff", ref.alpha_eff, cand.alpha_eff, text))
+    return out + _k_and_beta(ref, cand, rtol)
+
+
+def _k_and_beta(ref: Semantics, cand: Semantics, rtol: float) -> list[Difference]:
+    out: list[Difference] = []
     if not _close(ref.k_eff, cand.k_eff, rtol):
         text = f"k={cand.k_eff:.6g} instead of {ref.k_eff:.6g}"
         if cand.k_eff == 1.0:
