@@ -104,6 +104,11 @@ def test_long_axis_windows_beyond_the_exhaustive_range():
         r = explain(x, y)
         assert r.verdict == "lrn" and r.fit.semantics.window == (lo, hi)
         assert r.fit.semantics.channel_axis == 1
+    # far beyond the grid's first points: the local search walks to the window
+    x = np.random.default_rng(34).gamma(2.0, 1.0, (4, 3000)).astype(np.float32)
+    y = Semantics("across", 700, 1900, 1e-4, 1.0, 0.75, channel_axis=1).apply(x)
+    r = explain(x, y, mode="across", channel_axis=1)
+    assert r.verdict == "lrn" and r.fit.semantics.window == (700, 1900)
 
 
 def test_nan_in_the_input_spreads_like_lrn_and_does_not_spoil_the_fit():

@@ -379,10 +379,7 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
         grid = F.window_grid(geo.span)
         found = F.screen(sample, grid, grid)
         if geo.span > F.EXHAUSTIVE:
-            for c in found[:3]:
-                los = np.arange(max(0, c.lo - 40), min(geo.span, c.lo + 41))
-                his = np.arange(max(0, c.hi - 40), min(geo.span, c.hi + 41))
-                found += F.screen(sample, los, his, top=3)
+            found += [_local_search(sample, c) for c in found[:3]]
         screened += found
     screened.sort(key=lambda c: c.score)
     # the best of every geometry too: a screening score spoilt by a few far-off elements
@@ -446,6 +443,26 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
         base.notes.append(f"{chk.nonfinite_mismatch} elements are non-finite on one side "
                           "only (NaN/Inf spread differently); not compared")
     return base
+
+
+def _local_search(sample: F.Sample, c: F.Candidate, reach: int = 40) -> F.Candidate:
+    """Beyond the exhaustive range windows are screened on a grid: screen every window within
+    ``reach`` of the best (the box holds it, so the best can only improve), and move the box
+    while the best lies on its edge."""
+    span = sample.geometry.span
+    best = c
+    for _ in range(12):
+        los = np.arange(max(0, best.lo - reach), min(span, best.lo + reach + 1))
+        his = np.arange(max(0, best.hi - reach), min(span, best.hi + reach + 1))
+        found = F.screen(sample, los, his, top=1)
+        if not found or found[0].score >= best.score:
+            break
+        best = found[0]
+        on_edge = (best.lo in (los[0], los[-1]) and 0 < best.lo < span - 1) or (
+            best.hi in (his[0], his[-1]) and 0 < best.hi < span - 1)
+        if not on_edge:
+            break
+    return best
 
 
 def _rank(chk: F.Check) -> tuple:

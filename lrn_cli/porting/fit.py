@@ -204,7 +204,7 @@ def window_grid(span: int) -> np.ndarray:
     """Offsets screened per side: all below :data:`EXHAUSTIVE`, then a geometric grid."""
     if span <= EXHAUSTIVE:
         return np.arange(span)
-    tail = np.unique(np.geomspace(EXHAUSTIVE, span - 1, 24).astype(np.int64))
+    tail = np.unique(np.geomspace(EXHAUSTIVE, span - 1, 40).astype(np.int64))
     return np.unique(np.concatenate([np.arange(EXHAUSTIVE), tail, [span - 1]]))
 
 
