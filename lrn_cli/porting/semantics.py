@@ -160,6 +160,11 @@ def equivalents(sem: Semantics, *, axis_length: int | None = None,
             elif not conv.channel_last and sem.channel_axis % ndim != 1:
                 notes.append(f"{conv.title} normalizes axis 1: move axis {sem.channel_axis} "
                              "there (NHWC -> NCHW) first")
+        if sem.mode == "within" and ndim is not None and sem.spatial_axes is not None:
+            axes = [a % ndim for a in sem.spatial_axes]
+            if axes != [ndim - 2, ndim - 1]:
+                notes.append(f"{conv.title} boxes the last two axes (H, W of NCHW): move axes "
+                             f"{axes} there (NHWC -> NCHW) first")
         out[name] = {"params": t.params, "reason": None, "notes": notes}
     return out
 
