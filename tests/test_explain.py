@@ -73,6 +73,9 @@ def test_round_trip_recovers_semantics_and_convention(name, mode, size, layout):
     assert sem.alpha_eff == pytest.approx(true.alpha_eff, rel=1e-12)
     assert r.equivalents[name]["params"] is not None, r.equivalents[name]["reason"]
     assert r.unidentifiable == [] and r.alternatives == []
+    if layout == "NHWC":  # every framework here but TensorFlow wants NCHW
+        assert any("NHWC -> NCHW" in n for n in r.equivalents[name]["notes"]) == (
+            name != "tensorflow")
 
 
 def test_float64_pair_is_fitted_to_float64_precision():
