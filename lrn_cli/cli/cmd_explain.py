@@ -152,8 +152,7 @@ def _report(ui: Ui, r, max_alternatives: int, *, equivalents_table: bool,
     rows = [("explain", f"{head} ({shape}, {r.dtype})"), ("verdict", r.verdict)]
     if r.verdict == "no-effect":
         ne = r.no_effect
-        rows.append(("gain", f"output = input x {_value(ne.gain)} (k'^-beta) within "
-                     f"{ne.max_ulps} ulps"))
+        rows.append(("gain", f"output = input x {_value(ne.gain)} within {ne.max_ulps} ulps"))
         bound = ne.alpha_eff_max(0.75)
         if bound is not None:
             rows.append(("a' bound", f"a'*beta/k' <= {ne.alpha_beta_over_k_max:.3g} over the "

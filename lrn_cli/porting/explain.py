@@ -104,7 +104,8 @@ class NoEffect:
     """The output is the input times one constant (within a few ulps)."""
 
     gain: float
-    """``k'**-beta``."""
+    """The constant: ``k'**-beta`` when ``a'*S`` is negligible (``(k' + a'*S)**-beta`` when
+    ``S`` is the same everywhere)."""
     max_rel_error: float
     max_ulps: int
     alpha_beta_over_k_max: float | None
@@ -606,9 +607,10 @@ def _no_effect(x, y, gu, geos, base: Explanation, u: float, seed: int) -> Explan
         base.notes.append("the output equals the input: no LRN was applied (or one with "
                           "a'S far below k')")
     else:
-        base.notes.append(f"the output is the input times {gain:.9g} = k'^-beta: LRN acted as a "
-                          "plain scale on these data (a'*S far below k'); scale the input up "
-                          "to see its window")
+        base.notes.append(f"the output is the input times {gain:.9g} (k'^-beta when a'S is "
+                          "negligible): every divisor is the same on these data (a'*S far "
+                          "below k', or S the same everywhere); scale or vary the input to "
+                          "see the LRN")
     return base
 
 
