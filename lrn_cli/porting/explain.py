@@ -399,7 +399,9 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
                                                                 old.score):
             cands[c.key] = c
     if not cands:
-        base.cause = "no element to fit on (too few nonzero finite values)"
+        base.cause = (_diagnose(x, y, base, seed) if diagnose else None) or (
+            "the gain y/x varies, but not with any window's sum of squares (or too few "
+            "elements are nonzero and finite to tell): not an LRN of this input")
         return base
     ranked = sorted(cands.values(), key=lambda c: (min(c.ratio["running-sum"], 1e300),
                                                    c.score))
