@@ -38,7 +38,7 @@ def kind_of(path: str | os.PathLike) -> str:
     if head.startswith(_ZIP_MAGIC):
         return "npz"
     suffix = Path(os.fspath(path)).suffix.lower()
-    return {".npy": "npy", ".npz": "npz", ".pb": "pb"}.get(suffix, "pb" if head else "unknown")
+    return {".npy": "npy", ".npz": "npz", ".pb": "pb"}.get(suffix, "unknown")
 
 
 def read_tensor(path: str | os.PathLike, key: str | None = None, *,
@@ -70,7 +70,10 @@ def read_tensor(path: str | os.PathLike, key: str | None = None, *,
         return read_pb(name, max_bytes=max_pb_bytes)
     if not os.path.exists(name):
         raise InputError(name, "no such file")
-    raise InputError(name, "not a .npy, .npz or ONNX TensorProto .pb file")
+    hint = ""
+    if Path(name).suffix.lower() == ".onnx":
+        hint = " (an ONNX model: `lrn inspect` reads those; dump its LRN's tensors to explain)"
+    raise InputError(name, f"not a .npy, .npz or ONNX TensorProto .pb file{hint}")
 
 
 def read_pb(path: str | os.PathLike, *, max_bytes: int = MAX_PB_BYTES) -> np.ndarray:
