@@ -181,6 +181,10 @@ def test_bad_files_one_line_exit_1(lrn, npy, in_tmp, pair):
     (in_tmp / "junk.npy").write_bytes(b"\x93NUMPY junk")
     _one_error(lrn("explain", "in.npy", "junk.npy"), "junk.npy")
     _one_error(lrn("explain", "in.npy", "missing.npy"), "missing.npy")
+    (in_tmp / "notes.txt").write_text("hello")
+    assert "onnx" not in _one_error(lrn("explain", "notes.txt", "in.npy"), "notes.txt")
+    (in_tmp / "model.onnx").write_bytes(b"\x08\x03")
+    assert "lrn inspect" in _one_error(lrn("explain", "model.onnx", "in.npy"), "model.onnx")
     res = lrn("explain", "in.npy", "nan.npy", "--traceback")
     assert res.exit_code == 1 and "Traceback" in stderr_of(res)
 
