@@ -29,8 +29,11 @@ right window and beta.
    0.5, 0.75 and 1), by weighted least squares of ``h`` on ``S`` (weights ``1/h²``: relative
    errors); the covariances for all ``hi`` and betas of one ``lo`` are three matrix
    products.  The best windows go on.
-6. **Refine.**  Levenberg-Marquardt on ``log g + beta*log(k' + a'*S)`` (the relative error)
-   frees beta from the grid and polishes ``k'``, ``a'`` to the data's precision.
+6. **Refine.**  Levenberg-Marquardt on ``log g + beta*log(k' + a'*S)`` (the relative error,
+   each element weighted by one over its bound) frees beta from the grid and polishes
+   ``k'``, ``a'`` to the data's precision; the best windows of every geometry are refined.
+   When a few elements spoil a fit (edges computed another way, a corrupted value), it is
+   redone on the 90% that fit best, so that the cause can be located.
 7. **Snap.**  Beta, then ``a'`` (as itself, or a round alpha over taps or taps²), then
    ``k'``, are rounded to the shortest decimal that still fits within the bound, so that
    ``1e-4`` is shown, not ``1.00000013e-4``.
@@ -40,9 +43,14 @@ right window and beta.
    ``direct`` (a window summed term by term) and, failing that, ``running-sum`` (what an
    add-head/subtract-tail running sum along the line, as onnxruntime's, can carry).  A
    single global tolerance loose enough for a running sum would accept wrong windows.
-9. **What else fits.**  Other candidates that pass are ``alternatives``; for the fit, the
-   interval of each constant that still fits the sample within the bound (the others
-   free) is computed from the L-infinity feasible set; wide ones are ``unidentifiable``.
+9. **What else fits.**  Other candidates that pass the same bound are ``alternatives``; for
+   the fit, the interval of each constant that still fits the sample within the bound (the
+   others free) is computed from the L-infinity feasible set; wide ones are
+   ``unidentifiable``.
+10. **Causes.**  When nothing passes: the output's axes permuted (transposed, or reshaped
+    instead of transposed) and then an LRN, a ReLU between the tensors, the input's values
+    rearranged, values unrelated to it, an LRN everywhere but at the edges or at a few
+    elements, or a near miss (lower-precision arithmetic).
 
 Two outputs: both are identified (the candidate from its own input when given), and the
 semantic differences are listed in words that name the converter behaviour known to cause
