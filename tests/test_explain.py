@@ -245,7 +245,8 @@ def test_layer_missing_on_the_candidate():
 
 
 def test_no_difference_is_claimed_that_the_data_cannot_show():
-    from lrn_cli.porting.explain import Explanation, Fit, _compare
+    from lrn_cli.porting.pair import compare
+    from lrn_cli.porting.results import Explanation, Fit
 
     def fit(lo, hi, k):
         return Fit(Semantics("across", lo, hi, 1e-3, k, 0.75), 0.0, 0, "direct", 0.0, 10)
@@ -253,13 +254,13 @@ def test_no_difference_is_claimed_that_the_data_cannot_show():
     # the reference's data cannot tell [c-1, c+2] from [c-2, c+2]: the window is no difference
     ref = Explanation("lrn", fit=fit(1, 2, 1.0), alternatives=[fit(2, 2, 1.0)])
     cand = Explanation("lrn", fit=fit(2, 2, 2.0))
-    p = _compare(ref, cand, [])
+    p = compare(ref, cand, [])
     assert [d.field for d in p.differences] == ["k_eff"]
     assert any("alternative fits" in n for n in p.notes)
     # a constant both sides' ranges cover is no difference either
     ref = Explanation("lrn", fit=fit(2, 2, 1.0),
                       unidentifiable=[{"field": "k_eff", "low": 0.5, "high": 3.0}])
-    p = _compare(ref, Explanation("lrn", fit=fit(2, 2, 2.0)), [])
+    p = compare(ref, Explanation("lrn", fit=fit(2, 2, 2.0)), [])
     assert p.differences == [] and any("not a difference" in n for n in p.notes)
 
 

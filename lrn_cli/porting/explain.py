@@ -63,14 +63,18 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from lrn_cli.errors import InputError, ParameterError
+from lrn_cli.porting import causes, pair
 from lrn_cli.porting import fit as F
-from lrn_cli.porting.semantics import Difference, Semantics, differences, equivalents
+from lrn_cli.porting.results import Explanation, Fit, NoEffect, PairExplanation, _num
+from lrn_cli.porting.semantics import equivalents
+
+__all__ = ["Explanation", "Fit", "NoEffect", "PairExplanation", "explain", "geometries",
+           "identify"]
 
 VERDICTS = ("lrn", "no-effect", "not-lrn")
 #: Candidates given the exact check, and alternatives reported at most.
@@ -82,123 +86,6 @@ TRIMMED = 3
 MAX_ALTERNATIVES = CHECKED - 1
 #: A constant whose fitting interval is wider than this (relative) is reported unidentifiable.
 IDENTIFIED_REL = 1e-3
-
-
-def _num(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
-
-
-@dataclass(frozen=True)
-class Fit:
-    """One LRN that was checked against the output."""
-
-    semantics: Semantics
-    max_rel_error: float
-    max_ulps: int
-    bound: str | None
-    """``direct`` or ``running-sum``: the bound every element met (None: not met)."""
-    bound_ratio: float
-    """Largest error over its bound (``direct`` bound when met, else ``running-sum``)."""
-    compared: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.semantics.as_dict(), "max_rel_error": _num(self.max_rel_error),
-                "max_ulps": self.max_ulps, "bound": self.bound,
-                "bound_ratio": _num(self.bound_ratio), "compared": self.compared}
-
-
-@dataclass(frozen=True)
-class NoEffect:
-    """The output is the input times one constant (within a few ulps)."""
-
-    gain: float
-    """The constant: ``k'**-beta`` when ``a'*S`` is negligible (``(k' + a'*S)**-beta`` when
-    ``S`` is the same everywhere)."""
-    max_rel_error: float
-    max_ulps: int
-    alpha_beta_over_k_max: float | None
-    """Upper bound on ``a'*beta/k'`` over the windows tried (None: unbounded)."""
-
-    @property
-    def identity(self) -> bool:
-        return self.gain == 1.0
-
-    def alpha_eff_max(self, beta: float = 0.75) -> float | None:
-        """The bound on ``a'`` for this beta (``k' = gain**(-1/beta)``)."""
-        if self.alpha_beta_over_k_max is None:
-            return None
-        return self.alpha_beta_over_k_max * self.gain ** (-1 / beta) / beta
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"gain": self.gain, "identity": self.identity,
-                "max_rel_error": _num(self.max_rel_error), "max_ulps": self.max_ulps,
-                "alpha_beta_over_k_max": _num(self.alpha_beta_over_k_max),
-                "alpha_eff_max": _num(self.alpha_eff_max(0.75)),
-                "alpha_eff_max_assuming": {"beta": 0.75,
-                                           "k_eff": _num(self.gain ** (-1 / 0.75))}}
-
-
-@dataclass
-class Explanation:
-    """What explains one output (see the module docstring); ``as_dict`` is the JSON."""
-
-    verdict: str
-    fit: Fit | None = None
-    alternatives: list[Fit] = field(default_factory=list)
-    equivalents: dict[str, Any] | None = None
-    unidentifiable: list[dict[str, Any]] = field(default_factory=list)
-    no_effect: NoEffect | None = None
-    cause: str | None = None
-    notes: list[str] = field(default_factory=list)
-    input: str | None = None
-    output: str | None = None
-    shape: tuple[int, ...] = ()
-    dtype: str = ""
-    tried: list[str] = field(default_factory=list)
-    arrays: tuple[Any, Any] | None = field(default=None, repr=False)
-
-    @property
-    def explained(self) -> bool:
-        return self.verdict in ("lrn", "no-effect")
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.explained else 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"input_file": self.input, "output_file": self.output,
-                "shape": list(self.shape),
-                "dtype": self.dtype, "verdict": self.verdict,
-                "fit": None if self.fit is None else self.fit.as_dict(),
-                "alternatives": [a.as_dict() for a in self.alternatives],
-                "equivalents": self.equivalents, "unidentifiable": self.unidentifiable,
-                "no_effect": None if self.no_effect is None else self.no_effect.as_dict(),
-                "cause": self.cause, "tried": self.tried, "notes": self.notes}
-
-
-@dataclass
-class PairExplanation:
-    """Reference and candidate explained, and how they differ."""
-
-    reference: Explanation
-    candidate: Explanation
-    differences: list[Difference]
-    arithmetic: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def explained(self) -> bool:
-        return self.reference.explained and self.candidate.explained
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.explained else 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"reference": self.reference.as_dict(), "candidate": self.candidate.as_dict(),
-                "differences": [d.as_dict() for d in self.differences],
-                "same_semantics": self.explained and not self.differences,
-                "arithmetic": self.arithmetic, "notes": self.notes}
 
 
 # ----------------------------------------------------------------------------------------
@@ -329,7 +216,7 @@ def identify(x: Any, y: Any, *, mode: str | None = None, layout: str | None = No
     if xa.shape != ya.shape:
         if sorted(xa.shape) != sorted(ya.shape):
             raise InputError(yname, f"shape {ya.shape} differs from {xname}: shape {xa.shape}")
-        return _permuted_shapes(xa, ya, base, mode=mode, seed=seed)
+        return causes.permuted_shapes(xa, ya, base, mode=mode, seed=seed)
     geos = geometries(xa.shape, mode=mode, layout=layout, channel_axis=channel_axis)
     base.tried = [g.label() for g in geos]
     return _identify(xa, ya, geos, base, seed=seed)
@@ -356,7 +243,7 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
                        "elements (LRN keeps signs)")
         base.cause = "the output is " + " and ".join(why)
         if diagnose:
-            base.cause = _diagnose(x, y, base, seed) or base.cause
+            base.cause = causes.diagnose(x, y, base, seed) or base.cause
         return base
     if not usable.any():
         raise InputError(base.input, "has no element where the input is nonzero and both "
@@ -407,7 +294,7 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
                                                                 old.score):
             cands[c.key] = c
     if not cands:
-        base.cause = (_diagnose(x, y, base, seed) if diagnose else None) or (
+        base.cause = (causes.diagnose(x, y, base, seed) if diagnose else None) or (
             "the gain y/x varies, but not with any window's sum of squares (or too few "
             "elements are nonzero and finite to tell): not an LRN of this input")
         return base
@@ -437,7 +324,7 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
         top, chk = min(checked, key=lambda tc: (tc[1].outliers, _rank(tc[1])))
         base.fit = _fit(top, chk)
         if diagnose:
-            base.cause = _diagnose(x, y, base, seed) or _near_miss(chk, top)
+            base.cause = causes.diagnose(x, y, base, seed) or causes.near_miss(chk, top)
         return base
     (top, chk), rest = passing[0], passing[1:]
     # alternatives meet the same bound as the fit: when the fit needs no running-sum
@@ -542,48 +429,6 @@ def _window_notes(c: F.Candidate, rest) -> list[str]:
     return notes
 
 
-def _near_miss(chk: F.Check, cand: F.Candidate | None = None) -> str | None:
-    rel = chk.max_rel_error
-    if not math.isfinite(rel):
-        return None
-    ratio = chk.ratio["running-sum"]
-    if cand is not None and 0 < chk.outliers <= 0.1 * chk.compared:
-        text = (f"the closest LRN fits all but {chk.outliers} of {chk.compared} elements "
-                f"(they miss by up to {rel:.3g}, relative)")
-        geo = cand.geometry
-        edges = []
-        for axis, length in zip(geo.axes, geo.lengths, strict=True):
-            where = chk.outlier_positions.get(axis, [])
-            reach = max(cand.lo, cand.hi)
-            if where and length > 2 * reach + 1 and all(
-                    min(i, length - 1 - i) < reach for i in where):
-                edges.append(f"axis {axis} positions {_ranges_text(where)} of {length}")
-        if edges:
-            return (text + ": only where the window runs past the edge (" + "; ".join(edges)
-                    + "): the borders are handled differently: the divisor counted as the "
-                    "in-bounds taps (an average pool that excludes padding), padding that is "
-                    "not zero, or the window clipped another way")
-        return text + ": a few elements computed differently (or corrupted)"
-    if rel < 3e-2:
-        return (f"the closest LRN misses by {rel:.3g} (relative; {ratio:.3g}x the largest "
-                "rounding a running sum could explain): lower-precision arithmetic "
-                "(float16/bfloat16), an approximate power, a quantized output, or a slightly "
-                "different input")
-    return (f"no LRN comes close: the best misses by {rel:.3g} (relative): another layer "
-            "(or more than LRN) lies between these tensors")
-
-
-def _ranges_text(values: list[int]) -> str:
-    """``[0, 1, 2, 7, 8]`` -> ``0-2, 7-8``."""
-    runs: list[list[int]] = []
-    for v in values:
-        if runs and v == runs[-1][1] + 1:
-            runs[-1][1] = v
-        else:
-            runs.append([v, v])
-    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
-
-
 def _no_effect(x, y, gu, geos, base: Explanation, u: float, seed: int) -> Explanation:
     gain = float(np.median(gu))
     for cand in (float(f"{gain:.{d}e}") for d in range(0, 9)):
@@ -621,97 +466,6 @@ def _no_effect(x, y, gu, geos, base: Explanation, u: float, seed: int) -> Explan
                           "negligible): every divisor is the same on these data (a'*S far "
                           "below k', or S the same everywhere); scale or vary the input to "
                           "see the LRN")
-    return base
-
-
-# ----------------------------------------------------------------------------------------
-# causes
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    a = a.astype(np.float64).ravel()
-    b = b.astype(np.float64).ravel()
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3:
-        return 0.0
-    a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
-    den = math.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b) / den if den > 0 else 0.0
-
-
-def _rearrangements(x_shape, y: np.ndarray):
-    """``(text, array)`` for every way of reading ``y`` in ``x``'s shape by permuting axes:
-    a transpose, or data in another axis order under the wrong shape (a reshape)."""
-    ndim = y.ndim
-    if ndim > 5:
-        return
-    for perm in itertools.permutations(range(ndim)):
-        if list(perm) == list(range(ndim)):
-            continue
-        if tuple(y.shape[p] for p in perm) == tuple(x_shape):
-            yield (f"the output's axes are the input's transposed (output.transpose({perm}) "
-                   "lines up with the input)"), y.transpose(perm)
-        shape = tuple(x_shape[p] for p in perm)
-        if math.prod(shape) == y.size and shape != tuple(x_shape):
-            inv = tuple(int(i) for i in np.argsort(perm))
-            yield (f"the output holds its data in axis order {perm} of the input's but carries "
-                   f"the input's shape (reshaped, not transposed)"), \
-                y.reshape(shape).transpose(inv)
-
-
-def _diagnose(x: np.ndarray, y: np.ndarray, base: Explanation, seed: int) -> str | None:
-    """The likely cause of a ``not-lrn`` verdict, when evident."""
-    direct = _corr(x, y)
-    if x.shape == y.shape and not np.array_equal(x, y) and np.array_equal(
-            np.sort(x, axis=None), np.sort(y, axis=None)):
-        text = "the output holds exactly the input's values, rearranged (a permutation, not " \
-               "a normalization)"
-        for how, arr in _rearrangements(x.shape, y):
-            if np.array_equal(arr, x):
-                text += f": {how}"
-                break
-        return text
-    scored = sorted(((_corr(x, arr), how, arr) for how, arr in _rearrangements(x.shape, y)),
-                    key=lambda t: -t[0])
-    for r, how, arr in scored[:2]:
-        if r <= direct + 0.02:
-            break
-        sub = _identify(x, np.ascontiguousarray(arr), geometries(x.shape), Explanation(
-            "not-lrn", shape=x.shape), seed=seed, diagnose=False)
-        if sub.verdict == "lrn" and sub.fit is not None:
-            return (f"layouts differ: {how}; lined up, it is this LRN: "
-                    f"{sub.fit.semantics.describe()}")
-    if scored and scored[0][0] > 0.9 and scored[0][0] > direct + 0.05:
-        return f"layouts differ: {scored[0][1]} (correlation {scored[0][0]:.2f} lined up)"
-    if abs(direct) < 0.5:
-        agree = _sign_agreement(x, y)
-        return (f"the shapes agree but the values are unrelated to the input (correlation "
-                f"{direct:.2f}, signs agree at {agree:.0%} of elements): another tensor, or "
-                "the output of a different input")
-    return None
-
-
-def _sign_agreement(x, y) -> float:
-    ok = np.isfinite(x) & np.isfinite(y) & ((x != 0) | (y != 0))
-    if not ok.any():
-        return 1.0
-    return float(np.mean(np.sign(x[ok]) == np.sign(y[ok])))
-
-
-def _permuted_shapes(x, y, base: Explanation, *, mode, seed) -> Explanation:
-    base.tried = []
-    for how, arr in _rearrangements(x.shape, y):
-        if not how.startswith("the output's axes"):
-            continue
-        sub = _identify(x, np.ascontiguousarray(arr), geometries(x.shape, mode=mode),
-                        Explanation("not-lrn", shape=x.shape), seed=seed, diagnose=False)
-        if sub.verdict == "lrn" and sub.fit is not None:
-            base.cause = (f"layouts differ: output shape {y.shape} vs input {x.shape}; {how}; "
-                          f"lined up, it is this LRN: {sub.fit.semantics.describe()}")
-            base.fit = sub.fit
-            return base
-    base.cause = (f"layouts differ: output shape {y.shape} is the input's {x.shape} with "
-                  "axes permuted, and no permutation of it is an LRN of the input")
     return base
 
 
@@ -768,132 +522,15 @@ def explain(input: Any, output: Any, output2: Any = None, *, candidate_input: An
         c_layout = candidate_layout
         c_axis = None
         if c_layout is None and (layout is not None or channel_axis is not None):
-            c_layout, c_axis, why = _candidate_layout(x_ref, x2, layout, channel_axis)
+            c_layout, c_axis, why = pair.candidate_layout(x_ref, x2, layout, channel_axis)
             if why:
                 notes.append(why)
         cand = identify(x2, output2, mode=mode, layout=c_layout, channel_axis=c_axis,
                         key=key, seed=seed)
         cand.input = x2name
         cand.output = _read_name(output2, "output2")
-    return _compare(ref, cand, notes)
+    return pair.compare(ref, cand, notes)
 
 
 def _read_name(obj, role):
     return os.fspath(obj) if isinstance(obj, (str, os.PathLike)) else f"<{role}>"
-
-
-def _candidate_layout(x, x2, layout, channel_axis):
-    """The candidate input's layout from the reference's, when ``x2`` is ``x`` transposed."""
-    from lrn_cli.layouts import check_layout, layout_from_axis
-
-    if x2.shape == x.shape:
-        return layout, channel_axis, None
-    text = check_layout(layout, x.ndim) if layout is not None else layout_from_axis(
-        x.ndim, channel_axis % x.ndim)
-    matches = []
-    if x2.ndim == x.ndim:
-        for perm in itertools.permutations(range(x.ndim)):
-            if tuple(x.shape[p] for p in perm) == x2.shape and np.array_equal(
-                    x.transpose(perm), x2):
-                matches.append(perm)
-    if len(matches) == 1:
-        perm = matches[0]
-        new = "".join(text[p] for p in perm)
-        return new, None, f"candidate input is the input transposed: layout {text} -> {new}"
-    return None, None, ("the candidate input's layout cannot be told from the input's "
-                        "(give --candidate-layout): every axis tried")
-
-
-def _compare(ref: Explanation, cand: Explanation, notes: list[str]) -> PairExplanation:
-    diffs: list[Difference] = []
-    arithmetic = None
-    if ref.verdict == "lrn" and cand.verdict == "lrn":
-        assert ref.fit is not None and cand.fit is not None
-        # when the data cannot tell some LRNs apart, compare the pair of fits (best fits
-        # first) that differ least: a difference is only said when no fit avoids it
-        pairs = [(i + j, a, b) for i, a in enumerate([ref.fit, *ref.alternatives])
-                 for j, b in enumerate([cand.fit, *cand.alternatives])]
-        best = None
-        for rank, a, b in pairs:
-            found, unprovable = [], []
-            for d in differences(a.semantics, b.semantics, rtol=1e-6):
-                if d.field in ("alpha_eff", "k_eff", "beta"):
-                    (rl, rh), (cl, ch) = _interval(ref, d.field), _interval(cand, d.field)
-                    if rl <= ch and cl <= rh:  # what fits the one fits the other too
-                        unprovable.append(
-                            f"{d.field}: {d.reference:.6g} vs {d.candidate:.6g}, but the data "
-                            f"fit [{rl:.6g}, {rh:.6g}] and [{cl:.6g}, {ch:.6g}]: not a "
-                            "difference they can show")
-                        continue
-                found.append(d)
-            if best is None or (len(found), rank) < (len(best[0]), best[1]):
-                best = (found, rank, unprovable, a, b)
-        assert best is not None
-        diffs, _, unprovable, a, b = best
-        notes += unprovable
-        if a is not ref.fit or b is not cand.fit:
-            notes.append("compared with the alternative fits that differ least: "
-                         f"{a.semantics.describe()} vs {b.semantics.describe()}")
-        if not diffs:
-            arithmetic = _arithmetic(ref, cand)
-    elif ref.verdict == "lrn" and cand.verdict == "no-effect":
-        diffs.append(_layer_difference(cand, "LRN", True))
-    elif ref.verdict == "no-effect" and cand.verdict == "lrn":
-        diffs.append(_layer_difference(ref, "LRN", False))
-    elif ref.no_effect is not None and cand.no_effect is not None:
-        g1, g2 = ref.no_effect.gain, cand.no_effect.gain
-        if g1 != g2:
-            notes.append(f"both act as plain scales on these data, x{g1:.9g} vs x{g2:.9g}: "
-                         "k' or beta differ; scale the input up to see more")
-        else:
-            notes.append("both act as the same plain scale on these data: scale the input up "
-                         "to compare their LRNs")
-    return PairExplanation(ref, cand, diffs, arithmetic, notes)
-
-
-def _interval(side: Explanation, name: str) -> tuple[float, float]:
-    """The values of constant ``name`` that fit ``side``: its range when unidentifiable."""
-    assert side.fit is not None
-    value = float(getattr(side.fit.semantics, name))
-    for u in side.unidentifiable:
-        if u["field"] == name and u.get("low") is not None:
-            return min(u["low"], value), max(u["high"], value)
-    return value, value
-
-
-def _layer_difference(plain: Explanation, what: str, candidate_plain: bool) -> Difference:
-    ne = plain.no_effect
-    assert ne is not None
-    side = "candidate" if candidate_plain else "reference"
-    if ne.identity:
-        text = (f"the {side} output equals its input: the LRN layer is missing there "
-                "(dropped or folded away in the conversion)")
-        value = None
-    else:
-        text = (f"the {side} output is its input times {ne.gain:.9g}: its LRN acts as a "
-                "plain scale (a' lost or far too small, or an input far smaller)")
-        value = f"scale x{ne.gain:.9g}"
-    ref, cand = (what, value) if candidate_plain else (value, what)
-    return Difference("layer", ref, cand, text)
-
-
-def _arithmetic(ref: Explanation, cand: Explanation) -> dict[str, Any] | None:
-    if ref.arrays is None or cand.arrays is None:
-        return None
-    (x1, y1), (x2, y2) = ref.arrays, cand.arrays
-    if x1.shape != x2.shape or not np.array_equal(x1, x2, equal_nan=True) or y1.shape != y2.shape:
-        return {"same_input": False, "max_rel_difference": None, "max_ulps": None,
-                "text": "same LRN; the inputs differ, so the outputs are not compared"}
-    dtype = np.result_type(y1.dtype, y2.dtype)
-    a, b = y1.astype(dtype), y2.astype(dtype)
-    ok = np.isfinite(a) & np.isfinite(b)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        nz = ok & (a != 0)
-        rel = float(np.max(np.abs(b[nz].astype(np.float64) / a[nz] - 1))) if nz.any() else 0.0
-    ulp = int(np.max(F.ulps(a[ok], b[ok], dtype))) if ok.any() else 0
-    if ulp == 0:
-        text = "same LRN, identical outputs"
-    else:
-        text = (f"same LRN; the outputs differ by arithmetic only (summation order, pow): "
-                f"max {ulp} ulps, {rel:.3g} relative")
-    return {"same_input": True, "max_rel_difference": rel, "max_ulps": ulp, "text": text}
