@@ -39,7 +39,7 @@ right window and beta.
    ``1e-4`` is shown, not ``1.00000013e-4``.
 8. **Exact check.**  The candidate runs through the library's kernels
    (:meth:`Semantics.apply`) on the whole input and every element is compared with the
-   output against a per-element bound derived from the data (:mod:`lrn_cli.porting.fit`):
+   output against a per-element bound derived from the data (:mod:`lrn_cli.porting.bounds`):
    ``direct`` (a window summed term by term) and, failing that, ``running-sum`` (what an
    add-head/subtract-tail running sum along the line, as onnxruntime's, can carry).  A
    single global tolerance loose enough for a running sum would accept wrong windows.
