@@ -123,6 +123,14 @@ def test_nan_in_the_input_spreads_like_lrn_and_does_not_spoil_the_fit():
     assert r.fit.compared < x.size  # the NaN's window is not compared
 
 
+def test_nan_in_the_output_only_is_no_lrn():
+    x = acts(seed=35)
+    y = lrn(x, 5, 1e-3, 0.75, 2.0)
+    y[1, 2, 3, 3] = np.nan
+    r = explain(x, y)
+    assert r.verdict == "not-lrn" and "NaN or infinite at 1 elements" in r.cause
+
+
 def test_one_dimensional_and_chw_inputs():
     v = np.random.default_rng(28).gamma(2.0, 1.0, 40).astype(np.float32)
     sem = Semantics("across", 1, 1, 0.1, 1.0, 0.75, channel_axis=0)

@@ -60,6 +60,7 @@ difference is arithmetic and its size in ulps is given.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -225,6 +226,7 @@ def identify(x: Any, y: Any, *, mode: str | None = None, layout: str | None = No
 def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explanation, *,
               seed: int, diagnose: bool = True) -> Explanation:
     u = max(F.unit_roundoff(x.dtype), F.unit_roundoff(y.dtype))
+    finite_input = bool(np.isfinite(x).all())
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         fin = np.isfinite(x) & np.isfinite(y)
         zero_x = fin & (x == 0)
@@ -310,6 +312,9 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
         best = None
         for t in tries:
             chk = F.check(x, y, t, u)
+            if chk.nonfinite_mismatch and finite_input:
+                # NaN/Inf in the output where the input has none and ours has none: wrong
+                chk = dataclasses.replace(chk, tier=None)
             if best is None or _rank(chk) < _rank(best[1]):
                 best = (t, chk)
             if chk.tier is not None:
@@ -339,7 +344,7 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
     base.notes += _window_notes(top, rest)
     if chk.nonfinite_mismatch:
         base.notes.append(f"{chk.nonfinite_mismatch} elements are non-finite on one side "
-                          "only (NaN/Inf spread differently); not compared")
+                          "only (the input's NaN/Inf spread differently); not compared")
     return base
 
 
