@@ -220,14 +220,16 @@ def run_plan(plan: Plan, progress: Callable[[int, int, str], Any] | None = None,
     try:
         for done, variant in enumerate(order):
             if proc is not None and variant.layout == "image":
-                proc = _join_helper(proc, plan, per_variant)
+                _join_helper(proc, plan, per_variant)
+                proc = None
             if progress is not None:
                 progress(done, total, variant.label())
             t0 = time.perf_counter()
             _warm_variant(plan, variant, statistics=proc is None)
             per_variant[variant.label()] = time.perf_counter() - t0
         if proc is not None:
-            proc = _join_helper(proc, plan, per_variant)
+            _join_helper(proc, plan, per_variant)
+            proc = None
     finally:
         if proc is not None:  # interrupted: do not leave it compiling
             proc.kill()
@@ -272,7 +274,6 @@ def _join_helper(proc, plan: Plan, per_variant: dict[str, float]) -> None:
     for dtype in dtypes:
         _warm_statistics(plan.beta, dtype)
     per_variant["statistics"] = time.perf_counter() - t0
-    return None
 
 
 def _statistics_helper(args: list[str]) -> None:
