@@ -150,6 +150,8 @@ class Check:
     nonfinite_mismatch: int
     outliers: int = 0
     """Elements beyond the running-sum bound."""
+    nonfinite_unexplained: int = 0
+    """Non-finite outputs where ours is finite and no running sum could reach ``D <= 0``."""
     outlier_positions: dict[int, list[int]] = field(default_factory=dict)
     """For each summed axis, the positions along it that hold outliers (at most 64)."""
 
@@ -174,7 +176,7 @@ def check(x: np.ndarray, y: np.ndarray, cand: Candidate, u: float) -> Check:
     geo = cand.geometry
     free = [a for a in range(x.ndim) if a not in geo.axes and x.shape[a] > 1]
     ratios = {"direct": 0.0, "running-sum": 0.0}
-    max_rel, max_ulp, compared, mismatch, outliers = 0.0, 0, 0, 0, 0
+    max_rel, max_ulp, compared, mismatch, outliers, unexplained = 0.0, 0, 0, 0, 0, 0
     positions: dict[int, set[int]] = {a: set() for a in geo.axes}
     floor = 4 * float(np.finfo(y.dtype if y.dtype.kind == "f" else np.float32).tiny)
     for idx in _blocks(x.shape, free[0] if free else None):
@@ -186,6 +188,7 @@ def check(x: np.ndarray, y: np.ndarray, cand: Candidate, u: float) -> Check:
         compared += part[3]
         mismatch += part[4]
         outliers += int(np.count_nonzero(part[5]))
+        unexplained += part[6]
         if outliers <= 100000:
             where = np.nonzero(part[5])
             for a in geo.axes:
@@ -193,8 +196,9 @@ def check(x: np.ndarray, y: np.ndarray, cand: Candidate, u: float) -> Check:
                     positions[a].update(np.unique(where[a])[:64].tolist())
     tier = next((name for name in ("direct", "running-sum")
                  if math.isfinite(ratios[name]) and ratios[name] <= 1.0), None)
-    return Check(tier, max_rel, max_ulp, ratios, compared, mismatch, outliers,
-                 {a: sorted(p)[:64] for a, p in positions.items()})
+    return Check(tier, max_rel, max_ulp, ratios, compared, mismatch, outliers=outliers,
+                 outlier_positions={a: sorted(p)[:64] for a, p in positions.items()},
+                 nonfinite_unexplained=unexplained)
 
 
 def _blocks(shape: tuple[int, ...], axis: int | None, elements: int = 1 << 19):
@@ -237,7 +241,11 @@ def _check_block(x, y, fx, dx, cand: Candidate, u: float, floor: float):
         max_rel = float(np.max(err[nz] / mag[nz])) if nz.any() else 0.0
         max_ulp = int(np.max(ulps(fx[both], y[both], y.dtype))) if both.any() else 0
         off = both & (err > running * mag + floor)
-    return ratios, max_rel, max_ulp, int(np.count_nonzero(both)), mismatch, off
+        # a running sum that cancels can reach D <= 0 (NaN) where its error can reach D
+        odd = ~np.isfinite(ya) & np.isfinite(fa)
+        unexplained = int(np.count_nonzero(odd & ~(4 * u * run / d >= 1)))
+    return (ratios, max_rel, max_ulp, int(np.count_nonzero(both)), mismatch, off,
+            unexplained)
 
 
 def _strip(q: np.ndarray, along: int, other: int, lo: int, hi: int) -> np.ndarray:

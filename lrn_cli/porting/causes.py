@@ -18,9 +18,9 @@ def near_miss(chk: F.Check, cand: F.Candidate | None = None) -> str | None:
     if not math.isfinite(rel):
         return None
     ratio = chk.ratio["running-sum"]
-    if chk.nonfinite_mismatch and ratio <= 1:
+    if chk.nonfinite_unexplained and ratio <= 1:
         return (f"the closest LRN fits every finite element, but the output is NaN or "
-                f"infinite at {chk.nonfinite_mismatch} elements where the input and the LRN "
+                f"infinite at {chk.nonfinite_unexplained} elements where the input and the LRN "
                 "are finite: an overflow or a 0/0 in the framework (k=0 with a window of "
                 "zeros gives NaN), or corrupted values")
     if cand is not None and 0 < chk.outliers <= 0.1 * chk.compared:

@@ -312,9 +312,11 @@ def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explan
         best = None
         for t in tries:
             chk = F.check(x, y, t, u)
-            if chk.nonfinite_mismatch and finite_input:
-                # NaN/Inf in the output where the input has none and ours has none: wrong
-                chk = dataclasses.replace(chk, tier=None)
+            if chk.nonfinite_mismatch and finite_input and chk.tier is not None:
+                # NaN/Inf in the output where the input and ours have none: wrong, unless a
+                # running sum's cancellation could have taken D to 0 or below there
+                chk = dataclasses.replace(chk, tier=None if chk.nonfinite_unexplained
+                                          else "running-sum")
             if best is None or _rank(chk) < _rank(best[1]):
                 best = (t, chk)
             if chk.tier is not None:
