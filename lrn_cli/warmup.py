@@ -16,6 +16,7 @@ kernel sources and the variants: a wrong "warm" costs only the first-run note.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import time
@@ -200,26 +201,32 @@ def run_plan(plan: Plan, progress: Callable[[int, int, str], Any] | None = None,
              helper: bool | None = None) -> WarmUpReport:
     """:func:`warm_up` for a ready :class:`Plan`; writes the plan's stamp.
 
-    ``helper``: compile the statistics kernels in a second process meanwhile (they do not
-    depend on the LRN kernels; on 2 cores that takes ~40% off a cold warm-up).  By default
-    only when the cache is cold (no stamp) and this process may use 2 CPUs or more; the
+    ``helper``: compile the moments kernel and the picture-writing kernels in a second
+    process meanwhile (they do not depend on the LRN kernels; on an idle 2-core machine a
+    first ``lrn apply`` of one array took 3.3 s with it, 4.5 s without).  By default
+    only when the cache is cold (no stamp) and a core is idle (:func:`_spare_cpu`); the
     kernels it compiled are then loaded from the cache here.  If it fails, they are
     compiled here instead.
     """
     start = time.perf_counter()
     before = compilations()
     if helper is None:
-        helper = (plan.statistics and _usable_cpus() >= 2
-                  and not is_warm(plan, "statistics"))
+        helper = plan.statistics and _spare_cpu() and not is_warm(plan, "statistics")
     proc = _start_helper(plan) if helper and plan.statistics else None
     per_variant: dict[str, float] = {}
     total = len(plan.variants)
-    # the arrays' LRN kernels while the helper compiles the statistics, then the statistics
-    # (loaded from the cache), then the images (whose run takes the statistics too)
+    # the arrays' LRN kernels while the helper compiles the moments and the picture writing,
+    # then the statistics (loaded from the cache), then the pictures (their run takes the
+    # statistics too)
     order = sorted(plan.variants, key=lambda v: v.layout == "image")
     try:
         for done, variant in enumerate(order):
             if proc is not None and variant.layout == "image":
+                # pictures take the LRN kernels of channels-first arrays: compile them here
+                # while the helper compiles the kernels that write pictures
+                for later in order[done:]:
+                    _warm_variant(plan, Variant(later.mode, later.dtype, "NCHW"),
+                                  statistics=False)
                 _join_helper(proc, plan, per_variant)
                 proc = None
             if progress is not None:
@@ -242,7 +249,8 @@ def run_plan(plan: Plan, progress: Callable[[int, int, str], Any] | None = None,
 
 
 def _start_helper(plan: Plan):
-    """A process compiling the statistics kernels of ``plan`` into the same cache."""
+    """A process compiling the moments kernel (the largest statistics kernel) and the
+    picture-writing kernels of ``plan`` into the same cache, while this one compiles LRN."""
     import subprocess
     import sys
 
@@ -250,14 +258,15 @@ def _start_helper(plan: Plan):
     # (the current directory for -c) becomes the folder this package was imported from
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, NUMBA_NUM_THREADS="1")
-    dtypes = sorted({v.dtype for v in plan.variants})
+    work = {"beta": plan.beta, "dtypes": sorted({v.dtype for v in plan.variants}),
+            "pictures": sorted({(v.mode, v.dtype) for v in plan.variants
+                                if v.layout == "image"}), "bits": list(plan.image_bits)}
     code = ("import sys; sys.path[0] = sys.argv.pop(1); "
-            "from lrn_cli.warmup import _statistics_helper; _statistics_helper(sys.argv[1:])")
+            "from lrn_cli.warmup import _helper; _helper(sys.argv[1])")
     try:
         # stdout shared: it prints nothing, unless NUMBA_DEBUG_CACHE asks Numba to
-        return subprocess.Popen([sys.executable, "-c", code, package_parent, repr(plan.beta),
-                                 *dtypes], env=env, stdin=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        return subprocess.Popen([sys.executable, "-c", code, package_parent, json.dumps(work)],
+                                env=env, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
         return None
 
@@ -276,17 +285,30 @@ def _join_helper(proc, plan: Plan, per_variant: dict[str, float]) -> None:
     per_variant["statistics"] = time.perf_counter() - t0
 
 
-def _statistics_helper(args: list[str]) -> None:
-    """The helper process's work (the moments kernel): ``args`` are beta, then the dtypes."""
-    for dtype in args[1:]:
-        _warm_statistics(float(args[0]), dtype, others=False)
+def _helper(work: str) -> None:
+    """The helper process's work (JSON from :func:`_start_helper`): the moments kernel of
+    each dtype, then the picture-writing kernels of the image variants."""
+    spec = json.loads(work)
+    for dtype in spec["dtypes"]:
+        _warm_statistics(spec["beta"], dtype, others=False)
+    for mode, dtype in spec["pictures"]:
+        _warm_picture_writes(mode, dtype, spec["bits"])
 
 
-def _usable_cpus() -> int:
+def _spare_cpu() -> bool:
+    """Whether a second process would get a core of its own: 2 usable CPUs or more, and a
+    load average (last minute) leaving one idle.  On a busy machine the helper only competes
+    with this process (measured with 3 runnable processes on 2 cores: 11.1 s with it, 8.3 s
+    without)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return cpus >= 2 and load <= cpus - 1
 
 
 # ----------------------------------------------------------------------------------------
@@ -354,37 +376,65 @@ def _warm_variant(plan: Plan, variant: Variant, *, statistics: bool = True) -> N
         lrn_backward(x, y, **kwargs)
 
 
-def _warm_images(plan: Plan, variant: Variant) -> None:
-    """``lrn apply`` on tiny pictures (grey, colour, colour with alpha, 16-bit grey),
-    written as 8- and 16-bit PNGs into a temporary folder."""
+def _pictures():
+    """Tiny PNGs of the kinds ``lrn apply`` meets: grey, colour, colour with alpha, 16-bit
+    grey, as ``(PIL mode, bytes)``."""
     import io
-    import tempfile
 
     import numpy as np
     from PIL import Image
 
+    rng = np.random.default_rng(0)
+    for pil_mode, shape in (("L", (20, 21)), ("RGB", (20, 21, 3)), ("RGBA", (20, 21, 4)),
+                            ("I;16", (20, 21))):
+        top = 65535 if pil_mode == "I;16" else 255
+        values = rng.integers(0, top + 1, shape).astype(np.uint16 if top > 255 else np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(values).save(buf, format="PNG")
+        yield pil_mode, buf.getvalue()
+
+
+def _warm_images(plan: Plan, variant: Variant) -> None:
+    """``lrn apply`` on tiny pictures (:func:`_pictures`), written as PNGs of the plan's bit
+    depths into a temporary folder."""
+    import tempfile
+
+    from lrn_cli.errors import LrnError
     from lrn_cli.pipeline import ReadOptions, Settings, WriteOptions, run_job
 
     settings = Settings(size=5 if plan.size is None else plan.size, beta=plan.beta,
                         mode=variant.mode, convention=plan.convention)
     ropts = ReadOptions(dtype=variant.dtype)
-    rng = np.random.default_rng(0)
-    pictures = {"L": (20, 21), "RGB": (20, 21, 3), "RGBA": (20, 21, 4), "I;16": (20, 21)}
     with tempfile.TemporaryDirectory(prefix="lrn-warm-up-") as tmp:
-        for n, (pil_mode, shape) in enumerate(pictures.items()):
-            top = 65535 if pil_mode == "I;16" else 255
-            values = rng.integers(0, top + 1, shape)
-            dtype = np.uint16 if pil_mode == "I;16" else np.uint8
-            buf = io.BytesIO()
-            Image.fromarray(values.astype(dtype)).save(buf, format="PNG")
+        for n, (pil_mode, data) in enumerate(_pictures()):
             for bits in plan.image_bits:
                 out = os.path.join(tmp, f"{n}-{bits}.png")
                 result = run_job(f"warm-up.{pil_mode}.png", out, settings, ropts,
-                                 WriteOptions(bits=bits), data=buf.getvalue())
+                                 WriteOptions(bits=bits), data=data)
                 if result.status != "ok":
-                    from lrn_cli.errors import LrnError
-
                     raise LrnError(f"warm-up of the image kernels failed: {result.error}")
+
+
+def _warm_picture_writes(mode: str, dtype: str, bits: Iterable[int]) -> None:
+    """The kernels that turn an LRN output back into a picture (rescale, quantize), without
+    LRN or statistics: :func:`_warm_images`'s pictures read, their pixels halved in arrays laid
+    out as ``lrn`` returns them, and saved (the statistics helper runs this meanwhile)."""
+    import tempfile
+
+    import numpy as np
+
+    from lrn_cli.pipeline import ItemResult, ReadOptions, WriteOptions, load, save
+
+    with tempfile.TemporaryDirectory(prefix="lrn-warm-up-") as tmp:
+        for n, (pil_mode, data) in enumerate(_pictures()):
+            loaded = load(f"warm-up.{pil_mode}.png", ReadOptions(dtype=dtype), mode, data)
+            item = loaded.items[0]
+            y = np.empty_like(item.array)  # lrn's output keeps its input's memory layout
+            np.multiply(item.array, 0.5, out=y)
+            for depth in bits:
+                save(loaded, [ItemResult(item.key, item.layout, item.channel_axis, y, None,
+                                         None, None)],
+                     os.path.join(tmp, f"{n}-{depth}.png"), WriteOptions(bits=depth))
 
 
 #: ``lrn apply`` reads the headers of at most this many ``.npy`` inputs to plan its

@@ -198,3 +198,40 @@ def test_warm_up_command_refuses_bad_parameters(lrn):
     assert "nonesuch" in r.stderr
     r = lrn("warm-up", "--dtype", "float16")
     assert r.exit_code == 2
+
+
+HELPER = """
+import json, numpy as np
+from lrn_cli import warmup
+plan = warmup.make_plan(layouts=("NCHW", "image"))
+report = warmup.run_plan(plan, helper=True)
+import io, tempfile
+from lrn_cli.pipeline import ReadOptions, Settings, WriteOptions, run_job
+before = warmup.compilations()
+with tempfile.TemporaryDirectory() as tmp:
+    for i, path in enumerate(["samples/images/astronaut_rgb.png", "samples/images/camera_gray.png",
+                              "samples/images/chelsea_rgba.png",
+                              "samples/images/coffee_gray16.png"]):
+        r = run_job(path, tmp + f"/{i}.png", Settings(), ReadOptions(), WriteOptions())
+        assert r.status == "ok", r.error
+print("\\nRESULT " + json.dumps({"compiled": report.compiled,
+                                 "after": warmup.compilations() - before}))
+"""
+
+
+def test_the_helper_process_compiles_moments_and_picture_writing(tmp_path):
+    """Forced on (it is skipped on a busy machine): the helper's saves to the cache come
+    first-hand (Numba's debug lines on the shared stdout), the parent loads them, and real
+    pictures then compile nothing."""
+    from conftest import ROOT
+
+    env = clean_env(NUMBA_CACHE_DIR=str(tmp_path / "numba"), NUMBA_DEBUG_CACHE="1")
+    proc = subprocess.run([sys.executable, "-c", HELPER], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    saved = [line for line in proc.stdout.splitlines() if "data saved to " in line]
+    assert any("moments" in s for s in saved) and any("quantize" in s for s in saved)
+    assert any("to_unit" in s for s in saved) and any("across_rows" in s for s in saved)
+    assert len(saved) == len(set(saved))
+    result = json.loads(proc.stdout.rsplit("RESULT ", 1)[1])
+    assert result["after"] == 0
