@@ -218,7 +218,7 @@ def _fsync_directory(directory: Path) -> None:
 
 def atomic_write(
     path: PathLike,
-    writer: Callable[[IO[bytes]], None],
+    writer: Callable[[IO[bytes]], object],
     *,
     overwrite: bool = False,
     protect: ProtectedFiles | Iterable[PathLike] = (),
@@ -276,10 +276,10 @@ def atomic_write(
             mode = None
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
     except BaseException as exc:
-        reason = _write_error_reason(exc, directory) if isinstance(exc, OSError) else None
+        failure = _write_error_reason(exc, directory) if isinstance(exc, OSError) else None
         _discard(tmp)
-        if reason is not None:
-            raise OutputError(target, reason) from exc
+        if failure is not None:
+            raise OutputError(target, failure) from exc
         raise
     # The file is complete: from here on Ctrl-C waits until it has its name (or was refused),
     # so an interrupt never separates "the output exists" from "the caller knows it does".

@@ -18,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lrn_cli.pipeline import (
     JobResult,
@@ -449,7 +450,7 @@ class _PoolRun:
         self.threads = max(1, (os.cpu_count() or 1) // workers)
         self.on_result = on_result
         self.pool: ProcessPoolExecutor | None = None
-        self.stop_event = None
+        self.stop_event: Any = None  # a multiprocessing Event, made with the pool
         self.stopped = False
         self.unrun = 0  # submitted, handed back unrun after the stop
         self.broken_pools = 0  # in a row, without any job finishing

@@ -24,6 +24,73 @@ from lrn_cli.errors import ParameterError
 
 MODES = ("across", "within")
 
+
+@dataclass(frozen=True)
+class Defaults:
+    """The parameters every ``lrn`` entry point uses when none are given."""
+
+    size: int
+    alpha: float
+    beta: float
+    k: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        """``{"size": 5, "alpha": 0.0001, "beta": 0.75, "k": 2.0}``."""
+        return {"size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k}
+
+
+#: AlexNet's LRN (Krizhevsky et al. 2012, section 3.3): the defaults of the library, the
+#: command line and the ``default`` convention.  The one place they are written.
+DEFAULTS = Defaults(size=5, alpha=1e-4, beta=0.75, k=2.0)
+
+
+def size_from_radius(depth_radius: int) -> int:
+    """The window width ``n = 2r + 1`` of a TensorFlow-style ``depth_radius`` r.
+
+    >>> size_from_radius(2)
+    5
+    """
+    return 2 * int(depth_radius) + 1
+
+
+def radius_from_size(size: int) -> int:
+    """The ``depth_radius`` of an odd window width (``(n - 1) // 2``).
+
+    >>> radius_from_size(5)
+    2
+    """
+    return (int(size) - 1) // 2
+
+
+def window_size(size: int | None, depth_radius: int | None) -> int | None:
+    """The width given either as ``size`` or as ``depth_radius`` (``None``: neither).
+
+    Raises
+    ------
+    ParameterError
+        If both are given and disagree.
+
+    Examples
+    --------
+    >>> window_size(None, 2), window_size(7, None), window_size(None, None)
+    (5, 7, None)
+    """
+    if depth_radius is None:
+        return size
+    if size is not None and size != size_from_radius(depth_radius):
+        raise ParameterError("give size or depth_radius, not both")
+    return size_from_radius(depth_radius)
+
+
+def settings_text(mode: str, convention: str, size: int, alpha: float, beta: float,
+                  k: float) -> str:
+    """One line naming a run's LRN, as every table title and panel writes it.
+
+    >>> settings_text("across", "default", 5, 1e-4, 0.75, 2.0)
+    'across, default, n=5, alpha=0.0001, beta=0.75, k=2'
+    """
+    return f"{mode}, {convention}, n={size}, alpha={alpha:g}, beta={beta:g}, k={k:g}"
+
 #: Where a window of ``n`` taps sits around its centre: ``n -> (lo, hi)``.
 #: All rules agree for odd ``n``; they differ only for even ``n``.
 WINDOW_RULES: dict[str, Callable[[int], tuple[int, int]]] = {
@@ -122,12 +189,12 @@ CONVENTIONS: dict[str, Convention] = {
             "lrn default",
             {"across": _across("extra-before", 1), "within": ModeRule("extra-before", 2, True)},
             _TORCH_NAMES,
-            {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0},
+            dict(DEFAULTS.as_dict()),
             notes=(
                 "across: PyTorch semantics; within: centred window, alpha/n², k used "
                 "(oneDNN for odd n; even n puts the extra tap before, like PyTorch and "
                 "cuda-convnet)",
-                "defaults are AlexNet's (n=5, alpha=1e-4, beta=0.75, k=2)",
+                "defaults are AlexNet's (n=5, alpha=1e-4, beta=0.75, k=2)",  # = DEFAULTS
             ),
         ),
         Convention(
@@ -487,7 +554,7 @@ def express(
             f"alpha={alpha_out!r} reads back as a'={alpha_out / float(n) ** rule.alpha_power!r}, "
             f"{ulps} ulp from {alpha_eff!r}: no double does better"
         )
-    size_out: int = (n - 1) // 2 if dst.size_is_radius else n
+    size_out: int = radius_from_size(n) if dst.size_is_radius else n
     params = {
         dst.param_names["size"]: size_out,
         dst.param_names["alpha"]: alpha_out,

@@ -566,7 +566,7 @@ _SQUEEZED_RAWMODE = re.compile(r"(RGB|RGBA|RGBX|LA);16[BLN]?")
 def _decodes_16_to_8(im: PILImage.Image) -> bool:
     """Whether Pillow is about to squeeze 16-bit samples into an 8-bit mode (before load)."""
     try:
-        for tile in im.tile:
+        for tile in getattr(im, "tile", ()):  # ImageFile only (what open() returns)
             args = tile[3]
             rawmode = args if isinstance(args, str) else args[0] if args else ""
             if isinstance(rawmode, str) and _SQUEEZED_RAWMODE.fullmatch(rawmode):

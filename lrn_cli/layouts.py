@@ -2,7 +2,52 @@
 
 from __future__ import annotations
 
+import operator
+from typing import Any, overload
+
 from lrn_cli.errors import ParameterError
+
+
+@overload
+def normalize_axis(axis: None, ndim: int, what: str = ...) -> None: ...
+@overload
+def normalize_axis(axis: Any, ndim: int, what: str = ...) -> int | None: ...
+
+
+def normalize_axis(axis: Any, ndim: int, what: str = "channel_axis") -> int | None:
+    """Return ``axis`` in ``[0, ndim)`` (negative counts from the end), or raise a clear error.
+
+    The one check of an axis argument, for every entry point (``lrn``, the statistics,
+    ``compare``, the norms, Dask).
+
+    Examples
+    --------
+    >>> normalize_axis(-1, 4), normalize_axis(None, 4)
+    (3, None)
+    >>> normalize_axis(4, 4)
+    Traceback (most recent call last):
+    ...
+    lrn_cli.errors.ParameterError: channel_axis=4 is out of range for a 4-D array
+    """
+    if axis is None:
+        return None
+    try:
+        if isinstance(axis, bool):
+            raise TypeError
+        index = operator.index(axis)  # ints and NumPy integers, not floats or NumPy bools
+    except TypeError:
+        raise ParameterError(f"{what} must be an integer or None, not {axis!r}") from None
+    if not -ndim <= index < ndim:
+        raise ParameterError(f"{what}={index} is out of range for a {ndim}-D array")
+    return index % ndim
+
+
+def axis_index(axis: Any, ndim: int, what: str = "channel_axis") -> int:
+    """:func:`normalize_axis` of an axis that must be given (``None`` is refused)."""
+    index = normalize_axis(axis, ndim, what)
+    if index is None:
+        raise ParameterError(f"{what} must be an integer, not None")
+    return index
 
 #: Layouts assumed when none is given, by number of dimensions (across / within mode).
 DEFAULT_LAYOUTS = {1: "C", 2: "NC", 3: "CHW", 4: "NCHW", 5: "NCDHW"}

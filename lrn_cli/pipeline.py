@@ -263,6 +263,13 @@ def check_output(kind: str, out: str | os.PathLike, *, image=None, items: int = 
     return okind
 
 
+def _kept(result: ItemResult) -> np.ndarray:
+    """The output array of a result normalized with ``keep_output`` (what :func:`save` needs)."""
+    if result.output is None:
+        raise ValueError(f"{result.key or 'the array'}: normalized without keep_output")
+    return result.output
+
+
 def save(loaded: Loaded, results: list[ItemResult], out: str | os.PathLike,
          wopts: WriteOptions, protect=()) -> Path:
     """Write the results of ``loaded`` to ``out`` atomically (format from the suffix)."""
@@ -270,15 +277,15 @@ def save(loaded: Loaded, results: list[ItemResult], out: str | os.PathLike,
 
     okind = check_output(loaded.kind, out, image=loaded.image, items=len(results), wopts=wopts)
     if okind == "npy":
-        out_arr = results[0].output
-        return arrays.write_npy(out, out_arr, overwrite=wopts.overwrite, protect=protect)
+        return arrays.write_npy(out, _kept(results[0]), overwrite=wopts.overwrite,
+                                protect=protect)
     if okind == "npz":
-        members = {r.key or "arr_0": r.output for r in results}
+        members = {r.key or "arr_0": _kept(r) for r in results}
         return arrays.write_npz(out, members, overwrite=wopts.overwrite, protect=protect)
     from lrn_cli.images import rescale, write_image
 
     image = loaded.image
-    y = results[0].output
+    y = _kept(results[0])
     unit = rescale(y, wopts.rescale, per_channel=wopts.per_channel,
                    value_range=image.value_range, bit_depth=image.bit_depth)
     alpha = None
@@ -400,7 +407,7 @@ def _run_streamed(source: str, output: str | None, settings: Settings, ropts: Re
                   on_progress) -> tuple[list[ItemResult], list[str]]:
     from lrn_cli.streaming import stream_npy
 
-    res = stream_npy(source, output, lrn_kwargs=settings.lrn_kwargs(), layout=ropts.layout,
+    res = stream_npy(source, output, **settings.lrn_kwargs(), layout=ropts.layout,
                      channel_axis=ropts.channel_axis,
                      channel_axis_given=ropts.channel_axis_given,
                      overwrite=wopts.overwrite, protect=protect, on_progress=on_progress)

@@ -14,10 +14,11 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Literal
 
 import numpy as np
 
+from lrn_cli.conventions import DEFAULT_CONVENTION, DEFAULTS, Convention
 from lrn_cli.errors import InputError, ParameterError
 
 if TYPE_CHECKING:
@@ -109,8 +110,14 @@ def _write_header(fh: IO[bytes], shape: tuple[int, ...], dtype: np.dtype) -> Non
 def stream_npy(
     source: str | os.PathLike,
     output: str | os.PathLike | None,
+    size: int | None = None,
+    alpha: float = DEFAULTS.alpha,
+    beta: float = DEFAULTS.beta,
+    k: float = DEFAULTS.k,
     *,
-    lrn_kwargs: dict,
+    mode: Literal["across", "within"] = "across",
+    convention: str | Convention = DEFAULT_CONVENTION,
+    depth_radius: int | None = None,
     layout: str | None = None,
     channel_axis: int | None = None,
     channel_axis_given: bool = False,
@@ -125,8 +132,8 @@ def stream_npy(
     ----------
     source, output
         Input and output ``.npy`` paths (``output`` None: statistics only).
-    lrn_kwargs
-        ``size``, ``alpha``, ``beta``, ``k``, ``mode``, ``convention`` for :func:`lrn_cli.lrn`.
+    size, alpha, beta, k, mode, convention, depth_radius
+        As for :func:`lrn_cli.lrn`.
     layout, channel_axis, channel_axis_given
         As for in-memory inputs (4-D defaults to NCHW).
     slab_bytes
@@ -157,7 +164,6 @@ def stream_npy(
 
     name = os.fspath(source)
     header = read_npy_header(name)  # validated: safe dtype, size matches the file
-    mode = lrn_kwargs.get("mode", "across")
     shape = tuple(header.shape)
     if header.fortran_order:  # before the layout: whatever the layout, the order is wrong
         raise InputError(name, f"{refusal(header, mode, None)} (use --no-stream)")
@@ -181,7 +187,7 @@ def stream_npy(
     channels = None if axis is None else shape[axis]
     before = StatsAccumulator(channels, channel_axis=axis, dtype=in_dtype)
     after = StatsAccumulator(channels, channel_axis=axis, dtype=out_dtype)
-    divisor = DivisorAccumulator(lrn_kwargs.get("beta", 0.75))
+    divisor = DivisorAccumulator(beta)
     slabs = 0
 
     def run(out_fh: IO[bytes] | None) -> None:
@@ -196,7 +202,7 @@ def stream_npy(
             done = 0
             while done < n:
                 take = min(rows, n - done)
-                view = memoryview(buf)[: take * per_sample]
+                view = buf.data[: take * per_sample]
                 got = fh.readinto(view)
                 if got != take * per_sample:
                     raise InputError(name, "truncated while reading (file changed?)")
@@ -206,7 +212,8 @@ def stream_npy(
                     np.copyto(x_buf[:take], x, casting="unsafe")
                     x = x_buf[:take]
                 try:
-                    y, d = lrn(x, **lrn_kwargs, channel_axis=axis, out=y_buf[:take],
+                    y, d = lrn(x, size, alpha, beta, k, mode=mode, convention=convention,
+                               depth_radius=depth_radius, channel_axis=axis, out=y_buf[:take],
                                divisor_out=d_buf[:take])
                 except ParameterError as exc:
                     raise InputError(name, str(exc)) from None

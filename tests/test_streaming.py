@@ -87,7 +87,7 @@ def stream(src, out, kw: dict, **options):
     """``stream_npy`` with the integer-conversion warning of ``lrn`` silenced."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DtypeConversionWarning)
-        return stream_npy(src, out, lrn_kwargs=kw, **options)
+        return stream_npy(src, out, **kw, **options)
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -802,7 +802,7 @@ def test_stream_result_has_the_resolved_layout_and_notes(tmp_path, dtype, option
     src = save(tmp_path / "x.npy", x)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing to warn about: the slabs are converted first
-        res = stream_npy(src, None, lrn_kwargs=dict(STRONG, mode=mode), **options)
+        res = stream_npy(src, None, **dict(STRONG, mode=mode), **options)
     assert res.layout == layout
     assert res.channel_axis == (None if layout == "NDHW" else layout.index("C"))
     assert res.notes == notes
@@ -927,7 +927,7 @@ _RSS_SCRIPT = textwrap.dedent("""
     y, d = lrn(x, **kw, return_divisor=True)  # load the kernels, numba, threads
     array_stats(x, 1); array_stats(y, 1); divisor_stats(d, 0.75)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    res = stream_npy(src, out, lrn_kwargs=kw, slab_bytes=16 * 2**20)
+    res = stream_npy(src, out, **kw, slab_bytes=16 * 2**20)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"base_kib": base, "peak_kib": peak, "slabs": res.slabs,
                       "count": res.before.overall.count}))

@@ -14,7 +14,7 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -210,7 +210,7 @@ class broken_pipe_guard:  # noqa: N801 - used as a context manager
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc_type is not None and is_broken_pipe(exc):
             _silence_stdout()
             raise SystemExit(0)

@@ -173,7 +173,9 @@ class ApplyRun:
 
         plan = warmup.plan_for_inputs([job.source for job in jobs], self.settings, self.ropts,
                                       self.wopts)
-        note = None if plan is None else warmup.first_run_note(plan)
+        if plan is None:
+            return
+        note = warmup.first_run_note(plan)
         if note is None:
             return
         self.ui.note(note)
@@ -275,7 +277,7 @@ class ApplyRun:
 
         def on_result(result) -> bool:
             self._record(result, progress)
-            if progress is not None:
+            if progress is not None and task is not None:
                 elapsed = progress.tasks[0].elapsed or 0.0
                 done = progress.tasks[0].completed + 1
                 rate = f"{done / elapsed:.1f} files/s" if elapsed > 0 else ""

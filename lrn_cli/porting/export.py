@@ -115,13 +115,13 @@ def semantics_from(convention: str = "default", mode: str = "across", size: int 
     """The semantics of a convention's parameters (as ``lrn apply`` takes them) and an
     ``origin`` record saying where they came from.  The convention's own limits apply
     (Caffe has no even sizes): :class:`ParameterError`."""
-    from lrn_cli.conventions import get_convention
+    from lrn_cli.conventions import DEFAULTS, get_convention, window_size
 
     conv = get_convention(convention)
     if size is not None and depth_radius is not None:
         raise ParameterError("give size or depth_radius, not both")
-    n = 5 if size is None and depth_radius is None else (
-        2 * int(depth_radius) + 1 if depth_radius is not None else int(size))
+    given = window_size(size, depth_radius)
+    n = DEFAULTS.size if given is None else int(given)
     sem = Semantics.of(conv.name, mode, n, alpha, beta, k)
     names = conv.param_names
     own = {names["size"]: (n - 1) // 2 if conv.size_is_radius else n,

@@ -44,8 +44,8 @@ class Semantics:
     beta: float
     channel_axis: int | None = 1
     """The summed axis (across mode)."""
-    spatial_axes: tuple[int, int] | None = None
-    """The two axes of the box (within mode)."""
+    spatial_axes: tuple[int, ...] | None = None
+    """The two axes of the box (within mode; :meth:`apply` refuses any other count)."""
 
     @property
     def taps(self) -> int:
@@ -108,7 +108,8 @@ class Semantics:
     def apply(self, x: np.ndarray, *, return_divisor: bool = False):
         """LRN of ``x`` with exactly these semantics, by the library's kernels (any window
         placement, not only the conventions' rules)."""
-        from lrn_cli.core import _forward, normalize_axis, result_dtype
+        from lrn_cli.core import _forward, result_dtype
+        from lrn_cli.layouts import axis_index, normalize_axis
 
         x = np.asarray(x)
         rdtype = result_dtype(x.dtype)
@@ -121,7 +122,7 @@ class Semantics:
         else:
             if self.spatial_axes is None or len(set(self.spatial_axes)) != 2:
                 raise ParameterError("within-channel semantics need two spatial axes")
-            sp = tuple(normalize_axis(a, x.ndim, "spatial_axes") for a in self.spatial_axes)
+            sp = tuple(axis_index(a, x.ndim, "spatial_axes") for a in self.spatial_axes)
             moved = np.moveaxis(x, sp, (-2, -1))
             axis, back = None, sp
         y = np.empty_like(moved, dtype=rdtype)
