@@ -43,8 +43,8 @@ from lrn_cli._jit import (  # noqa: F401
 _OPTS = {"cache": True, "error_model": "numpy", "nogil": True}
 
 
-#: Windows of at most this many taps (across) take the unrolled row kernel.
-ROW_KERNEL_TAPS = 8
+# windows of at most ROW_KERNEL_TAPS taps (across) take the unrolled row kernels
+from lrn_cli.dispatch import ROW_KERNEL_TAPS  # noqa: E402
 
 # Compile-time constants of the kernels built with `Variants` (each variant sets its own;
 # these defaults are never compiled): which outputs a kernel writes, and whether its window

@@ -20,22 +20,12 @@ from typing import Literal, overload
 
 import numpy as np
 
+from lrn_cli import dispatch
 from lrn_cli.conventions import DEFAULT_CONVENTION, Convention, Resolved, resolve
 from lrn_cli.errors import ParameterError
 
 Mode = Literal["across", "within"]
 
-#: Across windows with more taps than this are summed by block prefix/suffix sums (O(1) per
-#: element); within-channel boxes always are.
-DIRECT_TAPS_ACROSS = 9
-#: Within-channel block sums accumulate in float64 beyond this many taps per axis.
-ACC32_TAPS_WITHIN = 32
-_SCRATCH_ELEMS = 8192
-#: Outputs per work item of the contiguous across kernel (a multiple of 64: whole vectors).
-_SPAN = 4096
-#: The contiguous backward kernel keeps two float64 rings of 8 rows of this many values.
-_RING_ROW_MAX = 8192
-_MIN_SLAB_BYTES = 1 << 20
 
 
 class DtypeConversionWarning(UserWarning):
@@ -74,12 +64,6 @@ def result_dtype(dtype: np.dtype) -> np.dtype:
     if dtype.kind == "c":
         raise ParameterError(f"complex input ({dtype}) is not supported: LRN is defined for reals")
     raise ParameterError(f"{dtype} input is not supported: expected a real numeric array")
-
-
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    return np.dtype(np.float64) if dtype.kind == "f" and dtype.itemsize == 8 else np.dtype(
-        np.float32
-    )
 
 
 def normalize_axis(axis: int | None, ndim: int, what: str = "channel_axis") -> int | None:
@@ -144,7 +128,7 @@ def _layout_views(arrays, mode: str, channel_axis: int | None) -> Iterator[tuple
             raise ParameterError("across-channel mode needs a channel axis")
         for views in _views3(arrays, channel_axis, ndim - channel_axis):
             outer, _, inner = views[0].shape
-            if inner < 16 and outer > inner:
+            if inner < dispatch.CHANNELS_LAST_INNER and outer > inner:
                 # channels-last: let the kernel tile the (long) outer axis instead
                 views = tuple(v.transpose(2, 1, 0) for v in views)
             yield views
@@ -168,84 +152,84 @@ def _layout_views(arrays, mode: str, channel_axis: int | None) -> Iterator[tuple
 
 
 # ----------------------------------------------------------------------------------------
-# dispatch
+# executing plans (lrn_cli.dispatch decides which kernel runs; nothing is decided here)
 
 
-def _native(dtype: np.dtype) -> bool:
-    return dtype.kind == "f" and dtype.itemsize in (4, 8) and dtype.isnative
+def _run_forward(x, y, d, r: Resolved, mode: str, bases: tuple[int, int] = (0, 0)) -> None:
+    """Fill ``y`` and/or ``d`` (either may be None) from matching 3-D views ``x``.
 
-
-def _run_forward(x, y, d, r: Resolved, mode: str, bases: tuple[int, int] = (0, 0)):
-    """Run the forward kernel on matching 3-D views (all native float32/float64).
-
-    ``bases``: absolute index of the first channel (across) or of the first row and column
-    (within) of these views in the whole array; the block sums are anchored to it.
+    Runs :func:`lrn_cli.dispatch.forward_plan`'s plan.  ``bases``: absolute index of the
+    first channel (across) or of the first row and column (within) of these views in the
+    whole array; the block sums are anchored to it.
     """
+    plan = dispatch.forward_plan(x, y, d, r, mode, nested=False)
+    p = plan.params
+    driver = plan.driver
+    if driver == "converted":
+        _run_converted(x, y, d, r, mode, bases)
+        return
+    if driver == "planar":
+        _run_planar(x, y, d, r, bases)
+        return
     kern = _kernels()
     bmode = kern.beta_mode(r.beta)
-    want_y = y is not None
-    want_d = d is not None
-    dummy = np.empty((0, 0, 0), dtype=x.dtype)
-    y = dummy if y is None else y
-    d = dummy if d is None else d
-    if mode == "across":
-        outer, channels, inner = x.shape
-        if (r.taps <= kern.ROW_KERNEL_TAPS and want_y and not want_d
-                and bmode in (kern.BETA_075, kern.BETA_05) and x.flags.c_contiguous
-                and y.flags.c_contiguous and inner >= 16):
-            a, k = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff))
-            kern.across_rows_contiguous(x, y, r.lo, r.hi, a, k, bmode, _SPAN)
-            return
-        if r.taps <= kern.ROW_KERNEL_TAPS and x.strides[1] >= x.strides[2]:
-            a, k, beta = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
-            tile = inner if inner <= 8192 else 4096
-            kernel = kern.across_rows(WANT_Y=want_y, WANT_D=want_d, TAPS4=r.taps <= 4, BMODE=bmode)
-            kernel(x, y, d, r.lo, r.hi, a, k, beta, tile)
-            return
-        blocks = r.taps > DIRECT_TAPS_ACROSS
-        acc = np.empty(0, dtype=np.float64 if blocks else x.dtype)
-        tile = max(16, _SCRATCH_ELEMS // max(1, channels))
-        tile = min(tile, max(1, inner))
-        a, k, beta = (acc.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
-        kern.across_forward(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, tile,
-                            blocks, acc, bases[0])
+    if driver == "across_channels_last":
+        x2, y2, d2 = dispatch.pixel_rows((x, y, d))
+        dummy = np.empty((0, 0), dtype=x2.dtype)
+        a, k, beta = (x2.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
+        kern.across_channels_last(x2, dummy if y2 is None else y2,
+                                  dummy if d2 is None else d2, y2 is not None,
+                                  d2 is not None, r.lo, r.hi, a, k, beta, bmode, p["block"])
+    elif driver == "across_rows_contiguous":
+        a, k = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff))
+        kern.across_rows_contiguous(x, y, r.lo, r.hi, a, k, bmode, p["span"])
+    elif driver == "across_rows":
+        a, k, beta = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
+        kern.across_rows(**p["variant"])(x, y, d, r.lo, r.hi, a, k, beta, p["tile"])
     else:
-        # block sums of up to m terms: float32 keeps ~m ulps, enough below 32 taps
-        acc = np.empty(0, dtype=np.float64 if r.taps > ACC32_TAPS_WITHIN else x.dtype)
-        group, strip = _within_work(x.shape, r.taps)
+        # across_forward, within_forward: one compiled variant whatever is wanted, so the
+        # outputs not wanted are empty arrays and flags
+        dummy = np.empty((0, 0, 0), dtype=x.dtype)
+        acc = np.empty(0, dtype=p["accumulate"])
         a, k, beta = (acc.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
-        kern.within_forward(x, y, d, want_y, want_d, r.lo, r.hi, a, k, beta, bmode, group,
-                            strip, acc, bases[0], bases[1])
+        yy = dummy if y is None else y
+        dd = dummy if d is None else d
+        if driver == "across_forward":
+            kern.across_forward(x, yy, dd, y is not None, d is not None, r.lo, r.hi, a, k,
+                                beta, bmode, p["tile"], p["blocks"], acc, bases[0])
+        else:
+            kern.within_forward(x, yy, dd, y is not None, d is not None, r.lo, r.hi, a, k,
+                                beta, bmode, p["group"], p["strip"], acc, bases[0], bases[1])
 
 
-def _within_work(shape, taps: int) -> tuple[int, int]:
-    """Work item of the within kernel: (planes per group, rows per strip).
-
-    Small planes are grouped side by side so the kernel's rows are long enough to
-    vectorise; large planes are cut into strips (with a halo of ``taps - 1`` rows) so that
-    scratch stays small and both cores get work even for one plane.
-    """
-    import numba
-
-    planes, height, width = shape
-    threads = numba.get_num_threads()
-    if height * width <= _SCRATCH_ELEMS * 2:
-        group = max(1, min(planes, -(-512 // max(1, min(height, width)))))
-        group = min(group, max(1, -(-planes // (4 * threads))))
-        return group, max(1, height)
-    strip = max(16, 4 * taps, _SCRATCH_ELEMS * 2 // max(1, width))
-    if planes < 4 * threads:
-        strip = min(strip, max(16, 2 * taps, -(-height * planes // (4 * threads))))
-    return 1, max(1, min(strip, height))
+def _run_converted(xv, yv, dv, r: Resolved, mode: str, bases) -> None:
+    """Views whose dtype the kernels do not take: contiguous compute-dtype slabs, each
+    normalized by its own plan and copied back."""
+    cdtype = dispatch.compute_dtype(xv.dtype)
+    group = tuple(v for v in (xv, yv, dv) if v is not None)
+    for slab in _slabs(group, mode, cdtype.itemsize * len(group)):
+        xs = np.ascontiguousarray(slab[0], dtype=cdtype)
+        idx = 1
+        ys = ds = None
+        if yv is not None:
+            ys = np.empty_like(xs)
+            y_dst = slab[idx]
+            idx += 1
+        if dv is not None:
+            ds = np.empty_like(xs)
+            d_dst = slab[idx]
+        _run_forward(xs, ys, ds, r, mode, bases)
+        if ys is not None:
+            y_dst[...] = ys
+        if ds is not None:
+            d_dst[...] = ds
 
 
 def _slabs(views: tuple[np.ndarray, ...], mode: str, itemsize_total: int):
     """Split 3-D views along their first axis (across: also the third) into slabs."""
     first = views[0]
-    total = first.size * itemsize_total
-    budget = max(_MIN_SLAB_BYTES, total // 16)
+    budget, rows = dispatch.slab_rows(first.shape, itemsize_total)
     per_row = max(1, math.prod(first.shape[1:]) * itemsize_total)
-    rows = max(1, budget // per_row)
     for start in range(0, first.shape[0], rows):
         sub = tuple(v[start:start + rows] for v in views)
         if mode == "across" and rows == 1 and per_row > budget:
@@ -322,90 +306,10 @@ def _forward(x, y, d, r, mode, axis, origin=None):
     bases = _bases(origin, mode, axis, x.ndim)
     arrays = [x] + [a for a in (y, d) if a is not None]
     for views in _layout_views(tuple(arrays), mode, axis):
-        xv = views[0]
-        rest = list(views[1:])
-        yv = rest.pop(0) if y is not None else None
-        dv = rest.pop(0) if d is not None else None
-        direct = _native(xv.dtype) and all(
-            v is None or (v.dtype == xv.dtype) for v in (yv, dv)
-        )
-        if direct and _channels_fastest(xv, r, mode):
-            if _run_channels_last(xv, yv, dv, r):
-                continue
-            if xv.shape[1] <= PLANAR_MAX_CHANNELS:
-                _run_planar(xv, yv, dv, r, bases)
-                continue
-        if direct:
-            _run_forward(xv, yv, dv, r, mode, bases)
-            continue
-        cdtype = _compute_dtype(xv.dtype)
-        group = tuple(v for v in (xv, yv, dv) if v is not None)
-        for slab in _slabs(group, mode, cdtype.itemsize * len(group)):
-            xs = np.ascontiguousarray(slab[0], dtype=cdtype)
-            idx = 1
-            ys = ds = None
-            if yv is not None:
-                ys = np.empty_like(xs)
-                y_dst = slab[idx]
-                idx += 1
-            if dv is not None:
-                ds = np.empty_like(xs)
-                d_dst = slab[idx]
-            _run_forward(xs, ys, ds, r, mode, bases)
-            if ys is not None:
-                y_dst[...] = ys
-            if ds is not None:
-                d_dst[...] = ds
-
-
-#: Channels-last arrays whose pixels are not rows of contiguous channels (strided views)
-#: are normalized on planar copies when they have at most this many channels.
-PLANAR_MAX_CHANNELS = 64
-
-
-def _channels_fastest(xv: np.ndarray, r: Resolved, mode: str) -> bool:
-    """A channels-last view (outer, C, pixels) and a short window."""
-    return (mode == "across" and xv.strides[1] < xv.strides[2] and xv.shape[1] > 1
-            and r.taps <= _kernels().ROW_KERNEL_TAPS)
-
-
-def _pixel_rows(views) -> tuple | None:
-    """Channels-last views (1, C, pixels) as C-contiguous (pixels, C) arrays (None stays
-    None), or None when any of them is not laid out that way."""
-    rows = []
-    for v in views:
-        if v is None:
-            rows.append(None)
-            continue
-        if v.shape[0] != 1 or v.shape[1] < 2 or not v.strides[1] < v.strides[2]:
-            return None
-        pixel_rows = v[0].T  # (pixels, C)
-        if not pixel_rows.flags.c_contiguous:
-            return None
-        rows.append(pixel_rows)
-    return tuple(rows)
-
-
-def _pixel_block(shape: tuple[int, int]) -> int:
-    """Pixels per work item of the channels-last kernels: ~8K values, >= 64 items."""
-    pixels, channels = shape
-    return max(1, min(-(-8192 // channels), -(-pixels // 64)))
-
-
-def _run_channels_last(xv, yv, dv, r: Resolved) -> bool:
-    """LRN of channels-last views whose pixels are rows of contiguous channels, by the
-    per-pixel stencil kernel; False when the views are not laid out that way."""
-    rows = _pixel_rows((xv, yv, dv))
-    if rows is None:
-        return False
-    kern = _kernels()
-    x2, y2, d2 = rows
-    dummy = np.empty((0, 0), dtype=x2.dtype)
-    a, k, beta = (x2.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
-    kern.across_channels_last(x2, dummy if y2 is None else y2, dummy if d2 is None else d2,
-                              y2 is not None, d2 is not None, r.lo, r.hi, a, k, beta,
-                              kern.beta_mode(r.beta), _pixel_block(x2.shape))
-    return True
+        rest = iter(views[1:])
+        yv = next(rest) if y is not None else None
+        dv = next(rest) if d is not None else None
+        _run_forward(views[0], yv, dv, r, mode, bases)
 
 
 def _run_planar(xv, yv, dv, r: Resolved, bases):
@@ -415,24 +319,16 @@ def _run_planar(xv, yv, dv, r: Resolved, bases):
     to planar scratch ``(blocks, C, m)`` (one NumPy copy each way; ``blocks`` gives the
     threads work), normalized there and copied back: the same arithmetic in the same order
     as any other layout, so the same bits.  Scratch stays within 1/16 of the input (at least
-    1 MiB).
+    1 MiB): :func:`lrn_cli.dispatch.planar_cut`.
     """
-    import numba
-
     outer, channels, pixels = xv.shape
     arrays = 1 + (yv is not None) + (dv is not None)
-    budget = max(_MIN_SLAB_BYTES, xv.nbytes // 16) // (xv.itemsize * arrays)
-    cols = max(16, budget // channels)
-    threads = numba.get_num_threads()
+    cols, blocks = dispatch.planar_cut(xv.shape, xv.itemsize, arrays)
     for o in range(outer):
         for b0 in range(0, pixels, cols):
             b1 = min(pixels, b0 + cols)
-            blocks = max(1, min(4 * threads, (b1 - b0) // 2048))
-            m = (b1 - b0) // blocks
-            for start, count, width in ((b0, blocks, m),
-                                        (b0 + blocks * m, 1, b1 - b0 - blocks * m)):
-                if width == 0:
-                    continue
+            for offset, count, width in blocks(b1 - b0):
+                start = b0 + offset
                 cut = (o, slice(start, start + count * width), count, width)
                 xs = np.empty((count, channels, width), dtype=xv.dtype)
                 np.copyto(xs, _planar_view(xv, *cut))
@@ -565,49 +461,34 @@ def lrn_divisor(x, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
     return out
 
 
-def _channel_chunk(outer: int, channels: int) -> int:
-    """Channels per work item of the contiguous backward kernel: whole planes when there
-    are enough of them to share out, else chunks (each recomputes a halo of < 8 rows)."""
-    import numba
-
-    want = 4 * numba.get_num_threads()
-    if outer >= want:
-        return channels
-    return max(16, -(-channels // -(-want // outer)))
-
-
 def _run_backward(xs, gs, os_, r: Resolved, mode: str) -> None:
-    """Run the backward kernel that suits these 3-D views (native float32/float64)."""
+    """Write the gradient of matching 3-D views into ``os_``: runs
+    :func:`lrn_cli.dispatch.backward_plan`'s plan (non-native dtypes in float64 slabs)."""
+    plan = dispatch.backward_plan(xs, gs, os_, r, mode, nested=False)
+    p = plan.params
+    driver = plan.driver
+    if driver == "converted":
+        for xc, gc, dst in _slabs((xs, gs, os_), mode, 24):
+            xc = np.ascontiguousarray(xc, dtype=np.float64)
+            gc = np.ascontiguousarray(gc, dtype=np.float64)
+            oc = np.empty(xc.shape, dtype=np.float64)
+            _run_backward(xc, gc, oc, r, mode)
+            dst[...] = oc
+        return
     kern = _kernels()
     bmode = kern.beta_mode(r.beta)
-    short = mode == "across" and r.taps <= kern.ROW_KERNEL_TAPS
-    # float32 input, beta 0.75 or 0.5: powers of D from a float32 seed refined in float64
-    refine = xs.dtype == np.float32 and bmode in (kern.BETA_075, kern.BETA_05)
-    pixel_rows = _pixel_rows((xs, gs, os_)) if short else None
-    if pixel_rows is not None:
-        x2, g2, o2 = pixel_rows
-        kern.across_channels_last_backward(
-            x2, g2, o2, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode,
-            _pixel_block(x2.shape), refine)
-    elif (short and xs.flags.c_contiguous and gs.flags.c_contiguous
-            and os_.flags.c_contiguous and xs.shape[2] <= _RING_ROW_MAX):
-        kern.across_rows_backward_contiguous(
-            xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode,
-            _channel_chunk(xs.shape[0], xs.shape[1]), refine)
-    elif short and xs.strides[1] >= xs.strides[2] and gs.strides[1] >= gs.strides[2]:
-        inner = xs.shape[2]
-        kern.across_rows_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
-                                  bmode, min(inner, max(64, _SCRATCH_ELEMS * 2
-                                                        // max(1, xs.shape[1]))))
-    elif mode == "across":
-        blocks = r.taps > DIRECT_TAPS_ACROSS
-        tile = min(max(16, _SCRATCH_ELEMS // max(1, xs.shape[1])), max(1, xs.shape[2]))
-        kern.across_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
-                             bmode, tile, blocks, 0)
+    constants = (r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode)
+    if driver == "across_channels_last_backward":
+        x2, g2, o2 = dispatch.pixel_rows((xs, gs, os_))
+        kern.across_channels_last_backward(x2, g2, o2, *constants, p["block"], p["refine"])
+    elif driver == "across_rows_backward_contiguous":
+        kern.across_rows_backward_contiguous(xs, gs, os_, *constants, p["chunk"], p["refine"])
+    elif driver == "across_rows_backward":
+        kern.across_rows_backward(xs, gs, os_, *constants, p["tile"])
+    elif driver == "across_backward":
+        kern.across_backward(xs, gs, os_, *constants, p["tile"], p["blocks"], 0)
     else:
-        group, strip = _within_work(xs.shape, r.taps)
-        kern.within_backward(xs, gs, os_, r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta,
-                             bmode, group, strip, 0, 0)
+        kern.within_backward(xs, gs, os_, *constants, p["group"], p["strip"], 0, 0)
 
 
 def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
@@ -633,14 +514,5 @@ def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mod
     if not x.size:
         return out
     for xv, gv, ov in _layout_views((x, g, out), mode, axis):
-        ok = _native(xv.dtype) and _native(gv.dtype) and ov.dtype == xv.dtype
-        slabs = [(xv, gv, ov)] if ok else _slabs((xv, gv, ov), mode, 24)
-        for xs, gs, os_ in slabs:
-            if not ok:
-                xs = np.ascontiguousarray(xs, dtype=np.float64)
-                gs = np.ascontiguousarray(gs, dtype=np.float64)
-                dst, os_ = os_, np.empty(xs.shape, dtype=np.float64)
-            _run_backward(xs, gs, os_, r, mode)
-            if not ok:
-                dst[...] = os_
+        _run_backward(xv, gv, ov, r, mode)
     return out

@@ -436,12 +436,12 @@ def test_extreme_magnitudes_do_not_overflow_the_closed_forms(mode, beta):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_contiguous_across_kernel_gives_the_row_kernels_bits(span, channels, dtype, monkeypatch):
     """The C-contiguous across kernel runs the channels whose window lies inside the axis as
-    one long span per sample, cut into pieces of ``core._SPAN`` outputs (17 cuts pieces
+    one long span per sample, cut into pieces of ``dispatch.SPAN`` outputs (17 cuts pieces
     across channel boundaries), and the edge channels row by row.  A strided ``out`` takes
     the general row kernel: both must give the same bits for every window placement."""
-    import lrn_cli.core as core
+    from lrn_cli import dispatch
 
-    monkeypatch.setattr(core, "_SPAN", span)
+    monkeypatch.setattr(dispatch, "SPAN", span)
     rng = np.random.default_rng(channels)
     x = mixed_input((3, channels, 5, 7), rng, dtype)
     # pytorch: extra tap before c for even sizes, onnx: after c, onednn: n-1 taps,
