@@ -33,6 +33,10 @@ they are walked in blocks of about half a million elements and the figures are m
 (Chan et al.'s pairwise update for the variance).  float64 inputs whose squares would overflow
 or underflow (magnitudes beyond ~1e150 or all below ~1e-120) are scanned a second time scaled by
 an exact power of two, so every figure stays accurate.
+
+The divisor's figures live in :mod:`lrn_cli.stats_divisor`, the slab-by-slab accumulation of
+streamed arrays in :mod:`lrn_cli.stats_stream`, the shared helpers in
+:mod:`lrn_cli._stats_common`; their public names are importable from here too.
 """
 
 from __future__ import annotations
@@ -44,7 +48,17 @@ from typing import Any
 
 import numpy as np
 
+from lrn_cli._stats_common import (  # noqa: F401  (re-exported for compare and records)
+    _BLOCK,
+    _block_slices,
+    _check_real,
+    _chunks,
+    _json_float,
+    _json_value,
+    _normalize_axis,
+)
 from lrn_cli.errors import ParameterError
+from lrn_cli.stats_divisor import DivisorAccumulator, DivisorStats, divisor_stats  # noqa: F401
 
 __all__ = [
     "STAT_NAMES",
@@ -91,84 +105,6 @@ STAT_DEFINITIONS: dict[str, str] = {
     "gain_mean": "mean gain D**-beta",
 }
 """One-line human definitions of every statistic, for ``--help`` and the README."""
-
-_BLOCK = 1 << 19
-"""Elements per block: 4 MiB in float64, small enough for cache, big enough for NumPy."""
-
-
-def _json_float(v: float) -> float | None:
-    """Return ``v`` as a float, or None when it is NaN/Inf (JSON has no such numbers)."""
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
-def _json_value(v: Any) -> Any:
-    """Make a dataclass field JSON-safe (floats via `_json_float`, tuples as lists)."""
-    if isinstance(v, float):
-        return _json_float(v)
-    if isinstance(v, tuple):
-        return [_json_value(i) for i in v]
-    return v
-
-
-def _check_real(x: Any, name: str = "array") -> np.ndarray:
-    """Return ``x`` as an ndarray, refusing dtypes that have no real order (complex, object)."""
-    a = np.asarray(x)
-    if a.dtype.kind not in "biuf":
-        raise ParameterError(f"{name} must have a real numeric dtype, not {a.dtype}")
-    return a
-
-
-def _normalize_axis(axis: int | None, ndim: int) -> int | None:
-    """Turn a possibly negative axis into ``0 <= axis < ndim``, or raise ParameterError."""
-    if axis is None:
-        return None
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
-        raise ParameterError(f"channel_axis must be an integer or None, not {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ParameterError(f"channel_axis {axis} is out of range for a {ndim}-d array")
-    return int(axis) % ndim
-
-
-def _block_slices(
-    shape: tuple[int, ...], keep: int | None, max_elems: int = _BLOCK
-) -> Iterator[tuple[slice, ...]]:
-    """Yield index tuples cutting an array of ``shape`` into blocks of about ``max_elems``.
-
-    The blocks keep every axis (integers are never used, so the ``keep`` axis stays where it
-    was) and never cut the ``keep`` axis, so a block always holds whole channel vectors.
-    Leading axes are cut first, which keeps blocks of C-ordered arrays contiguous.
-    """
-    size = math.prod(shape)
-    if size == 0:
-        return
-    outer: list[int] = []
-    split: int | None = None
-    step = 1
-    rest = size
-    for ax, n in enumerate(shape):
-        if ax == keep:
-            continue
-        if rest <= max_elems:
-            break
-        after = rest // n
-        if after <= max_elems:
-            split, step = ax, max(1, max_elems // after)
-            break
-        outer.append(ax)
-        rest = after
-    full = [slice(None)] * len(shape)
-    for pos in np.ndindex(*(shape[ax] for ax in outer)):
-        idx = list(full)
-        for ax, i in zip(outer, pos, strict=True):
-            idx[ax] = slice(i, i + 1)
-        if split is None:
-            yield tuple(idx)
-            continue
-        for start in range(0, shape[split], step):
-            idx[split] = slice(start, start + step)
-            yield tuple(idx)
-
 
 @dataclass(frozen=True)
 class ChannelStats:
@@ -444,12 +380,6 @@ def array_stats(x: np.ndarray, channel_axis: int | None) -> ArrayStats:
     )
 
 
-def _chunks() -> int:
-    """Parallel chunks of the sums: fixed (not the thread count), so figures are the same
-    bits whatever the number of threads or worker processes."""
-    return 32
-
-
 _PLANAR_BLOCK = 1 << 18
 
 
@@ -520,107 +450,6 @@ def _fast_moments(x: np.ndarray, ch: int | None) -> tuple[_Moments, float, int] 
     return mom, float(parts[:, 0, K.DOM_SUM].sum()), int(parts[:, 0, K.DOM_N].sum())
 
 
-@dataclass(frozen=True)
-class DivisorStats:
-    """Range of the LRN divisor ``D`` and of the gain ``D**-beta`` LRN multiplied values by.
-
-    The gain shows the inhibition directly: 1 means untouched, 0.5 means halved.  Computed over
-    the finite values of ``D``; gains only over the finite positive ones (others have no gain).
-    Undefined figures are NaN.
-    """
-
-    d_min: float
-    d_max: float
-    d_mean: float
-    gain_min: float
-    gain_max: float
-    gain_mean: float
-    beta: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the fields as a JSON-safe dict (NaN/Inf become None)."""
-        return {k: _json_value(v) for k, v in asdict(self).items()}
-
-
-def divisor_stats(d: np.ndarray, beta: float) -> DivisorStats:
-    """Summarize an LRN divisor array ``d`` and the gain ``d**-beta`` it implies.
-
-    Parameters
-    ----------
-    d
-        The divisor ``k + alpha * (sum of squares)`` (before the power), any real dtype/layout.
-    beta
-        The LRN exponent (finite).
-
-    Returns
-    -------
-    DivisorStats
-
-    Raises
-    ------
-    ParameterError
-        If ``beta`` is not finite or ``d`` is not real numeric.
-    """
-    d = _check_real(d, "divisor")
-    try:
-        beta = float(beta)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"beta must be a number, not {beta!r}") from exc
-    if not math.isfinite(beta):
-        raise ParameterError(f"beta must be finite, not {beta}")
-    return _divisor_result(_divisor_sums(d, beta), beta)
-
-
-def _divisor_sums(d: np.ndarray, beta: float) -> np.ndarray:
-    """(n, sum, min, max, gain n, gain sum, gain min, gain max) of the finite ``d`` and of
-    the finite gains ``d**-beta`` of its positive values: sums, so slabs merge exactly."""
-    if d.dtype.kind == "f" and d.dtype.itemsize in (4, 8) and d.dtype.isnative and d.size:
-        from lrn_cli import _stats_kernels as K
-
-        flat = np.ravel(d, order="K")  # a view when d is contiguous in any axis order
-        part = K.divisor_sums(flat, beta, _chunks())
-        return np.array([part[:, 0].sum(), part[:, 1].sum(), part[:, 2].min(),
-                         part[:, 3].max(), part[:, 4].sum(), part[:, 5].sum(),
-                         part[:, 6].min(), part[:, 7].max()])
-    sums = _no_divisor_sums()
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for idx in _block_slices(d.shape, None):
-            b = np.asarray(d[idx], dtype=np.float64).ravel()
-            b = b[np.isfinite(b)]
-            if b.size == 0:
-                continue
-            g = np.power(b[b > 0], -beta)
-            g = g[np.isfinite(g)]
-            sums = _merge_divisor_sums(sums, np.array([
-                b.size, b.sum(), b.min(), b.max(), g.size, g.sum(),
-                g.min(initial=math.inf), g.max(initial=-math.inf)]))
-    return sums
-
-
-def _no_divisor_sums() -> np.ndarray:
-    """The (n, sum, min, max) of D and of the gain over no values: what merging starts from."""
-    return np.array([0.0, 0.0, math.inf, -math.inf, 0.0, 0.0, math.inf, -math.inf])
-
-
-def _merge_divisor_sums(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.array([a[0] + b[0], a[1] + b[1], min(a[2], b[2]), max(a[3], b[3]),
-                     a[4] + b[4], a[5] + b[5], min(a[6], b[6]), max(a[7], b[7])])
-
-
-def _divisor_result(sums: np.ndarray, beta: float) -> DivisorStats:
-    n, total, dmin, dmax, ng, gtotal, gmin, gmax = (float(v) for v in sums)
-    nan = math.nan
-    return DivisorStats(
-        d_min=dmin if n else nan,
-        d_max=dmax if n else nan,
-        d_mean=total / n if n else nan,
-        gain_min=gmin if ng else nan,
-        gain_max=gmax if ng else nan,
-        gain_mean=gtotal / ng if ng else nan,
-        beta=beta,
-    )
-
-
 def comparison_rows(before: ArrayStats, after: ArrayStats) -> list[dict[str, Any]]:
     """Return before/after table rows: scope ``"all"`` then ``"c0"``, ``"c1"``, ...
 
@@ -685,90 +514,10 @@ def flat_record(
     return rec
 
 
-class StatsAccumulator:
-    """Statistics of an array seen one slab at a time (streaming files larger than memory).
+def __getattr__(name: str) -> Any:
+    # StatsAccumulator lives in lrn_cli.stats_stream, which builds on this module
+    if name == "StatsAccumulator":
+        from lrn_cli.stats_stream import StatsAccumulator
 
-    Slabs are cut along an axis other than the channel axis; the result equals
-    :func:`array_stats` of the whole array up to rounding (the sums merge exactly as the
-    blocks of `array_stats` do), except that values beyond ~1e150 are not rescaled.
-    """
-
-    def __init__(self, channels: int | None, *, channel_axis: int | None = None,
-                 dtype: np.dtype | str | None = None) -> None:
-        """``channels``: length of the channel axis (None: no channels).
-
-        ``channel_axis`` (non-negative) and ``dtype`` describe the whole array up front, so
-        that :meth:`result` reports them even when no slab is ever added (an empty batch);
-        otherwise they are taken from the slabs.
-        """
-        self._nch = 1 if channels is None else channels
-        self._has_channels = channels is not None
-        self._mom = _Moments(max(self._nch, 1))
-        self._dom_sum = 0.0
-        self._dom_n = 0
-        self._shape: tuple[int, ...] | None = None
-        self._dtype = "" if dtype is None else str(np.dtype(dtype))
-        self._axis: int | None = None if channel_axis is None else int(channel_axis)
-
-    def add(self, slab: np.ndarray, channel_axis: int | None) -> None:
-        """Merge one slab (same channel axis as the whole array)."""
-        x = _check_real(slab)
-        ch = _normalize_axis(channel_axis, x.ndim)
-        self._axis = ch
-        self._dtype = str(x.dtype)
-        fast = _fast_moments(x, ch)
-        if fast is None:
-            with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-                fast = _scan(x, ch, 0)
-        mom, dom_sum, dom_n = fast
-        self._merge(mom)
-        self._dom_sum += dom_sum
-        self._dom_n += dom_n
-
-    def _merge(self, other: _Moments) -> None:
-        me = self._mom
-        n_tot = me.n + other.n
-        delta = other.mean - me.mean
-        frac = np.divide(other.n, n_tot, out=np.zeros(n_tot.shape), where=n_tot > 0)
-        me.m2 += other.m2 + delta * delta * me.n * frac
-        me.mean += delta * frac
-        me.n = n_tot
-        me.nonfinite += other.nonfinite
-        me.min = np.minimum(me.min, other.min)
-        me.max = np.maximum(me.max, other.max)
-        me.amin = np.minimum(me.amin, other.amin)
-        me.amax = np.maximum(me.amax, other.amax)
-        me.l1 += other.l1
-        me.l2sq += other.l2sq
-
-    def result(self, shape: tuple[int, ...]) -> ArrayStats:
-        """The statistics of everything added, for an array of ``shape``."""
-        mom = self._mom
-        if self._has_channels:
-            channels = tuple(mom.channel(i) for i in range(self._nch))
-            overall = mom.overall()
-        else:
-            channels, overall = (), mom.channel(0)
-        dominance = None
-        if self._has_channels and self._nch >= 2:
-            dominance = self._dom_sum / self._dom_n if self._dom_n else math.nan
-        return ArrayStats(overall=overall, channels=channels, channel_dominance=dominance,
-                          shape=tuple(int(s) for s in shape), dtype=self._dtype,
-                          channel_axis=self._axis)
-
-
-class DivisorAccumulator:
-    """:func:`divisor_stats` of a divisor seen one slab at a time (sums merge exactly)."""
-
-    def __init__(self, beta: float) -> None:
-        self.beta = float(beta)
-        self._sums = _no_divisor_sums()
-
-    def add(self, d: np.ndarray) -> None:
-        """Merge one slab of the divisor."""
-        d = _check_real(d, "divisor")
-        self._sums = _merge_divisor_sums(self._sums, _divisor_sums(d, self.beta))
-
-    def result(self) -> DivisorStats:
-        """The divisor statistics of everything added."""
-        return _divisor_result(self._sums, self.beta)
+        return StatsAccumulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
