@@ -29,6 +29,7 @@ _EXPORTS = {
     "LrnError": "lrn_cli.errors",
     "ParameterError": "lrn_cli.errors",
     "InputError": "lrn_cli.errors",
+    "OutputError": "lrn_cli.errors",
     "normalizations": "lrn_cli.norms",
     "inspect_model": "lrn_cli.porting.inspect",
     "export": "lrn_cli.porting.export",
@@ -42,6 +43,7 @@ __all__ = [
     "DtypeConversionWarning",
     "InputError",
     "LrnError",
+    "OutputError",
     "ParameterError",
     "__version__",
     "explain",
@@ -69,7 +71,7 @@ if TYPE_CHECKING:
         lrn_divisor,
         set_threads,
     )
-    from lrn_cli.errors import InputError, LrnError, ParameterError
+    from lrn_cli.errors import InputError, LrnError, OutputError, ParameterError
     from lrn_cli.norms import normalizations
     from lrn_cli.porting.explain import explain
     from lrn_cli.porting.export import export

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_OPTS = {"cache": True, "error_model": "numpy", "nogil": True}
+from lrn_cli._jit import KERNEL_OPTIONS as _OPTS
 
 
 @njit(**_OPTS)

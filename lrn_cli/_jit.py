@@ -14,7 +14,22 @@ cache) on its first call only.
 from __future__ import annotations
 
 import types
-from typing import Any
+from typing import Any, Literal, TypedDict
+
+
+class JitOptions(TypedDict, total=False):
+    """Options of ``numba.njit`` the kernel modules use (typed, so ``njit(**opts)`` checks)."""
+
+    cache: bool
+    error_model: Literal["python", "numpy"]
+    nogil: bool
+    parallel: bool
+    fastmath: bool
+
+
+#: What every kernel compiles with: cached on disk, NumPy's error model (a float division by
+#: zero gives inf/NaN, no ZeroDivisionError checks in the loops), the GIL released.
+KERNEL_OPTIONS: JitOptions = {"cache": True, "error_model": "numpy", "nogil": True}
 
 # beta fast paths of the kernels: gain = D ** -beta
 BETA_GENERAL, BETA_075, BETA_05, BETA_1, BETA_0, BETA_025, BETA_15, BETA_2 = range(8)

@@ -83,13 +83,22 @@ def window_size(size: int | None, depth_radius: int | None) -> int | None:
 
 
 def settings_text(mode: str, convention: str, size: int, alpha: float, beta: float,
-                  k: float) -> str:
+                  k: float, *, omit: str | None = None) -> str:
     """One line naming a run's LRN, as every table title and panel writes it.
+
+    ``omit`` leaves one parameter out (``"size"``, ``"alpha"``, ``"beta"`` or ``"k"``: the
+    one a sweep varies).
 
     >>> settings_text("across", "default", 5, 1e-4, 0.75, 2.0)
     'across, default, n=5, alpha=0.0001, beta=0.75, k=2'
+    >>> settings_text("within", "caffe", 3, 1e-4, 0.75, 1.0, omit="beta")
+    'within, caffe, n=3, alpha=0.0001, k=1'
     """
-    return f"{mode}, {convention}, n={size}, alpha={alpha:g}, beta={beta:g}, k={k:g}"
+    values = {"size": ("n", size), "alpha": ("alpha", alpha), "beta": ("beta", beta),
+              "k": ("k", k)}
+    return ", ".join([mode, convention, *(f"{label}={value:g}"
+                                          for name, (label, value) in values.items()
+                                          if name != omit)])
 
 #: Where a window of ``n`` taps sits around its centre: ``n -> (lo, hi)``.
 #: All rules agree for odd ``n``; they differ only for even ``n``.
@@ -347,7 +356,15 @@ _ALIASES = {"torch": "pytorch", "tf": "tensorflow", "ort": "onnxruntime", "cv2":
 
 
 def get_convention(name: str | Convention) -> Convention:
-    """Look up a convention by name (case-insensitive, common aliases accepted)."""
+    """Look up a convention by name (case-insensitive, common aliases accepted).
+
+    Examples
+    --------
+    >>> from lrn_cli import get_convention
+    >>> tf = get_convention("TF")
+    >>> tf.name, tf.size_is_radius, tf.param_names["size"]
+    ('tensorflow', True, 'depth_radius')
+    """
     if isinstance(name, Convention):
         return name
     key = str(name).strip().lower().replace("_", "-")
@@ -469,6 +486,15 @@ def translate(
     ``size`` is the source's window width ``n`` (for TensorFlow pass ``2r+1``).  The window
     offsets, ``a'`` and the effective ``k`` must all match; when they cannot, raise
     :class:`NoExactTranslation` saying why.
+
+    Examples
+    --------
+    >>> from lrn_cli import translate
+    >>> t = translate("tensorflow", "caffe", size=5, alpha=2e-5, beta=0.75, k=1.0)
+    >>> t.params
+    {'local_size': 5, 'alpha': 0.0001, 'beta': 0.75, 'k': 1.0}
+    >>> t.notes[0][:42]
+    'layout: TensorFlow tf.nn.local_response_no'
     """
     src = get_convention(source)
     want = resolve(src, mode, size, alpha, beta, k)

@@ -19,10 +19,19 @@ from collections.abc import Iterator
 from typing import Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from lrn_cli import dispatch
-from lrn_cli.conventions import DEFAULT_CONVENTION, Convention, Resolved, resolve
+from lrn_cli.conventions import (
+    DEFAULT_CONVENTION,
+    DEFAULTS,
+    Convention,
+    Resolved,
+    resolve,
+    window_size,
+)
 from lrn_cli.errors import ParameterError
+from lrn_cli.layouts import normalize_axis
 
 Mode = Literal["across", "within"]
 
@@ -44,7 +53,9 @@ def set_threads(n: int | None) -> int:
     import numba
 
     old = numba.get_num_threads()
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if n is None else max(1, int(n)))
+    # numba's stubs do not declare the config values it sets at import
+    default = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    numba.set_num_threads(default if n is None else max(1, int(n)))
     return old
 
 
@@ -64,17 +75,6 @@ def result_dtype(dtype: np.dtype) -> np.dtype:
     if dtype.kind == "c":
         raise ParameterError(f"complex input ({dtype}) is not supported: LRN is defined for reals")
     raise ParameterError(f"{dtype} input is not supported: expected a real numeric array")
-
-
-def normalize_axis(axis: int | None, ndim: int, what: str = "channel_axis") -> int | None:
-    """Return ``axis`` in ``[0, ndim)`` or raise a clear error."""
-    if axis is None:
-        return None
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise ParameterError(f"{what} must be an integer or None, not {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ParameterError(f"{what}={axis} is out of range for a {ndim}-D array")
-    return int(axis) % ndim
 
 
 def spatial_axes(ndim: int, channel_axis: int | None) -> tuple[int, int]:
@@ -242,17 +242,16 @@ def _slabs(views: tuple[np.ndarray, ...], mode: str, itemsize_total: int):
 
 def _check_params(size, depth_radius):
     if depth_radius is not None:
-        if size is not None and size != 2 * depth_radius + 1:
-            raise ParameterError("give size or depth_radius, not both")
         if isinstance(depth_radius, bool) or not isinstance(depth_radius, (int, np.integer)):
             raise ParameterError(f"depth_radius must be an integer, not {depth_radius!r}")
         if depth_radius < 0:
             raise ParameterError(f"depth_radius must be >= 0, not {depth_radius}")
-        return 2 * int(depth_radius) + 1
-    return 5 if size is None else size
+    n = window_size(size, depth_radius)
+    return DEFAULTS.size if n is None else n
 
 
-def _prepare(x, size, alpha, beta, k, mode, convention, channel_axis, depth_radius):
+def _prepare(x, size, alpha, beta, k, mode, convention, channel_axis, depth_radius,
+             ) -> tuple[np.ndarray, np.dtype, Resolved, int | None]:
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     if x.dtype == object:
@@ -347,39 +346,40 @@ def _planar_view(v: np.ndarray, o: int, cols: slice, count: int, width: int) -> 
 
 
 @overload
-def lrn(x, size: int | None = ..., alpha: float = ..., beta: float = ..., k: float = ..., *,
-        mode: Mode = ..., convention: str | Convention = ..., channel_axis: int | None = ...,
-        depth_radius: int | None = ..., out: np.ndarray | None = ...,
-        return_divisor: Literal[False] = ..., divisor_out: None = ...) -> np.ndarray: ...
+def lrn(x: ArrayLike, size: int | None = ..., alpha: float = ..., beta: float = ...,
+        k: float = ..., *, mode: Mode = ..., convention: str | Convention = ...,
+        channel_axis: int | None = ..., depth_radius: int | None = ...,
+        out: np.ndarray | None = ..., return_divisor: Literal[False] = ...,
+        divisor_out: None = ...) -> np.ndarray: ...
 @overload
-def lrn(x, size: int | None = ..., alpha: float = ..., beta: float = ..., k: float = ..., *,
-        mode: Mode = ..., convention: str | Convention = ..., channel_axis: int | None = ...,
-        depth_radius: int | None = ..., out: np.ndarray | None = ...,
-        return_divisor: bool = ..., divisor_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+def lrn(x: ArrayLike, size: int | None = ..., alpha: float = ..., beta: float = ...,
+        k: float = ..., *, mode: Mode = ..., convention: str | Convention = ...,
+        channel_axis: int | None = ..., depth_radius: int | None = ...,
+        out: np.ndarray | None = ..., return_divisor: bool = ...,
+        divisor_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 @overload
-def lrn(x, size: int | None = ..., alpha: float = ..., beta: float = ..., k: float = ..., *,
-        mode: Mode = ..., convention: str | Convention = ..., channel_axis: int | None = ...,
-        depth_radius: int | None = ..., out: np.ndarray | None = ...,
-        return_divisor: Literal[True], divisor_out: np.ndarray | None = ...,
-        ) -> tuple[np.ndarray, np.ndarray]: ...
+def lrn(x: ArrayLike, size: int | None = ..., alpha: float = ..., beta: float = ...,
+        k: float = ..., *, mode: Mode = ..., convention: str | Convention = ...,
+        channel_axis: int | None = ..., depth_radius: int | None = ...,
+        out: np.ndarray | None = ..., return_divisor: Literal[True],
+        divisor_out: np.ndarray | None = ...) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def lrn(
-    x,
-    size=None,
-    alpha=1e-4,
-    beta=0.75,
-    k=2.0,
+    x: ArrayLike,
+    size: int | None = None,
+    alpha: float = DEFAULTS.alpha,
+    beta: float = DEFAULTS.beta,
+    k: float = DEFAULTS.k,
     *,
-    mode="across",
-    convention=DEFAULT_CONVENTION,
-    channel_axis=1,
-    depth_radius=None,
-    out=None,
-    return_divisor=False,
-    divisor_out=None,
-    _origin=None,
-):
+    mode: Mode = "across",
+    convention: str | Convention = DEFAULT_CONVENTION,
+    channel_axis: int | None = 1,
+    depth_radius: int | None = None,
+    out: np.ndarray | None = None,
+    return_divisor: bool = False,
+    divisor_out: np.ndarray | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Local Response Normalization, exactly as ``convention`` defines it.
 
     Parameters
@@ -424,6 +424,20 @@ def lrn(
     IEEE arithmetic throughout, as in the NumPy reference: NaN/Inf inputs give NaN/Inf where
     the formula does.  With ``k = 0`` a window of zeros gives ``D = 0`` and ``0 · 0^-β``,
     which is NaN (as in every framework); use ``k > 0`` to avoid it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lrn_cli import lrn
+    >>> x = np.ones((1, 3, 1, 1), dtype=np.float32)
+    >>> y = lrn(x, size=3, alpha=3e-4, beta=0.75, k=1.0)
+    >>> y.dtype, y.shape
+    (dtype('float32'), (1, 3, 1, 1))
+    >>> print(np.round(y.ravel(), 6))   # (1 + 1e-4 * (squares in the window)) ** -0.75
+    [0.99985  0.999775 0.99985 ]
+    >>> y, d = lrn(x, size=3, alpha=3e-4, k=1.0, return_divisor=True)
+    >>> print(np.round(d.ravel(), 6))
+    [1.0002 1.0003 1.0002]
     """
     x, rdtype, r, axis = _prepare(x, size, alpha, beta, k, mode, convention, channel_axis,
                                   depth_radius)
@@ -431,24 +445,52 @@ def lrn(
         out = np.empty_like(x, dtype=rdtype)  # x's memory layout, as NumPy ufuncs do
     else:
         _check_out(out, x, rdtype)
+    d: np.ndarray | None = None
     if divisor_out is not None:
         _check_out(divisor_out, x, rdtype, "divisor_out")
         if np.may_share_memory(divisor_out, out):
             raise ParameterError("divisor_out overlaps out")
-        d, return_divisor = divisor_out, True
-    else:
-        d = np.empty_like(x, dtype=rdtype) if return_divisor else None
+        d = divisor_out
+    elif return_divisor:
+        d = np.empty_like(x, dtype=rdtype)
     if x.size:
-        _forward(x, out, d, r, mode, axis, _origin)
-    return (out, d) if return_divisor else out
+        _forward(x, out, d, r, mode, axis)
+    return out if d is None else (out, d)
 
 
-def lrn_divisor(x, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
-                convention=DEFAULT_CONVENTION, channel_axis=1, depth_radius=None, out=None):
+def _lrn_at(x: np.ndarray, origin: tuple[int, ...], *, size: int, alpha: float, beta: float,
+            k: float, mode: Mode, convention: str | Convention,
+            channel_axis: int | None) -> np.ndarray:
+    """``lrn(x, ...)`` of a block of a larger array that starts at ``origin`` in it.
+
+    The kernels anchor their block sums at ``origin``, so blocks add the same numbers in the
+    same order as the whole array does: the private entry point of :mod:`lrn_cli.dask`.
+    """
+    x, rdtype, r, axis = _prepare(x, size, alpha, beta, k, mode, convention, channel_axis,
+                                  None)
+    out = np.empty_like(x, dtype=rdtype)
+    if x.size:
+        _forward(x, out, None, r, mode, axis, origin)
+    return out
+
+
+def lrn_divisor(x: ArrayLike, size: int | None = None, alpha: float = DEFAULTS.alpha,
+                beta: float = DEFAULTS.beta, k: float = DEFAULTS.k, *, mode: Mode = "across",
+                convention: str | Convention = DEFAULT_CONVENTION,
+                channel_axis: int | None = 1, depth_radius: int | None = None,
+                out: np.ndarray | None = None) -> np.ndarray:
     """The divisor ``D = k' + a'·S`` alone (what LRN divides by, before the ``-beta`` power).
 
     Same parameters as :func:`lrn`.  ``D ** -beta`` is the gain LRN applied; plot ``D`` to
     see where inhibition took place.  Use ``lrn(..., return_divisor=True)`` for both at once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lrn_cli import lrn_divisor
+    >>> x = np.arange(1.0, 5.0).reshape(1, 4, 1, 1)       # channels 1, 2, 3, 4
+    >>> print(lrn_divisor(x, size=3, alpha=3.0, k=1.0).ravel())   # 1 + (sum of squares)
+    [ 6. 15. 30. 26.]
     """
     x, rdtype, r, axis = _prepare(x, size, alpha, beta, k, mode, convention, channel_axis,
                                   depth_radius)
@@ -491,13 +533,29 @@ def _run_backward(xs, gs, os_, r: Resolved, mode: str) -> None:
         kern.within_backward(xs, gs, os_, *constants, p["group"], p["strip"], 0, 0)
 
 
-def lrn_backward(x, grad_output, size=None, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
-                 convention=DEFAULT_CONVENTION, channel_axis=1, depth_radius=None, out=None):
+def lrn_backward(x: ArrayLike, grad_output: ArrayLike, size: int | None = None,
+                 alpha: float = DEFAULTS.alpha, beta: float = DEFAULTS.beta,
+                 k: float = DEFAULTS.k, *, mode: Mode = "across",
+                 convention: str | Convention = DEFAULT_CONVENTION,
+                 channel_axis: int | None = 1, depth_radius: int | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of :func:`lrn` with respect to ``x``, given the gradient of its output.
 
     ``dx_j = g_j D_j^-β − 2β a' x_j Σ_{i: j∈W(i)} g_i x_i D_i^(-β-1)``: the adjoint window is
     the mirror of the forward one (it matters for even sizes).  Computed in float64
-    scratch; returned in the result dtype of ``x``.
+    scratch; returned in the result dtype of ``x``.  Same parameters as :func:`lrn`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lrn_cli import lrn, lrn_backward
+    >>> x = np.linspace(0.5, 2.0, 8).reshape(1, 8, 1, 1)
+    >>> g = lrn_backward(x, np.ones_like(x), size=3, alpha=0.3, k=1.0)
+    >>> h = 1e-6                                  # central difference of sum(lrn(x)) at x[0, 2]
+    >>> e = np.zeros_like(x); e[0, 2] = h
+    >>> fd = (lrn(x + e, 3, 0.3, k=1.0).sum() - lrn(x - e, 3, 0.3, k=1.0).sum()) / (2 * h)
+    >>> bool(abs(g[0, 2, 0, 0] - fd) < 1e-8)
+    True
     """
     x, rdtype, r, axis = _prepare(x, size, alpha, beta, k, mode, convention, channel_axis,
                                   depth_radius)

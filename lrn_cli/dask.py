@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from lrn_cli.conventions import DEFAULT_CONVENTION, resolve
-from lrn_cli.core import _check_params, normalize_axis, result_dtype, spatial_axes
+from lrn_cli.conventions import DEFAULT_CONVENTION, DEFAULTS, Convention, resolve
+from lrn_cli.core import Mode, _check_params, normalize_axis, result_dtype, spatial_axes
 from lrn_cli.errors import ParameterError
 
 
 def _block_lrn(x: np.ndarray, *, starts, halo, lrn_kwargs, block_info=None) -> np.ndarray:
-    from lrn_cli.core import lrn as lrn_numpy
+    from lrn_cli.core import _lrn_at
 
     loc = block_info[0]["chunk-location"]
     origin = tuple(max(0, int(starts[ax][loc[ax]]) - halo.get(ax, 0))
@@ -37,16 +37,18 @@ def _block_lrn(x: np.ndarray, *, starts, halo, lrn_kwargs, block_info=None) -> n
 
         numba.set_num_threads(1)
     # a contiguous block keeps to the kernel variants the cache already holds
-    return lrn_numpy(np.ascontiguousarray(x), **lrn_kwargs, _origin=origin)
+    return _lrn_at(np.ascontiguousarray(x), origin, **lrn_kwargs)
 
 
-def lrn(darr: Any, size: int | None = None, alpha: float = 1e-4, beta: float = 0.75,
-        k: float = 2.0, *, mode: str = "across", convention: str = DEFAULT_CONVENTION,
-        channel_axis: int | None = 1, depth_radius: int | None = None) -> Any:
+def lrn(darr: Any, size: int | None = None, alpha: float = DEFAULTS.alpha,
+        beta: float = DEFAULTS.beta, k: float = DEFAULTS.k, *, mode: Mode = "across",
+        convention: str | Convention = DEFAULT_CONVENTION, channel_axis: int | None = 1,
+        depth_radius: int | None = None) -> Any:
     """:func:`lrn_cli.lrn` for a ``dask.array.Array`` (lazy; call ``.compute()`` or store).
 
-    Parameters are those of :func:`lrn_cli.lrn`.  Chunks smaller than the halo are merged
-    first (as ``map_overlap`` requires); any chunking gives the same bits.
+    Parameters are those of :func:`lrn_cli.lrn` (``out``, ``return_divisor`` and
+    ``divisor_out`` excepted: the result is a lazy array).  Chunks smaller than the halo are
+    merged first (as ``map_overlap`` requires); any chunking gives the same bits.
     """
     import dask.array as da
 
@@ -62,7 +64,7 @@ def lrn(darr: Any, size: int | None = None, alpha: float = 1e-4, beta: float = 0
     if mode == "across":
         if axis is None:
             raise ParameterError("across-channel mode needs a channel axis")
-        windowed = (axis,)
+        windowed: tuple[int, ...] = (axis,)
     else:
         windowed = spatial_axes(ndim, axis)
     halo = max(r.lo, r.hi)

@@ -35,3 +35,26 @@ class OutputError(LrnError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+def one_line(exc: BaseException, source: str) -> str:
+    """The one line an error while processing ``source`` is reported as (never a traceback).
+
+    An :class:`LrnError` says what is wrong (naming ``source`` first unless it names a file
+    already), a :class:`MemoryError` says "out of memory", anything else is a bug and says
+    so with its type.
+
+    Examples
+    --------
+    >>> one_line(ParameterError("size must be >= 1"), "a.npy")
+    'a.npy: size must be >= 1'
+    >>> one_line(InputError("b.png", "truncated"), "a.npy")
+    'b.png: truncated'
+    >>> one_line(KeyError("x"), "a.npy")
+    "a.npy: internal error KeyError: 'x'"
+    """
+    if isinstance(exc, LrnError):
+        return str(exc) if getattr(exc, "path", None) is not None else f"{source}: {exc}"
+    if isinstance(exc, MemoryError):
+        return f"{source}: out of memory"
+    return f"{source}: internal error {type(exc).__name__}: {exc}"

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lrn_cli.conventions import DEFAULTS
 from lrn_cli.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -368,7 +369,9 @@ def check_layout(methods: Sequence[str], layout: str, *, mode: str = "across") -
 
 def _lrn_text(size: int, alpha: float, beta: float, k: float, mode: str,
               convention: str) -> str:
-    return (f"LRN {mode}, {convention}, n={size}, alpha={alpha:g}, beta={beta:g}, k={k:g}")
+    from lrn_cli.conventions import settings_text
+
+    return f"LRN {settings_text(mode, convention, size, alpha, beta, k)}"
 
 
 def _sample_count(x: np.ndarray, ax: _Axes) -> int:
@@ -381,10 +384,10 @@ def normalizations(
     *,
     layout: str | None = None,
     channel_axis: int | None = None,
-    size: int = 5,
-    alpha: float = 1e-4,
-    beta: float = 0.75,
-    k: float = 2.0,
+    size: int = DEFAULTS.size,
+    alpha: float = DEFAULTS.alpha,
+    beta: float = DEFAULTS.beta,
+    k: float = DEFAULTS.k,
     mode: str = "across",
     convention: str = "default",
     eps: float = EPS,

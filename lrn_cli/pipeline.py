@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from lrn_cli.errors import InputError, LrnError, OutputError, ParameterError
+from lrn_cli.conventions import DEFAULTS
+from lrn_cli.errors import InputError, LrnError, OutputError, ParameterError, one_line
 from lrn_cli.layouts import resolve_layout
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -29,12 +30,20 @@ ARRAY_SUFFIXES = {".npy": "npy", ".npz": "npz"}
 class Settings:
     """LRN parameters, as the user gave them (``size`` is always the window width)."""
 
-    size: int = 5
-    alpha: float = 1e-4
-    beta: float = 0.75
-    k: float = 2.0
+    size: int = DEFAULTS.size
+    alpha: float = DEFAULTS.alpha
+    beta: float = DEFAULTS.beta
+    k: float = DEFAULTS.k
     mode: str = "across"
     convention: str = "default"
+
+    def text(self, *, omit: str | None = None) -> str:
+        """``"across, default, n=5, alpha=0.0001, beta=0.75, k=2"`` (see
+        :func:`lrn_cli.conventions.settings_text`)."""
+        from lrn_cli.conventions import settings_text
+
+        return settings_text(self.mode, self.convention, self.size, self.alpha, self.beta,
+                             self.k, omit=omit)
 
     def lrn_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`lrn_cli.lrn`."""
@@ -64,6 +73,7 @@ class WriteOptions:
     per_channel: bool = True
     bits: int = 8
     overwrite: bool = False
+    png_compression: int = 6  # zlib level of PNG outputs and panels (0-9)
 
 
 @dataclass
@@ -294,7 +304,7 @@ def save(loaded: Loaded, results: list[ItemResult], out: str | os.PathLike,
                         bit_depth=image.bit_depth)[..., 0]
     return write_image(out, unit, alpha=alpha, bit_depth=wopts.bits,
                        icc_profile=image.icc_profile, overwrite=wopts.overwrite,
-                       protect=protect)
+                       protect=protect, png_compression=wopts.png_compression)
 
 
 @dataclass
@@ -452,21 +462,13 @@ def run_job(source: str, output: str | None, settings: Settings, ropts: ReadOpti
         items = results if keep else [r.without_output() for r in results]
         return JobResult(source, output, "ok", notes=notes, items=items,
                          seconds=time.perf_counter() - start, kind=loaded.kind)
-    except LrnError as exc:
-        msg = str(exc)
-        path = getattr(exc, "path", None)
-        if path is None:
-            msg = f"{source}: {msg}"
-        return JobResult(source, output, "failed", error=msg, notes=notes,
-                         seconds=time.perf_counter() - start,
-                         traceback=_tb() if want_traceback else None)
-    except MemoryError:
-        return JobResult(source, output, "failed", error=f"{source}: out of memory",
+    except (LrnError, MemoryError) as exc:
+        return JobResult(source, output, "failed", error=one_line(exc, source),
+                         notes=notes if isinstance(exc, LrnError) else [],
                          seconds=time.perf_counter() - start,
                          traceback=_tb() if want_traceback else None)
     except Exception as exc:  # a bug: report it per file and go on with the batch
-        return JobResult(source, output, "failed",
-                         error=f"{source}: internal error {type(exc).__name__}: {exc}",
+        return JobResult(source, output, "failed", error=one_line(exc, source),
                          seconds=time.perf_counter() - start, traceback=_tb())
 
 

@@ -7,8 +7,9 @@ it is easy to read and hard to get wrong.  Use it to check :func:`lrn_cli.lrn` o
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from lrn_cli.conventions import DEFAULT_CONVENTION, resolve
+from lrn_cli.conventions import DEFAULT_CONVENTION, DEFAULTS, Convention, resolve
 
 
 def _window_sum(sq: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
@@ -37,8 +38,9 @@ def _spatial_axes(ndim: int, channel_axis: int | None) -> tuple[int, int]:
 
 
 def reference_divisor(
-    x, size=5, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
-    convention=DEFAULT_CONVENTION, channel_axis=1,
+    x: ArrayLike, size: int = DEFAULTS.size, alpha: float = DEFAULTS.alpha,
+    beta: float = DEFAULTS.beta, k: float = DEFAULTS.k, *, mode: str = "across",
+    convention: str | Convention = DEFAULT_CONVENTION, channel_axis: int | None = 1,
 ) -> np.ndarray:
     """The divisor ``D = k' + a' * S`` in float64 (see :func:`reference_lrn`)."""
     r = resolve(convention, mode, size, alpha, beta, k)
@@ -47,6 +49,8 @@ def reference_divisor(
     if channel_axis is not None:
         channel_axis = channel_axis % x.ndim
     if mode == "across":
+        if channel_axis is None:
+            raise ValueError("across-channel mode needs a channel axis")
         s = _window_sum(sq, channel_axis, r.lo, r.hi)
     else:
         ah, aw = _spatial_axes(x.ndim, channel_axis)
@@ -55,13 +59,22 @@ def reference_divisor(
 
 
 def reference_lrn(
-    x, size=5, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
-    convention=DEFAULT_CONVENTION, channel_axis=1,
+    x: ArrayLike, size: int = DEFAULTS.size, alpha: float = DEFAULTS.alpha,
+    beta: float = DEFAULTS.beta, k: float = DEFAULTS.k, *, mode: str = "across",
+    convention: str | Convention = DEFAULT_CONVENTION, channel_axis: int | None = 1,
 ) -> np.ndarray:
     """LRN in float64: ``y = x * (k' + a' * S) ** -beta``.
 
     Parameters mean what they mean in :func:`lrn_cli.lrn`.  Within-channel mode sums a
     ``size x size`` box over the last two non-channel axes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lrn_cli import reference_lrn
+    >>> x = np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1)
+    >>> print(reference_lrn(x, size=3, alpha=3.0, beta=1.0, k=1.0).ravel())   # x / (1 + S)
+    [0.16666667 0.13333333 0.21428571]
     """
     d = reference_divisor(x, size, alpha, beta, k, mode=mode, convention=convention,
                           channel_axis=channel_axis)
@@ -70,8 +83,10 @@ def reference_lrn(
 
 
 def reference_lrn_backward(
-    x, grad_output, size=5, alpha=1e-4, beta=0.75, k=2.0, *, mode="across",
-    convention=DEFAULT_CONVENTION, channel_axis=1,
+    x: ArrayLike, grad_output: ArrayLike, size: int = DEFAULTS.size,
+    alpha: float = DEFAULTS.alpha, beta: float = DEFAULTS.beta, k: float = DEFAULTS.k, *,
+    mode: str = "across", convention: str | Convention = DEFAULT_CONVENTION,
+    channel_axis: int | None = 1,
 ) -> np.ndarray:
     """Gradient of :func:`reference_lrn` w.r.t. ``x``, in float64.
 
@@ -86,6 +101,8 @@ def reference_lrn_backward(
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         t = g * x * d ** (-beta - 1.0)
         if mode == "across":
+            if channel_axis is None:
+                raise ValueError("across-channel mode needs a channel axis")
             u = _window_sum(t, channel_axis % x.ndim, r.hi, r.lo)
         else:
             ah, aw = _spatial_axes(x.ndim, None if channel_axis is None else channel_axis % x.ndim)

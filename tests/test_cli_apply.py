@@ -770,7 +770,7 @@ def test_folder_input_is_mirrored(lrn, tmp_path, acts):
 def test_glob_exclude_and_format(lrn, tmp_path, acts):
     root = _tree(tmp_path, acts)
     out = tmp_path / "out"
-    r = lrn("apply", root, "-o", out, "--glob", "*.npy", "--exclude", "a*", "--format", "npz")
+    r = lrn("apply", root, "-o", out, "--glob", "*.npy", "--exclude", "a*", "--output-suffix", "npz")
     assert r.exit_code == 0, r.stderr
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == ["sub/b.npz"]
@@ -937,9 +937,9 @@ def test_per_channel_table_has_every_statistic(lrn, npy, acts):
 
 def test_channels_option_limits_the_table(lrn, npy, acts):
     src = npy("x.npy", acts)
-    r = lrn("apply", src, "--channels", 2)
+    r = lrn("apply", src, "--show-channels", 2)
     assert "5 more channels not shown" in r.stdout
-    r = lrn("apply", src, "--channels", 0)
+    r = lrn("apply", src, "--show-channels", 0)
     assert "per channel" not in r.stdout and "statistic" in r.stdout
 
 

@@ -114,7 +114,7 @@ def test_apply_help_shows_every_default(lrn):
     assert r.exit_code == 0
     out = _flat(r.stdout)
     for text in ("-n, --size INTEGER RANGE Window width n. [default: 5]",
-                 "--alpha FLOAT Scale alpha. [default: 1e-4]",
+                 "--alpha FLOAT Scale alpha. [default: 0.0001]",
                  "--beta FLOAT Exponent beta. [default: 0.75]",
                  "-k, --k FLOAT Bias k. [default: 2]",
                  "[default: across]",
@@ -244,7 +244,7 @@ def test_closed_pipe_apply_binary_stdout(big_dir):
 
 @pytest.mark.parametrize("command", ["stats", "apply"])
 def test_closed_pipe_during_tables_is_quiet(big_dir, command):
-    args = [command, "wide.npy", "wide2.npy", "--channels", "700", "-q"]
+    args = [command, "wide.npy", "wide2.npy", "--show-channels", "700", "-q"]
     first, code, err = _read_one_line_and_close(args, big_dir)
     assert first.startswith(b"wide.npy (NCHW")
     assert "Traceback" not in err

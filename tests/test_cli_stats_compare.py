@@ -154,7 +154,7 @@ def test_stats_layout_options(lrn, npy, acts):
 
 def test_stats_channels_option(lrn, npy, acts):
     src = npy("x.npy", acts)
-    r = lrn("stats", src, "--channels", 2)
+    r = lrn("stats", src, "--show-channels", 2)
     assert "5 more channels" in r.stdout
     assert " c1 " in r.stdout and " c2 " not in r.stdout
 
@@ -349,7 +349,7 @@ def test_compare_layout_range_channels_and_quiet_options(lrn, npy, tmp_path, act
     r = lrn("compare", a, a, "--channel-axis", "-1", "--json")
     doc = json.loads(r.stdout)
     assert doc["layout"] == "NHWC" and doc["channel_axis"] == 3 and len(doc["channels"]) == 7
-    r = lrn("compare", a, a, "--channels", "2")
+    r = lrn("compare", a, a, "--show-channels", "2")
     assert " c1 " in r.stdout and " c2 " not in r.stdout
     assert "more channels" in r.stdout
     r = lrn("compare", a, a, "-q")

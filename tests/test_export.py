@@ -408,7 +408,7 @@ def test_cli_stdout(in_tmp):
     (["onnx", "--mode", "within", "--native", "-o", "x.onnx"], "no within-channel mode"),
     (["onnx", "-n", "5", "--native", "--layout", "NHWC", "-o", "x.onnx"], "NCHW"),
     (["pytorch", "--native", "-o", "x.py"], "--native is for onnx"),
-    (["tensorflow", "--channels", "3", "-o", "x.py"], "--channels is for onnx"),
+    (["tensorflow", "--channel-count", "3", "-o", "x.py"], "--channel-count is for onnx"),
     (["pytorch", "--layer", "norm1", "-o", "x.py"], "--layer needs --from-model"),
     (["pytorch", "--from-model", "m.onnx", "-n", "5", "-o", "x.py"], "leave out --size"),
     (["pytorch", "--from-model", "m.onnx", "--convention", "caffe", "-o", "x.py"],

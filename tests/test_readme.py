@@ -54,3 +54,23 @@ def test_quick_start_main_job_runs(scratch):
     assert res.returncode == 0, res.stderr
     assert "files" in res.stdout
     assert len(list((scratch / "quick-out").rglob("*.*"))) == 6
+
+
+def _python_blocks() -> list[str]:
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
+
+
+def test_readme_python_blocks_run():
+    """Every ```python block of the README runs as written, from the repository root (its
+    paths are the samples'), in a fresh interpreter, and its asserts hold."""
+    import subprocess
+
+    blocks = _python_blocks()
+    assert blocks, "the README has no Python block"
+    for block in blocks:
+        res = subprocess.run([sys.executable, "-c", block], cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
+        assert res.returncode == 0, f"{block}\nstderr:\n{res.stderr}"

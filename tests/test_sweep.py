@@ -182,7 +182,7 @@ def _png(path: Path) -> np.ndarray:
 def test_panel_array(tmp_path: Path) -> None:
     panel = tmp_path / "sweep.png"
     result = run("sweep", CONV2, "--param", "beta", "0.25:1.5:6", "--panel", panel,
-                 "--channel", "3")
+                 "--panel-channel", "3")
     assert result.exit_code == 0, stderr_of(result)
     assert "panel written" in stderr_of(result)
     px = _png(panel)
@@ -208,7 +208,7 @@ def test_panel_image_and_overwrite(tmp_path: Path) -> None:
 
 def test_panel_bad_channel_and_suffix(tmp_path: Path) -> None:
     result = run("sweep", CONV2, "--param", "beta", "1,2", "--panel", tmp_path / "p.png",
-                 "--channel", "256")
+                 "--panel-channel", "256")
     assert result.exit_code == 1
     assert str(CONV2) in stderr_of(result) and "256" in stderr_of(result)
     assert not (tmp_path / "p.png").exists()

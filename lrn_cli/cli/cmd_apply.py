@@ -10,8 +10,10 @@ import click
 from lrn_cli.cli.options import (
     common_output,
     lrn_params,
+    png_compression_option,
     read_options,
     read_options_from,
+    renamed,
     settings_from,
 )
 from lrn_cli.cli.output import Ui, check_formats
@@ -56,9 +58,10 @@ def parse_size(text: str) -> int:
               help="Rescale all channels together (default: each channel on its own).")
 @click.option("--bits", type=click.Choice(["8", "16", "32"]), default="8", show_default=True,
               help="Image output depth: 8, 16 (PNG/TIFF) or 32 (float gray TIFF).")
-@click.option("--format", "fmt", default=None, metavar="EXT",
+@click.option("--output-suffix", "fmt", default=None, metavar="EXT",
               help="Output suffix for folder outputs (default: .npy/.npz for arrays, .png for "
               "images).")
+@renamed("--format", "--output-suffix", "fmt", metavar="EXT")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never an input).")
 @click.option("--skip-existing", is_flag=True,
               help="Skip inputs whose output exists (finish an interrupted run).")
@@ -93,16 +96,18 @@ def parse_size(text: str) -> int:
               ".zarr stores and .npy beyond one machine (needs lrn-cli[dask]).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler address (tcp://host:8786); default: a LocalCluster.")
-@click.option("--channels", "max_channels", type=click.IntRange(min=0), default=8,
-              show_default=True, help="Channels shown in the per-channel table.")
+@click.option("--show-channels", "max_channels", type=click.IntRange(min=0), default=8,
+              show_default=True, metavar="N", help="Channels shown in the per-channel table.")
+@renamed("--channels", "--show-channels", "max_channels", type=click.IntRange(min=0))
+@png_compression_option
 @common_output
 @click.pass_context
 def apply(ctx, inputs, output, mode, size, depth_radius, alpha, beta, k, convention,
           convention_defaults, layout, channel_axis, key, value_range, dtype, rescale,
           global_rescale, bits, fmt, overwrite, skip_existing, dry_run, jobs, patterns,
           exclude, allow_input_tree, fail_fast, manifest, stats_out, panel, stream,
-          stream_threshold, engine, scheduler, max_channels, as_json, as_csv, quiet,
-          traceback):
+          stream_threshold, engine, scheduler, max_channels, png_compression, as_json, as_csv,
+          quiet, traceback):
     """Apply LRN to arrays (.npy, .npz) and images, and compare input with output.
 
     INPUT is a file, a folder (searched recursively) or '-' for stdin.  A 4-D array is
@@ -149,12 +154,12 @@ def apply(ctx, inputs, output, mode, size, depth_radius, alpha, beta, k, convent
     from lrn_cli.pipeline import WriteOptions
 
     wopts = WriteOptions(rescale=rescale, per_channel=not global_rescale, bits=int(bits),
-                         overwrite=overwrite)
+                         overwrite=overwrite, png_compression=png_compression)
     ui = Ui(quiet=quiet, traceback=traceback)
     if scheduler and engine != "dask":
         raise click.UsageError("--scheduler needs --engine dask", ctx)
     if engine == "dask":
-        from lrn_cli.cli.run import run_dask
+        from lrn_cli.cli.dask_run import run_dask
 
         ctx.exit(run_dask(ui, list(inputs), output, settings, ropts, wopts, scheduler))
     run = ApplyRun(ui=ui, settings=settings, ropts=ropts, wopts=wopts,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lrn_cli.cli.options import common_output, read_options, read_options_from
+from lrn_cli.cli.options import common_output, read_options, read_options_from, renamed
 from lrn_cli.cli.output import Ui, check_formats, csv_text, display_name, fmt, json_text
 
 
@@ -16,8 +16,9 @@ from lrn_cli.cli.output import Ui, check_formats, csv_text, display_name, fmt, j
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-6, show_default=True,
               help="Absolute tolerance.")
 @read_options
-@click.option("--channels", "max_channels", type=click.IntRange(min=0), default=8,
-              show_default=True, help="Channels shown in the table.")
+@click.option("--show-channels", "max_channels", type=click.IntRange(min=0), default=8,
+              show_default=True, metavar="N", help="Channels shown in the table.")
+@renamed("--channels", "--show-channels", "max_channels", type=click.IntRange(min=0))
 @common_output
 @click.pass_context
 def compare(ctx, a, b, rtol, atol, layout, channel_axis, key, value_range, max_channels,

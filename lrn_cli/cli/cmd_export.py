@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from lrn_cli.cli.options import lrn_params, settings_from
+from lrn_cli.cli.options import lrn_params, renamed, settings_from
 
 _PARAM_OPTIONS = ("mode", "size", "depth_radius", "alpha", "beta", "k", "convention",
                   "convention_defaults")
@@ -30,9 +30,10 @@ _PARAM_OPTIONS = ("mode", "size", "depth_radius", "alpha", "beta", "k", "convent
 @click.option("--native", is_flag=True,
               help="onnx: one LRN node, where it computes exactly this layer and onnxruntime "
               "runs it (odd centred window, NCHW, across); otherwise refused, saying why.")
-@click.option("--channels", type=click.IntRange(min=1), default=None,
-              help="onnx: fix the channel dimension (default: symbolic, like batch and "
-              "spatial sizes).")
+@click.option("--channel-count", "channels", type=click.IntRange(min=1), default=None,
+              metavar="C", help="onnx: fix the channel dimension to C (default: symbolic, like "
+              "batch and spatial sizes).")
+@renamed("--channels", "--channel-count", "channels", type=click.IntRange(min=1))
 @click.option("-o", "--output", required=True, metavar="FILE",
               help="Where to write (.onnx or .py); '-' writes to stdout.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing FILE (never an input).")
@@ -81,7 +82,7 @@ def export(ctx, target, mode, size, depth_radius, alpha, beta, k, convention,
         raise click.UsageError("--native is for onnx (PyTorch and TensorFlow have no LRN "
                                "that the exported layer could be)", ctx)
     if channels is not None and target != "onnx":
-        raise click.UsageError("--channels is for onnx (the .py layers take any channel "
+        raise click.UsageError("--channel-count is for onnx (the .py layers take any channel "
                                "count)", ctx)
     if layer is not None and from_model is None:
         raise click.UsageError("--layer needs --from-model", ctx)

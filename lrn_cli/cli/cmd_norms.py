@@ -11,6 +11,7 @@ import click
 from lrn_cli.cli.options import (
     common_output,
     lrn_params,
+    png_compression_option,
     read_options,
     read_options_from,
     settings_from,
@@ -41,11 +42,13 @@ METHOD_NAMES = "lrn, l2, batchnorm, layernorm, instancenorm"
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (never the input).")
 @click.option("--panel", default=None, metavar="FILE.png",
               help="Write a picture: one row per method (the input first), with histograms.")
+@png_compression_option
 @common_output
 @click.pass_context
 def norms(ctx, source, methods, mode, size, depth_radius, alpha, beta, k, convention,
           convention_defaults, layout, channel_axis, key, value_range, outdir, rescale,
-          global_rescale, bits, overwrite, panel, as_json, as_csv, quiet, traceback):
+          global_rescale, bits, overwrite, panel, png_compression, as_json, as_csv, quiet,
+          traceback):
     """Normalize INPUT with LRN, L2, BatchNorm, LayerNorm and InstanceNorm; compare them.
 
     \b
@@ -93,6 +96,7 @@ def norms(ctx, source, methods, mode, size, depth_radius, alpha, beta, k, conven
     from lrn_cli.pipeline import WriteOptions
 
     wopts = WriteOptions(rescale=rescale, per_channel=not global_rescale, bits=int(bits),
+                         png_compression=png_compression,
                          overwrite=overwrite)
     try:
         code = _run(ui, source, names, settings, ropts, wopts, outdir, panel, fmt_choice,
@@ -202,7 +206,7 @@ def _run(ui: Ui, source: str, names, settings, ropts, wopts, outdir, panel,
         ui.note(note)
     _print(ui, name, result, item, written, settings, notes, fmt_choice)
     if panel is not None:
-        _draw(name, source, loaded, result, settings, panel, wopts.overwrite, protect)
+        _draw(name, source, loaded, result, settings, panel, wopts, protect)
         ui.note(f"panel written to {panel}")
     return 0
 
@@ -308,7 +312,7 @@ def _table(name: str, result, item):
     return table
 
 
-def _draw(name: str, source: str, loaded, result, settings, panel: str, overwrite: bool,
+def _draw(name: str, source: str, loaded, result, settings, panel: str, wopts,
           protect) -> None:
     from lrn_cli.cli.output import fmt as number
     from lrn_cli.errors import InputError, LrnError
@@ -331,7 +335,8 @@ def _draw(name: str, source: str, loaded, result, settings, panel: str, overwrit
                          channel_axis=result.channel_axis,
                          title=f"{label}   lrn norms: {', '.join(result.names)}",
                          subtitle="; ".join([f"lrn: {settings_text(settings)}", *result.notes]),
-                         overwrite=overwrite, protect=protect)
+                         overwrite=wopts.overwrite, protect=protect,
+                         png_compression=wopts.png_compression)
     except ValueError as exc:
         if isinstance(exc, LrnError):
             raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lrn_cli.cli.options import common_output, read_options, read_options_from
+from lrn_cli.cli.options import common_output, read_options, read_options_from, renamed
 from lrn_cli.cli.output import Ui, check_formats, csv_text, display_name, json_text
 
 
@@ -13,8 +13,9 @@ from lrn_cli.cli.output import Ui, check_formats, csv_text, display_name, json_t
 @read_options
 @click.option("--mode", type=click.Choice(["across", "within"]), default="across",
               show_default=True, help="Only picks the default layout of 2-D arrays.")
-@click.option("--channels", "max_channels", type=click.IntRange(min=0), default=8,
-              show_default=True, help="Channels shown in the table.")
+@click.option("--show-channels", "max_channels", type=click.IntRange(min=0), default=8,
+              show_default=True, metavar="N", help="Channels shown in the table.")
+@renamed("--channels", "--show-channels", "max_channels", type=click.IntRange(min=0))
 @common_output
 @click.pass_context
 def stats(ctx, inputs, layout, channel_axis, key, value_range, mode, max_channels, as_json,

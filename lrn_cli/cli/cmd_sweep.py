@@ -9,11 +9,14 @@ import click
 from lrn_cli.cli.options import (
     common_output,
     lrn_params,
+    png_compression_option,
     read_options,
     read_options_from,
+    renamed,
     settings_from,
 )
 from lrn_cli.cli.output import Ui, check_formats, csv_text, display_name, fmt, json_text
+from lrn_cli.cli.tables import flat_divisor_note
 from lrn_cli.sweep import SWEEP_PARAMS
 
 
@@ -32,15 +35,17 @@ class _ParamName(click.Choice):
 @read_options
 @click.option("--panel", default=None, metavar="FILE.png",
               help="Also draw the outputs side by side: the image per setting, or for arrays "
-              "one channel (--channel) of the first sample per setting.")
-@click.option("--channel", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Channel of an array shown by --panel.")
+              "one channel (--panel-channel) of the first sample per setting.")
+@click.option("--panel-channel", "channel", type=click.IntRange(min=0), default=0,
+              show_default=True, metavar="I", help="Channel of an array shown by --panel.")
+@renamed("--channel", "--panel-channel", "channel", type=click.IntRange(min=0))
 @click.option("--overwrite", is_flag=True, help="Replace an existing --panel file.")
+@png_compression_option
 @common_output
 @click.pass_context
 def sweep(ctx, source, sweep_param, mode, size, depth_radius, alpha, beta, k, convention,
           convention_defaults, layout, channel_axis, key, value_range, panel, channel,
-          overwrite, as_json, as_csv, quiet, traceback):
+          overwrite, png_compression, as_json, as_csv, quiet, traceback):
     """Apply LRN with several values of one parameter and compare them in one table.
 
     INPUT is an array (.npy, .npz) or an image, or '-' for stdin.  The other parameters are
@@ -91,7 +96,8 @@ def sweep(ctx, source, sweep_param, mode, size, depth_radius, alpha, beta, k, co
                               value_range=value_range)
     try:
         code = _run(ui, source, settings, ropts, param, values, panel=panel, channel=channel,
-                    overwrite=overwrite, fmt_choice=fmt_choice)
+                    overwrite=overwrite, fmt_choice=fmt_choice,
+                    png_compression=png_compression)
     except KeyboardInterrupt:
         ui.error("interrupted")
         code = 130
@@ -100,31 +106,24 @@ def sweep(ctx, source, sweep_param, mode, size, depth_radius, alpha, beta, k, co
 
 
 def _run(ui: Ui, source: str, settings, ropts, param: str, values, *, panel, channel: int,
-         overwrite: bool, fmt_choice) -> int:
+         overwrite: bool, fmt_choice, png_compression: int = 6) -> int:
     """Load, sweep, print, draw; return the exit code (errors are one line naming the file)."""
-    from lrn_cli.errors import LrnError
+    from lrn_cli.errors import one_line
 
     name = "<stdin>" if source == "-" else source
     try:
         return _sweep_file(ui, source, name, settings, ropts, param, values, panel=panel,
-                           channel=channel, overwrite=overwrite, fmt_choice=fmt_choice)
-    except LrnError as exc:
-        msg = str(exc)
-        if getattr(exc, "path", None) is None:
-            msg = f"{name}: {msg}"
-        ui.error(msg)
-        ui.print_traceback(exc)
-    except MemoryError as exc:
-        ui.error(f"{name}: out of memory")
-        ui.print_traceback(exc)
-    except Exception as exc:  # a bug: one line, the traceback on request
-        ui.error(f"{name}: internal error {type(exc).__name__}: {exc}")
+                           channel=channel, overwrite=overwrite, fmt_choice=fmt_choice,
+                           png_compression=png_compression)
+    except Exception as exc:  # LrnError, MemoryError or a bug: one line, traceback on request
+        ui.error(one_line(exc, name))
         ui.print_traceback(exc)
     return 1
 
 
 def _sweep_file(ui: Ui, source: str, name: str, settings, ropts, param: str, values, *,
-                panel, channel: int, overwrite: bool, fmt_choice) -> int:
+                panel, channel: int, overwrite: bool, fmt_choice,
+                png_compression: int) -> int:
     from lrn_cli.atomic import check_writable
     from lrn_cli.errors import InputError, ParameterError
     from lrn_cli.pipeline import load
@@ -151,7 +150,7 @@ def _sweep_file(ui: Ui, source: str, name: str, settings, ropts, param: str, val
             try:
                 x_slice = keep(item.array)
             except ParameterError as exc:
-                raise InputError(name, f"--channel: {exc}") from None
+                raise InputError(name, f"--panel-channel: {exc}") from None
         try:
             rows = run_sweep(item, settings, param, values, keep=keep)
         except ParameterError as exc:
@@ -160,16 +159,13 @@ def _sweep_file(ui: Ui, source: str, name: str, settings, ropts, param: str, val
         results.append((item, rows, x_slice))
     _print(ui, name, settings, param, results, fmt_choice)
     if panel is not None:
-        _draw(ui, name, settings, param, results[0], kind, panel, channel, overwrite, protect)
+        _draw(ui, name, settings, param, results[0], kind, panel, channel, overwrite, protect,
+              png_compression)
     return 0
 
 
 def _settings_text(settings, param: str) -> str:
-    parts = [settings.mode, settings.convention]
-    for pname, label in (("size", "n"), ("alpha", "alpha"), ("beta", "beta"), ("k", "k")):
-        if pname != param:
-            parts.append(f"{label}={getattr(settings, pname):g}")
-    return ", ".join(parts)
+    return settings.text(omit=param)
 
 
 def _print(ui: Ui, name: str, settings, param: str, results, fmt_choice) -> None:
@@ -202,10 +198,9 @@ def _print(ui: Ui, name: str, settings, param: str, results, fmt_choice) -> None
         ui.print_table(_table(name, item, settings, param, rows))
         d_min = min((r.divisor.d_min for r in rows), default=None)
         d_max = max((r.divisor.d_max for r in rows), default=None)
-        if d_min and d_max is not None and d_max <= d_min * 1.001:
-            ui.note(f"{name}: the divisor hardly varies in any setting (D from {d_min:.6g} to "
-                    f"{d_max:.6g}), so LRN only scaled the data; for images in [0,1] try "
-                    "--range byte or a larger --alpha")
+        note = flat_divisor_note(name, d_min, d_max, in_any_setting=True)
+        if note is not None:
+            ui.note(note)
 
 
 def _arrow(a, b) -> str:
@@ -246,7 +241,7 @@ def _table(name: str, item, settings, param: str, rows):
 
 
 def _draw(ui: Ui, name: str, settings, param: str, result, kind: str, panel: str,
-          channel: int, overwrite: bool, protect) -> None:
+          channel: int, overwrite: bool, protect, png_compression: int) -> None:
     import os
 
     from lrn_cli.panel import draw_sweep_panel, feature_view
@@ -264,5 +259,5 @@ def _draw(ui: Ui, name: str, settings, param: str, result, kind: str, panel: str
     subtitle = f"{_settings_text(settings, param)}; shown: {what}"
     draw_sweep_panel(x_slice, [r.output for r in rows], [r.label for r in rows], panel,
                      kind=kind, title=title, subtitle=subtitle, overwrite=overwrite,
-                     protect=protect)
+                     protect=protect, png_compression=png_compression)
     ui.note(f"panel written to {panel}")

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import click
 
-from lrn_cli.conventions import CONVENTIONS, DEFAULT_CONVENTION, get_convention, resolve
+from lrn_cli.conventions import (
+    CONVENTIONS,
+    DEFAULT_CONVENTION,
+    DEFAULTS,
+    get_convention,
+    resolve,
+    size_from_radius,
+)
 from lrn_cli.errors import ParameterError
 
 CONVENTION_NAMES = list(CONVENTIONS)
@@ -43,12 +52,15 @@ lrn_params = _stack(
                  help="across: window over neighbouring channels; within: size x size box over "
                  "the two spatial axes of each channel."),
     click.option("-n", "--size", type=click.IntRange(min=1), default=None,
-                 help="Window width n.  [default: 5]"),
+                 help=f"Window width n.  [default: {DEFAULTS.size}]"),
     click.option("--depth-radius", type=click.IntRange(min=0), default=None,
                  help="TensorFlow-style radius r instead of --size (n = 2r+1)."),
-    click.option("--alpha", type=float, default=None, help="Scale alpha.  [default: 1e-4]"),
-    click.option("--beta", type=float, default=None, help="Exponent beta.  [default: 0.75]"),
-    click.option("-k", "--k", "k", type=float, default=None, help="Bias k.  [default: 2]"),
+    click.option("--alpha", type=float, default=None,
+                 help=f"Scale alpha.  [default: {DEFAULTS.alpha:g}]"),
+    click.option("--beta", type=float, default=None,
+                 help=f"Exponent beta.  [default: {DEFAULTS.beta:g}]"),
+    click.option("-k", "--k", "k", type=float, default=None,
+                 help=f"Bias k.  [default: {DEFAULTS.k:g}]"),
     click.option("--convention", type=click.Choice(CONVENTION_NAMES, case_sensitive=False),
                  default=DEFAULT_CONVENTION, show_default=True,
                  help="Whose LRN to compute (see `lrn conventions`)."),
@@ -90,16 +102,13 @@ def settings_from(ctx: click.Context, *, mode, size, depth_radius, alpha, beta, 
     from lrn_cli.pipeline import Settings
 
     conv = get_convention(convention)
-    if size is not None and depth_radius is not None:
-        raise click.UsageError("give --size or --depth-radius, not both", ctx)
-    if depth_radius is not None:
-        size = 2 * depth_radius + 1
-    base = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
+    size = size_option(ctx, size, depth_radius)
+    base: dict[str, Any] = DEFAULTS.as_dict()
     if convention_defaults:
         for name, value in conv.defaults.items():
             if value is not None:
-                base[name] = 2 * int(value) + 1 if (name == "size" and conv.size_is_radius) \
-                    else value
+                base[name] = size_from_radius(int(value)) \
+                    if (name == "size" and conv.size_is_radius) else value
     size = base["size"] if size is None else size
     alpha = base["alpha"] if alpha is None else alpha
     beta = base["beta"] if beta is None else beta
@@ -109,6 +118,63 @@ def settings_from(ctx: click.Context, *, mode, size, depth_radius, alpha, beta, 
     except ParameterError as exc:
         raise click.UsageError(str(exc), ctx) from None
     return Settings(size=size, alpha=alpha, beta=beta, k=k, mode=mode, convention=conv.name)
+
+
+def size_option(ctx: click.Context | None, size: int | None,
+                depth_radius: int | None) -> int | None:
+    """The window width of ``--size`` or ``--depth-radius`` (a usage error to give both)."""
+    if size is not None and depth_radius is not None:
+        raise click.UsageError("give --size or --depth-radius, not both", ctx)
+    return size if depth_radius is None else size_from_radius(depth_radius)
+
+
+def png_compression_option(fn: Callable) -> Callable:
+    """``--png-compression LEVEL``: the zlib level of every PNG a command writes."""
+    return click.option(
+        "--png-compression", type=click.IntRange(0, 9), default=6, show_default=True,
+        metavar="0-9",
+        help="zlib level of PNG outputs and panels: 0 (none, fastest) to 9 (smallest); "
+        "the pixels are the same at every level, 1 encodes about 3x faster than 6.")(fn)
+
+
+def renamed(old: str, new: str, dest: str, **option_kwargs: Any) -> Callable:
+    """Keep the old spelling ``old`` of the option ``new`` working for one release.
+
+    The old name is a hidden option: its value goes to ``dest`` (the new option's
+    parameter) and a deprecation note goes to stderr.  Giving both names is a usage error.
+    Stack it under the command's ``@click.command`` like any option.
+    """
+    hidden_dest = "_renamed_" + old.lstrip("-").replace("-", "_")
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value = kwargs.pop(hidden_dest, None)
+            if value is not None:
+                ctx = click.get_current_context()
+                source = ctx.get_parameter_source(dest)
+                if source is click.core.ParameterSource.COMMANDLINE:
+                    raise click.UsageError(f"give {new} or {old} (its old name), not both", ctx)
+                click.echo(f"warning: {old} is deprecated, use {new} (the old name goes in "
+                           "the next release)", err=True)
+                kwargs[dest] = value
+            return fn(*args, **kwargs)
+
+        return click.option(old, hidden_dest, hidden=True, default=None, expose_value=True,
+                            **option_kwargs)(wrapper)
+
+    return decorate
+
+
+#: Every renamed option, old name -> new name (docs/schema.md's changelog lists them too).
+RENAMED_OPTIONS = {
+    "apply --channels": "--show-channels",
+    "stats --channels": "--show-channels",
+    "compare --channels": "--show-channels",
+    "apply --format": "--output-suffix",
+    "sweep --channel": "--panel-channel",
+    "export --channels": "--channel-count",
+}
 
 
 def read_options_from(*, layout, channel_axis, key, value_range, dtype=None):

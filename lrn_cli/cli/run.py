@@ -18,7 +18,14 @@ from lrn_cli.cli.output import (
     name_hex,
     write_stats_file,
 )
-from lrn_cli.cli.tables import channel_table, comparison_table, item_document, item_rows
+from lrn_cli.cli.tables import (
+    aggregate_table,
+    channel_table,
+    comparison_table,
+    flat_divisor_note,
+    item_document,
+    item_rows,
+)
 
 
 @dataclass
@@ -233,7 +240,8 @@ class ApplyRun:
 
         try:
             draw_panel_for(result, panel, self.settings, from_stdin=data is not None,
-                           overwrite=self.wopts.overwrite)
+                           overwrite=self.wopts.overwrite,
+                           png_compression=self.wopts.png_compression)
             self.ui.note(f"panel written to {panel}")
         except LrnError as exc:
             result.status = "failed"
@@ -435,62 +443,16 @@ class ApplyRun:
                     ui.print_table(ct, to_stderr=to_stderr)
 
     def _flat_divisor_note(self, source: str, item) -> None:
-        """Say so when LRN only scaled the data (the divisor hardly varies)."""
-        d = item.divisor
-        if d.d_min and d.d_max is not None and d.d_max <= d.d_min * 1.001:
-            self.ui.note(
-                f"{source}: the divisor hardly varies (D from {d.d_min:.6g} to {d.d_max:.6g}), "
-                "so LRN only scaled the data; for images in [0,1] try --range byte or a "
-                "larger --alpha"
-            )
+        note = flat_divisor_note(source, item.divisor.d_min, item.divisor.d_max)
+        if note is not None:
+            self.ui.note(note)
 
     def _settings_text(self) -> str:
-        s = self.settings
-        return (f"{s.mode}, {s.convention}, n={s.size}, alpha={s.alpha:g}, beta={s.beta:g}, "
-                f"k={s.k:g}")
+        return self.settings.text()
 
     def _aggregate_table(self, ok):
         """Many files: one row per file with the overall figures, then the means."""
-        from rich.table import Table
-
-        from lrn_cli.cli.output import fmt
-
-        table = Table(title=f"{len(ok)} files ({self._settings_text()})", title_justify="left",
-                      show_edge=False)
-        cols = [("RMS contrast", "rms_contrast"), ("Michelson", "michelson_contrast"),
-                ("Hoyer", "hoyer_sparsity")]
-        table.add_column("file", overflow="fold")  # a long path folds; it is never cut
-        for label, _ in cols:
-            table.add_column(f"{label} in -> out", justify="right")
-        table.add_column("dominance in -> out", justify="right")
-        table.add_column("gain min..max", justify="right")
-        sums: dict[str, list[float]] = {}
-        for r in ok:
-            for item in r.items:
-                cells = []
-                for _label, name in cols:
-                    b = getattr(item.before.overall, name)
-                    a = getattr(item.after.overall, name)
-                    cells.append(f"{fmt(b)} -> {fmt(a)}")
-                    sums.setdefault(name + "_in", []).append(b)
-                    sums.setdefault(name + "_out", []).append(a)
-                cells.append(f"{fmt(item.before.channel_dominance)} -> "
-                             f"{fmt(item.after.channel_dominance)}")
-                cells.append(f"{fmt(item.divisor.gain_min)}..{fmt(item.divisor.gain_max)}")
-                from rich.markup import escape
-
-                name = escape(display_name(r.source + (f" [{item.key}]" if item.key else "")))
-                table.add_row(name, *cells)
-        import math
-
-        def mean(values):
-            vals = [v for v in values if v is not None and not math.isnan(v)]
-            return sum(vals) / len(vals) if vals else None
-
-        table.add_section()
-        table.add_row("mean", *(f"{fmt(mean(sums[n + '_in']))} -> {fmt(mean(sums[n + '_out']))}"
-                                for _, n in cols), "", "")
-        return table
+        return aggregate_table(ok, self._settings_text())
 
     def _write_manifest(self, path: str) -> None:
         from lrn_cli.atomic import atomic_write
@@ -510,58 +472,3 @@ class ApplyRun:
         except Exception as exc:  # noqa: BLE001
             self.ui.error(f"{path}: {exc}")
             self.report.failed += 1
-
-
-def run_dask(ui: Ui, inputs: list[str], output: str | None, settings, ropts, wopts,
-             scheduler: str | None) -> int:
-    """``lrn apply --engine dask``: each input through a Dask cluster, written to .zarr/.npy."""
-    from lrn_cli import batch
-    from lrn_cli.errors import LrnError
-
-    try:
-        from lrn_cli import dask as lrn_dask
-    except ImportError:  # pragma: no cover - depends on the environment
-        ui.error("the dask engine needs the dask extra: pip install 'lrn-cli[dask]'")
-        return 2
-    try:
-        import distributed  # noqa: F401
-        import zarr  # noqa: F401
-    except ImportError:
-        ui.error("the dask engine needs the dask extra: pip install 'lrn-cli[dask]'")
-        return 2
-    if output is None:
-        ui.error("--engine dask needs -o (a .zarr or .npy path, or a folder)")
-        return 2
-    sources, problems = batch.discover(inputs, patterns=("*.npy", "*.zarr"))
-    jobs, plan_problems = batch.plan(sources, output, inputs=inputs)
-    report = batch.Report()
-    for problem in problems + plan_problems:
-        ui.error(str(problem))
-        report.failed += 1
-    client = lrn_dask.client_for(scheduler)
-    try:
-        ui.note(f"dask: {client.dashboard_link or client.scheduler.address}")
-        for job in jobs:
-            try:
-                darr = lrn_dask.open_input(job.source, key=ropts.key)
-                from lrn_cli.layouts import resolve_layout
-
-                _, axis, assumed = resolve_layout(
-                    darr.ndim, settings.mode, ropts.layout, ropts.channel_axis,
-                    channel_axis_given=ropts.channel_axis_given)
-                if assumed:
-                    ui.note(f"{job.source}: assumed the default layout for a {darr.ndim}-D "
-                            "array; use --layout to change")
-                result = lrn_dask.lrn(darr, **settings.lrn_kwargs(), channel_axis=axis)
-                lrn_dask.store_output(result, job.output, overwrite=wopts.overwrite)
-                report.processed += 1
-                ui.info(f"{job.source} -> {job.output} ({'x'.join(map(str, darr.shape))}, "
-                        f"{darr.numblocks} chunks)")
-            except LrnError as exc:
-                report.failed += 1
-                ui.error(str(exc))
-    finally:
-        client.close()
-    report.finish()
-    ui.line(str(report))
-    return report.return_code

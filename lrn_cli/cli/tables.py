@@ -80,7 +80,7 @@ def channel_table(title: str, before, after, *, max_channels: int = 8):
                                            for s in PER_CHANNEL_STATS))
     if shown < len(before.channels):
         table.caption = (f"{len(before.channels) - shown} more channels not shown: "
-                         "--channels N shows more, --json/--csv give all")
+                         "--show-channels N shows more, --json/--csv give all")
     return table
 
 
@@ -141,3 +141,69 @@ def item_document(item) -> dict[str, Any]:
         "divisor": divisor_document(item.divisor),
         "gain": gain_document(item.divisor),
     }
+
+
+def aggregate_table(ok, settings: str):
+    """Many files: one row per file with the overall figures, then the means.
+
+    ``ok`` are the files' results (:class:`lrn_cli.pipeline.JobResult`), ``settings`` the
+    run's settings text.
+    """
+    from rich.table import Table
+
+    table = Table(title=f"{len(ok)} files ({settings})", title_justify="left",
+                  show_edge=False)
+    cols = [("RMS contrast", "rms_contrast"), ("Michelson", "michelson_contrast"),
+            ("Hoyer", "hoyer_sparsity")]
+    table.add_column("file", overflow="fold")  # a long path folds; it is never cut
+    for label, _ in cols:
+        table.add_column(f"{label} in -> out", justify="right")
+    table.add_column("dominance in -> out", justify="right")
+    table.add_column("gain min..max", justify="right")
+    sums: dict[str, list[float]] = {}
+    for r in ok:
+        for item in r.items:
+            cells = []
+            for _label, name in cols:
+                b = getattr(item.before.overall, name)
+                a = getattr(item.after.overall, name)
+                cells.append(f"{fmt(b)} -> {fmt(a)}")
+                sums.setdefault(name + "_in", []).append(b)
+                sums.setdefault(name + "_out", []).append(a)
+            cells.append(f"{fmt(item.before.channel_dominance)} -> "
+                         f"{fmt(item.after.channel_dominance)}")
+            cells.append(f"{fmt(item.divisor.gain_min)}..{fmt(item.divisor.gain_max)}")
+            from rich.markup import escape
+
+            name = escape(display_name(r.source + (f" [{item.key}]" if item.key else "")))
+            table.add_row(name, *cells)
+    import math
+
+    def mean(values):
+        vals = [v for v in values if v is not None and not math.isnan(v)]
+        return sum(vals) / len(vals) if vals else None
+
+    table.add_section()
+    table.add_row("mean", *(f"{fmt(mean(sums[n + '_in']))} -> {fmt(mean(sums[n + '_out']))}"
+                            for _, n in cols), "", "")
+    return table
+
+
+
+def flat_divisor_note(name: str, d_min: float | None, d_max: float | None, *,
+                      in_any_setting: bool = False) -> str | None:
+    """The note for a divisor that hardly varies (LRN then only scaled the data), or None.
+
+    Examples
+    --------
+    >>> flat_divisor_note("x.png", 2.0, 2.001)[:42]
+    'x.png: the divisor hardly varies (D from 2'
+    >>> flat_divisor_note("x.png", 2.0, 3.0) is None
+    True
+    """
+    if not d_min or d_max is None or d_max > d_min * 1.001:
+        return None
+    where = " in any setting" if in_any_setting else ""
+    return (f"{name}: the divisor hardly varies{where} (D from {d_min:.6g} to {d_max:.6g}), "
+            "so LRN only scaled the data; for images in [0,1] try --range byte or a larger "
+            "--alpha")

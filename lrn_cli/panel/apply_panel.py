@@ -181,7 +181,7 @@ def render_panel(x, y, d, *, channel_axis: int | None, layout: str | None, kind:
 
 def draw_panel(x, y, d, path, *, channel_axis: int | None, layout: str | None, kind: str,
                title: str, max_channels: int = 16, overwrite: bool = False,
-               protect: Sequence[Any] = ()) -> Path:
+               protect: Sequence[Any] = (), png_compression: int = 6) -> Path:
     """Draw input, output and divisor side by side, with histograms, and save it as PNG.
 
     Parameters
@@ -204,6 +204,8 @@ def draw_panel(x, y, d, path, *, channel_axis: int | None, layout: str | None, k
         Replace an existing file.
     protect : sequence of paths
         Files never to overwrite (the input).
+    png_compression : int
+        zlib level of the PNG, 0 (fastest) to 9 (smallest).
 
     Returns
     -------
@@ -221,17 +223,18 @@ def draw_panel(x, y, d, path, *, channel_axis: int | None, layout: str | None, k
     check_writable(path, overwrite=overwrite, protect=protect)
     image = render_panel(x, y, d, channel_axis=channel_axis, layout=layout, kind=kind,
                          title=title, max_channels=max_channels)
-    return save_png(image, path, overwrite=overwrite, protect=protect)
+    return save_png(image, path, overwrite=overwrite, protect=protect,
+                    compression=png_compression)
 
 
 def settings_text(settings) -> str:
     """``"across, default, n=5, alpha=0.0001, beta=0.75, k=2"`` for a pipeline Settings."""
-    return (f"{settings.mode}, {settings.convention}, n={settings.size}, "
-            f"alpha={settings.alpha:g}, beta={settings.beta:g}, k={settings.k:g}")
+    return settings.text()
 
 
 def draw_panel_for(result, path, settings, *, from_stdin: bool = False,
-                   overwrite: bool = False, max_channels: int = 16) -> Path:
+                   overwrite: bool = False, max_channels: int = 16,
+                   png_compression: int = 6) -> Path:
     """Draw the panel of one ``lrn apply`` result from the arrays the run kept.
 
     Nothing is reloaded or recomputed: the input ``x`` (as LRN saw it, after any dtype
@@ -253,6 +256,8 @@ def draw_panel_for(result, path, settings, *, from_stdin: bool = False,
         Replace an existing panel.
     max_channels : int
         Channels shown for arrays.
+    png_compression : int
+        zlib level of the PNG (0-9).
 
     Returns
     -------
@@ -290,7 +295,8 @@ def draw_panel_for(result, path, settings, *, from_stdin: bool = False,
         return draw_panel(item.input_array, item.output, item.divisor_array, path,
                           channel_axis=item.channel_axis, layout=item.layout, kind=kind,
                           title=f"{name}   {settings_text(settings)}",
-                          max_channels=max_channels, overwrite=overwrite, protect=protect)
+                          max_channels=max_channels, overwrite=overwrite, protect=protect,
+                          png_compression=png_compression)
     except ValueError as exc:
         if isinstance(exc, LrnError):
             raise

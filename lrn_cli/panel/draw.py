@@ -426,10 +426,15 @@ def finish(content):
     return out
 
 
-def save_png(image, path, *, overwrite: bool, protect: Sequence[Any] = ()) -> Path:
+def save_png(image, path, *, overwrite: bool, protect: Sequence[Any] = (),
+             compression: int = 6) -> Path:
+    """Write a Pillow image as PNG, atomically, at zlib level ``compression`` (0-9)."""
     from lrn_cli.atomic import atomic_write
+    from lrn_cli.images import check_png_compression
 
-    return atomic_write(path, lambda fh: image.save(fh, format="PNG", optimize=False),
+    level = check_png_compression(compression)
+    return atomic_write(path, lambda fh: image.save(fh, format="PNG", optimize=False,
+                                                    compress_level=level),
                         overwrite=overwrite, protect=protect)
 
 

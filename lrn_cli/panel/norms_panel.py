@@ -172,7 +172,7 @@ def render_norms_panel(x, rows: Sequence[tuple[str, Any, Sequence[str]]], *, kin
 def draw_norms_panel(x, rows: Sequence[tuple[str, Any, Sequence[str]]], path, *, kind: str,
                      layout: str | None, channel_axis: int | None, title: str,
                      subtitle: str = "", max_channels: int = 8, overwrite: bool = False,
-                     protect: Sequence[Any] = ()) -> Path:
+                     protect: Sequence[Any] = (), png_compression: int = 6) -> Path:
     """Draw the input and each normalization of it, one row each, with histograms, as PNG.
 
     Parameters
@@ -198,6 +198,8 @@ def draw_norms_panel(x, rows: Sequence[tuple[str, Any, Sequence[str]]], path, *,
         Replace an existing file.
     protect : sequence of paths
         Files never to overwrite (the input).
+    png_compression : int
+        zlib level of the PNG, 0 (fastest) to 9 (smallest).
 
     Returns
     -------
@@ -216,5 +218,6 @@ def draw_norms_panel(x, rows: Sequence[tuple[str, Any, Sequence[str]]], path, *,
     check_writable(path, overwrite=overwrite, protect=protect)
     image = render_norms_panel(x, rows, kind=kind, layout=layout, channel_axis=channel_axis,
                                title=title, subtitle=subtitle, max_channels=max_channels)
-    return save_png(image, path, overwrite=overwrite, protect=protect)
+    return save_png(image, path, overwrite=overwrite, protect=protect,
+                    compression=png_compression)
 

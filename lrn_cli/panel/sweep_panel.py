@@ -149,7 +149,7 @@ def render_sweep_panel(x, outputs: Sequence[Any], labels: Sequence[str], *, kind
 
 def draw_sweep_panel(x, outputs: Sequence[Any], labels: Sequence[str], path, *, kind: str,
                      title: str, subtitle: str = "", overwrite: bool = False,
-                     protect: Sequence[Any] = ()) -> Path:
+                     protect: Sequence[Any] = (), png_compression: int = 6) -> Path:
     """Draw the input and the output of every setting of a sweep side by side, as PNG.
 
     Parameters
@@ -170,6 +170,8 @@ def draw_sweep_panel(x, outputs: Sequence[Any], labels: Sequence[str], path, *, 
         Replace an existing file.
     protect : sequence of paths
         Files never to overwrite.
+    png_compression : int
+        zlib level of the PNG, 0 (fastest) to 9 (smallest).
 
     Returns
     -------
@@ -183,4 +185,5 @@ def draw_sweep_panel(x, outputs: Sequence[Any], labels: Sequence[str], path, *, 
     """
     check_png(path)
     image = render_sweep_panel(x, outputs, labels, kind=kind, title=title, subtitle=subtitle)
-    return save_png(image, path, overwrite=overwrite, protect=protect)
+    return save_png(image, path, overwrite=overwrite, protect=protect,
+                    compression=png_compression)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lrn_cli.conventions import DEFAULTS
 from lrn_cli.errors import ParameterError
 from lrn_cli.porting.semantics import Semantics
 
@@ -110,12 +111,13 @@ def check_semantics(sem: Semantics) -> None:
 
 
 def semantics_from(convention: str = "default", mode: str = "across", size: int | None = None,
-                   alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0, *,
+                   alpha: float = DEFAULTS.alpha, beta: float = DEFAULTS.beta,
+                   k: float = DEFAULTS.k, *,
                    depth_radius: int | None = None) -> tuple[Semantics, dict[str, Any]]:
     """The semantics of a convention's parameters (as ``lrn apply`` takes them) and an
     ``origin`` record saying where they came from.  The convention's own limits apply
     (Caffe has no even sizes): :class:`ParameterError`."""
-    from lrn_cli.conventions import DEFAULTS, get_convention, window_size
+    from lrn_cli.conventions import get_convention, window_size
 
     conv = get_convention(convention)
     if size is not None and depth_radius is not None:
@@ -325,7 +327,7 @@ class Exported:
 
 def export(target: str, semantics: Semantics | Mapping[str, Any] | None = None, *,
            convention: str = "default", mode: str = "across", size: int | None = None,
-           alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
+           alpha: float = DEFAULTS.alpha, beta: float = DEFAULTS.beta, k: float = DEFAULTS.k,
            depth_radius: int | None = None, layout: str | None = None,
            path: str | os.PathLike[str] | None = None, native: bool = False,
            overwrite: bool = False, channels: int | None = None,
