@@ -770,7 +770,8 @@ def test_folder_input_is_mirrored(lrn, tmp_path, acts):
 def test_glob_exclude_and_format(lrn, tmp_path, acts):
     root = _tree(tmp_path, acts)
     out = tmp_path / "out"
-    r = lrn("apply", root, "-o", out, "--glob", "*.npy", "--exclude", "a*", "--output-suffix", "npz")
+    r = lrn("apply", root, "-o", out, "--glob", "*.npy", "--exclude", "a*",
+            "--output-suffix", "npz")
     assert r.exit_code == 0, r.stderr
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == ["sub/b.npz"]
