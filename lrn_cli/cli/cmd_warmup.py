@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from lrn_cli.cli.options import CONVENTION_NAMES
 from lrn_cli.cli.output import Ui, json_text
-from lrn_cli.conventions import DEFAULT_CONVENTION
+from lrn_cli.conventions import DEFAULT_CONVENTION, DEFAULTS
 
 _MODES = ("across", "within")
 _DTYPES = ("float32", "float64")
@@ -24,11 +25,13 @@ _LAYOUTS = ("NCHW", "NHWC", "image")
               "does to a picture; repeat for several).  [default: NCHW and image]")
 @click.option("--all", "everything", is_flag=True,
               help="Every mode, dtype and layout (and the gradient).")
-@click.option("-n", "--size", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("-n", "--size", type=click.IntRange(min=1), default=DEFAULTS.size,
+              show_default=True,
               help="Window width (its class picks kernels: up to 4, 8, 32 taps, or more).")
-@click.option("--beta", type=float, default=0.75, show_default=True,
+@click.option("--beta", type=float, default=DEFAULTS.beta, show_default=True,
               help="Exponent beta (0.75, 0.5, 1, 0.25, 1.5 and 2 have kernels of their own).")
-@click.option("--convention", default=DEFAULT_CONVENTION, show_default=True,
+@click.option("--convention", type=click.Choice(CONVENTION_NAMES, case_sensitive=False),
+              default=DEFAULT_CONVENTION, show_default=True,
               help="Convention (it places the window: see `lrn conventions`).")
 @click.option("--backward", is_flag=True, help="Also the gradient (lrn_backward).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout.")
