@@ -28,6 +28,7 @@ from lrn_cli.discovery import (  # re-exported: the batch API in one place
     plan,
     preflight,
 )
+from lrn_cli.errors import one_line
 from lrn_cli.pipeline import JobResult, ReadOptions, Settings, WriteOptions, run_job
 
 __all__ = ["STDIN", "Job", "Problem", "Report", "Source", "default_patterns", "discover",
@@ -325,8 +326,7 @@ class _PoolRun:
                     continue
                 except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
                     result = JobResult(job.source, job.output, "failed",
-                                       error=f"{job.source}: internal error "
-                                       f"{type(exc).__name__}: {exc}")
+                                       error=one_line(exc, job.source))
                 if result is None:  # handed back unrun after the stop
                     self.unrun += 1
                     continue

@@ -72,7 +72,7 @@ def norms(ctx, source, methods, mode, size, depth_radius, alpha, beta, k, conven
       lrn norms photo.png --methods lrn,l2 --range byte -o out/ --panel norms.png
       lrn norms acts.npy --layout NHWC --json
     """
-    from lrn_cli.errors import InputError, LrnError, OutputError, ParameterError
+    from lrn_cli.errors import LrnError, ParameterError, one_line
     from lrn_cli.norms import parse_methods
 
     fmt_choice = check_formats(ctx, json=as_json, csv=as_csv)
@@ -104,12 +104,9 @@ def norms(ctx, source, methods, mode, size, depth_radius, alpha, beta, k, conven
     except ParameterError as exc:  # a layout a method cannot use
         ui.error(f"{display_name(source)}: {exc}")
         code = 2
-    except (InputError, OutputError, LrnError) as exc:
-        ui.error(str(exc))
+    except (LrnError, MemoryError) as exc:  # InputError, OutputError: they name their file
+        ui.error(one_line(exc, display_name(source)))
         ui.print_traceback(exc)
-        code = 1
-    except MemoryError:
-        ui.error(f"{display_name(source)}: out of memory")
         code = 1
     except KeyboardInterrupt:  # outputs already renamed into place stay; none is partial
         ui.error("interrupted")
