@@ -168,19 +168,22 @@ def translate_cmd(ctx, source, target, mode, size, depth_radius, alpha, beta, k,
       lrn conventions translate --from tensorflow --to caffe --depth-radius 2 --alpha 2e-5
       -> local_size=5 alpha=0.0001 beta=0.5 k=1
     """
-    from lrn_cli.conventions import NoExactTranslation, get_convention, translate
+    from lrn_cli.cli.options import size_option
+    from lrn_cli.conventions import (
+        NoExactTranslation,
+        get_convention,
+        size_from_radius,
+        translate,
+    )
     from lrn_cli.errors import ParameterError
 
     src = get_convention(source)
-    if size is not None and depth_radius is not None:
-        raise click.UsageError("give --size or --depth-radius, not both", ctx)
-    if depth_radius is not None:
-        size = 2 * depth_radius + 1
+    size = size_option(ctx, size, depth_radius)
     d = src.defaults
     if size is None:
         if d["size"] is None:
             raise click.UsageError(f"{src.title} has no default size: give --size", ctx)
-        size = 2 * int(d["size"]) + 1 if src.size_is_radius else int(d["size"])
+        size = size_from_radius(int(d["size"])) if src.size_is_radius else int(d["size"])
 
     def pick(value, name):
         if value is not None:

@@ -117,7 +117,7 @@ def semantics_from(convention: str = "default", mode: str = "across", size: int 
     """The semantics of a convention's parameters (as ``lrn apply`` takes them) and an
     ``origin`` record saying where they came from.  The convention's own limits apply
     (Caffe has no even sizes): :class:`ParameterError`."""
-    from lrn_cli.conventions import get_convention, window_size
+    from lrn_cli.conventions import get_convention, radius_from_size, window_size
 
     conv = get_convention(convention)
     if size is not None and depth_radius is not None:
@@ -126,7 +126,7 @@ def semantics_from(convention: str = "default", mode: str = "across", size: int 
     n = DEFAULTS.size if given is None else int(given)
     sem = Semantics.of(conv.name, mode, n, alpha, beta, k)
     names = conv.param_names
-    own = {names["size"]: (n - 1) // 2 if conv.size_is_radius else n,
+    own = {names["size"]: radius_from_size(n) if conv.size_is_radius else n,
            names["alpha"]: float(alpha), names["beta"]: float(beta), names["k"]: float(k)}
     return sem, {"convention": conv.name, "mode": mode, "params": own}
 
