@@ -49,7 +49,15 @@ def _kernels():
 
 
 def set_threads(n: int | None) -> int:
-    """Set the number of threads the kernels use (``None``: all cores); return the old count."""
+    """Set the number of threads the kernels use (``None``: all cores); return the old count.
+
+    Examples
+    --------
+    >>> from lrn_cli import set_threads
+    >>> old = set_threads(1)
+    >>> set_threads(old)
+    1
+    """
     import numba
 
     old = numba.get_num_threads()

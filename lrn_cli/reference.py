@@ -42,7 +42,16 @@ def reference_divisor(
     beta: float = DEFAULTS.beta, k: float = DEFAULTS.k, *, mode: str = "across",
     convention: str | Convention = DEFAULT_CONVENTION, channel_axis: int | None = 1,
 ) -> np.ndarray:
-    """The divisor ``D = k' + a' * S`` in float64 (see :func:`reference_lrn`)."""
+    """The divisor ``D = k' + a' * S`` in float64 (see :func:`reference_lrn`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lrn_cli import reference_divisor
+    >>> x = np.arange(1.0, 5.0).reshape(1, 4, 1, 1)
+    >>> print(reference_divisor(x, size=3, alpha=3.0, k=1.0).ravel())
+    [ 6. 15. 30. 26.]
+    """
     r = resolve(convention, mode, size, alpha, beta, k)
     x = np.asarray(x, dtype=np.float64)
     sq = x * x
@@ -92,6 +101,16 @@ def reference_lrn_backward(
 
     ``dx_j = g_j D_j^-b - 2 b a' x_j sum_{i: j in W(i)} g_i x_i D_i^(-b-1)``; the adjoint
     window ``{i : j in W(i)} = [j-hi, j+lo]`` is the mirror of the forward window.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lrn_cli import lrn_backward, reference_lrn_backward
+    >>> x = np.linspace(0.5, 2.0, 8).reshape(1, 8, 1, 1)
+    >>> g = np.ones_like(x)
+    >>> ref = reference_lrn_backward(x, g, size=3, alpha=0.3, k=1.0)
+    >>> bool(np.allclose(lrn_backward(x, g, size=3, alpha=0.3, k=1.0), ref, rtol=1e-12))
+    True
     """
     r = resolve(convention, mode, size, alpha, beta, k)
     x = np.asarray(x, dtype=np.float64)

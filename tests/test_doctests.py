@@ -33,8 +33,10 @@ def test_docstring_examples(name):
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
 
 
-@pytest.mark.parametrize("name", ["lrn", "lrn_divisor", "lrn_backward", "reference_lrn",
-                                  "translate", "get_convention", "normalizations"])
+@pytest.mark.parametrize("name", ["lrn", "lrn_divisor", "lrn_backward", "set_threads",
+                                  "reference_lrn", "reference_divisor",
+                                  "reference_lrn_backward", "translate", "get_convention",
+                                  "normalizations"])
 def test_public_functions_have_examples(name):
     import lrn_cli
 
