@@ -359,6 +359,21 @@ def test_relu_between_the_tensors():
     assert r.verdict == "not-lrn" and "ReLU" in r.cause and r.fit.semantics == sem
 
 
+@pytest.mark.parametrize("given", [{"layout": "NHWC"}, {"channel_axis": 2},
+                                   {"mode": "within"}])
+def test_wrong_layout_or_mode_given_is_the_cause(given):
+    # an NCHW pair explained with the wrong --layout/--channel-axis/--mode: the cause is
+    # the restriction, and the LRN it excluded is named (not "another layer lies between")
+    x = acts((2, 8, 6, 6), seed=34, zeros=0.0)
+    y = lrn(x, 5, 1e-3, 0.75, 2.0, convention="caffe")
+    r = explain(x, y, **given)
+    assert r.verdict == "not-lrn" and r.exit_code == 1
+    assert "another layer" not in r.cause
+    assert "rules it out" in r.cause and "across axis 1, window [c-2, c+2]" in r.cause
+    # without the restriction it is found as before
+    assert explain(x, y).verdict == "lrn"
+
+
 def test_no_effect_plain_scale():
     x = acts(seed=16) * np.float32(1e-3)
     y = lrn(x, 5, 1e-4, 0.75, 2.0)

@@ -220,7 +220,21 @@ def identify(x: Any, y: Any, *, mode: str | None = None, layout: str | None = No
         return causes.permuted_shapes(xa, ya, base, mode=mode, seed=seed)
     geos = geometries(xa.shape, mode=mode, layout=layout, channel_axis=channel_axis)
     base.tried = [g.label() for g in geos]
-    return _identify(xa, ya, geos, base, seed=seed)
+    result = _identify(xa, ya, geos, base, seed=seed)
+    if result.verdict == "not-lrn" and (mode is not None or layout is not None
+                                        or channel_axis is not None):
+        # the restriction may be what is wrong (NCHW data given --layout NHWC): look on
+        # the geometries it left out before blaming the data
+        others = [g for g in geometries(xa.shape) if g not in geos]
+        if others:
+            sub = _identify(xa, ya, others, Explanation("not-lrn", shape=xa.shape),
+                            seed=seed, diagnose=False)
+            if sub.verdict == "lrn" and sub.fit is not None:
+                result.cause = (
+                    f"the layout, channel axis or mode given rules it out (tried "
+                    f"{', '.join(base.tried)}); on the geometries it left out it is this "
+                    f"LRN: {sub.fit.semantics.describe()} (give that axis or mode, or none)")
+    return result
 
 
 def _identify(x: np.ndarray, y: np.ndarray, geos: list[F.Geometry], base: Explanation, *,
