@@ -310,6 +310,24 @@ def test_caffe_v1_type_by_number(tmp_path):
     assert layer.name == "a" and layer.semantics.taps == 5
 
 
+def test_caffe_phases_are_noted_and_a_shared_name_is_ambiguous(tmp_path):
+    # a train_val.prototxt: the same layer name in two phases with different parameters
+    text = ('layer { name: "norm1" type: "LRN" bottom: "c" top: "norm1"\n'
+            '  include { phase: TRAIN } lrn_param { local_size: 5 } }\n'
+            'layer { name: "norm1" type: "LRN" bottom: "c" top: "norm1"\n'
+            '  include { phase: TEST } lrn_param { local_size: 3 } }\n'
+            'layer { name: "norm2" type: "LRN" bottom: "d" top: "norm2"\n'
+            '  exclude { phase: TRAIN } }\n')
+    report = inspect_model(write(tmp_path, "train_val.prototxt", text))
+    first, second, third = report.layers
+    assert any("phase TRAIN only" in n for n in first.notes)
+    assert any("phase TEST only" in n for n in second.notes)
+    assert any("not in phase TRAIN" in n for n in third.notes)
+    with pytest.raises(ParameterError, match="2 LRN layers match 'norm1'.*lines 1, 3"):
+        report.layer("norm1")
+    assert report.layer("norm2") is third
+
+
 def test_caffe_no_lrn(lrn, tmp_path):
     path = write(tmp_path, "plain.prototxt", 'layer { name: "c" type: "Convolution" }\n')
     r = lrn("inspect", path)

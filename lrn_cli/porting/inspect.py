@@ -67,14 +67,20 @@ class ModelReport:
     notes: list[str] = field(default_factory=list)
 
     def layer(self, name: str) -> LayerReport:
-        """The layer called ``name`` (else the one whose output tensor is ``name``)."""
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        for layer in self.layers:
-            if name in layer.outputs:
-                return layer
+        """The layer called ``name`` (else the one whose output tensor is ``name``);
+        :class:`~lrn_cli.errors.ParameterError` when none, or more than one, is."""
         from lrn_cli.errors import ParameterError
+
+        for hits in ([lay for lay in self.layers if lay.name == name],
+                     [lay for lay in self.layers if name in lay.outputs]):
+            if len(hits) == 1:
+                return hits[0]
+            if hits:  # a train_val prototxt: one layer per phase under one name
+                where = ", ".join(str(lay.line) for lay in hits if lay.line is not None)
+                raise ParameterError(
+                    f"{self.path}: {len(hits)} LRN layers match {name!r}"
+                    + (f" (lines {where})" if where else "")
+                    + ": the name does not say which one; keep one of them in the file")
 
         known = ", ".join(repr(lay.name) for lay in self.layers) or "none"
         raise ParameterError(f"{self.path}: no LRN layer named {name!r} (its LRN layers: "

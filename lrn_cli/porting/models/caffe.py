@@ -167,6 +167,21 @@ def _is_lrn(entry: Message, *, v1: bool) -> bool:
     return value.text == "LRN"
 
 
+def _phase_notes(entry: Message) -> list[str]:
+    """``include { phase: TEST }`` / ``exclude { phase: TRAIN }`` (NetStateRule): a
+    train_val file may hold one layer per phase under the same name."""
+    notes = []
+    for rule, text in (("include", "phase {} only"), ("exclude", "not in phase {}")):
+        for value in entry.all(rule):
+            if not isinstance(value, Message):
+                continue
+            for phase in value.all("phase"):
+                if isinstance(phase, Scalar) and phase.kind in ("word", "number"):
+                    name = {"0": "TRAIN", "1": "TEST"}.get(phase.text, phase.text)
+                    notes.append(text.format(name) + f" ({rule} {{ phase: {name} }})")
+    return notes
+
+
 def _layer(entry: Message, index: int) -> RawLayer:
     from lrn_cli.porting.semantics import Semantics
 
@@ -231,6 +246,7 @@ def _layer(entry: Message, index: int) -> RawLayer:
                      "LRN: the semantics shown are Caffe's engine; cuDNN's divisive "
                      "normalization is NOT verified (layer_factory.cpp, cudnn_lcn_layer.cu)")
         flags.add("cudnn-lcn")
+    notes += _phase_notes(entry)
     if not bottoms or not tops:
         notes.append("the layer names no bottom/top blob")
     return RawLayer(name=shown, inputs=bottoms, outputs=tops, convention="caffe",
