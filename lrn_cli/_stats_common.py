@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from lrn_cli.errors import ParameterError
+from lrn_cli.layouts import normalize_axis
 
 _BLOCK = 1 << 19
 """Elements per block: 4 MiB in float64, small enough for cache, big enough for NumPy."""
@@ -39,14 +40,9 @@ def _check_real(x: Any, name: str = "array") -> np.ndarray:
 
 
 def _normalize_axis(axis: int | None, ndim: int) -> int | None:
-    """Turn a possibly negative axis into ``0 <= axis < ndim``, or raise ParameterError."""
-    if axis is None:
-        return None
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
-        raise ParameterError(f"channel_axis must be an integer or None, not {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ParameterError(f"channel_axis {axis} is out of range for a {ndim}-d array")
-    return int(axis) % ndim
+    """Turn a possibly negative axis into ``0 <= axis < ndim``, or raise ParameterError
+    (:func:`lrn_cli.layouts.normalize_axis`, the one check of an axis)."""
+    return normalize_axis(axis, ndim)
 
 
 def _block_slices(

@@ -362,6 +362,7 @@ def array_stats(x: np.ndarray, channel_axis: int | None) -> ArrayStats:
                 scaled.min, scaled.max = mom.min, mom.max
                 scaled.amin, scaled.amax = mom.amin, mom.amax
                 mom = scaled
+        channels: tuple[ChannelStats, ...]
         if ch is None:
             overall, channels = mom.channel(0, exp), ()
         else:
