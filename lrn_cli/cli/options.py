@@ -134,7 +134,8 @@ def png_compression_option(fn: Callable) -> Callable:
         "--png-compression", type=click.IntRange(0, 9), default=6, show_default=True,
         metavar="0-9",
         help="zlib level of PNG outputs and panels: 0 (none, fastest) to 9 (smallest); "
-        "the pixels are the same at every level, 1 encodes about 3x faster than 6.")(fn)
+        "the pixels are the same at every level; 1 encodes several times faster than 6, "
+        "into a larger file.")(fn)
 
 
 def renamed(old: str, new: str, dest: str, **option_kwargs: Any) -> Callable:
