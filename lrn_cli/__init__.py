@@ -1,7 +1,11 @@
 """lrn: Local Response Normalization in every framework's convention, in fast Numba kernels.
 
+>>> import numpy as np
 >>> from lrn_cli import lrn
->>> y = lrn(x, size=5, alpha=1e-4, beta=0.75, k=2.0, convention="pytorch")   # doctest: +SKIP
+>>> x = np.ones((1, 8, 4, 4), dtype=np.float32)                  # NCHW
+>>> y = lrn(x, size=5, alpha=1e-4, beta=0.75, k=2.0, convention="pytorch")
+>>> y.shape, y.dtype, bool(np.all(y < x))
+((1, 8, 4, 4), dtype('float32'), True)
 
 Importing this package is cheap: the kernels (and Numba) load on first use.
 """

@@ -10,6 +10,7 @@ import pytest
 #: Modules whose docstrings carry examples of the public API (``lrn_cli``'s exports and the
 #: one-home rules: defaults, radius, settings text, axes, one-line errors).
 MODULES = [
+    "lrn_cli",
     "lrn_cli.core",
     "lrn_cli.reference",
     "lrn_cli.conventions",
