@@ -252,6 +252,24 @@ def test_layer_missing_on_the_candidate():
     assert "missing" in d.text and p.exit_code == 0
 
 
+def test_a_candidate_near_but_not_equal_to_its_input_is_not_said_to_equal_it():
+    # an LRN far too weak to see (a' 1e5x too small) moves some outputs by a few ulps: the
+    # candidate is its input within the bound, but not equal to it, so the layer may be
+    # there with a tiny a'
+    x = np.random.default_rng(3).uniform(0, 1, (2, 8, 6, 6)).astype(np.float32)
+    y = lrn(x, 5, 5e-2, 0.75, 1.0, convention="caffe")
+    weak = lrn(x, 5, 5e-7, 0.75, 1.0, convention="caffe")
+    assert not np.array_equal(weak, x)
+    one = explain(x, weak)
+    assert one.verdict == "no-effect" and one.no_effect.max_ulps > 0
+    assert not any("equals the input" in n for n in one.notes)
+    (d,) = explain(x, y, weak).differences
+    assert d.field == "layer" and d.candidate is None
+    assert "equals" not in d.text and "ulps" in d.text and "too small" in d.text
+    # exactly equal stays "equals"
+    assert "equals its input" in explain(x, y, x.copy()).differences[0].text
+
+
 def test_no_difference_is_claimed_that_the_data_cannot_show():
     from lrn_cli.porting.pair import compare
     from lrn_cli.porting.results import Explanation, Fit

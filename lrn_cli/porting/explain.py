@@ -479,9 +479,12 @@ def _no_effect(x, y, gu, geos, base: Explanation, u: float, seed: int) -> Explan
             loosest = max(loosest, float(bound.max()))
     base.verdict = "no-effect"
     base.no_effect = NoEffect(gain, rel, max_ulp, loosest if math.isfinite(loosest) else None)
-    if gain == 1.0:
+    if gain == 1.0 and max_ulp == 0:
         base.notes.append("the output equals the input: no LRN was applied (or one with "
                           "a'S far below k')")
+    elif gain == 1.0:
+        base.notes.append(f"the output is the input to within {max_ulp} ulps: no LRN was "
+                          "applied, or one with a'S far below k'")
     else:
         base.notes.append(f"the output is the input times {gain:.9g} (k'^-beta when a'S is "
                           "negligible): every divisor is the same on these data (a'*S far "

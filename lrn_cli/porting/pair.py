@@ -97,9 +97,16 @@ def _layer_difference(plain: Explanation, what: str, candidate_plain: bool) -> D
     ne = plain.no_effect
     assert ne is not None
     side = "candidate" if candidate_plain else "reference"
-    if ne.identity:
+    if ne.identity and ne.max_ulps == 0:
         text = (f"the {side} output equals its input: the LRN layer is missing there "
                 "(dropped or folded away in the conversion)")
+        value = None
+    elif ne.identity:
+        bound = ne.alpha_eff_max(0.75)
+        text = (f"the {side} output is its input to within {ne.max_ulps} ulps: the LRN layer "
+                "is missing there (dropped or folded away in the conversion), or its a' is "
+                "too small to see" + (f" (a' <= {bound:.3g} for beta 0.75)"
+                                      if bound is not None else ""))
         value = None
     else:
         text = (f"the {side} output is its input times {ne.gain:.9g}: its LRN acts as a "
