@@ -482,6 +482,24 @@ def test_bound_rejects_a_wrong_window_a_global_tolerance_would_accept():
 # inputs
 
 
+def test_candidate_errors_name_the_candidate_files(tmp_path):
+    x = acts(seed=23)
+    y = lrn(x, 5, 1e-3, 0.75, 2.0)
+    xh = x[:, :3]  # the candidate's own input, of another shape than the candidate output
+    for name, arr in (("x.npy", x), ("y.npy", y), ("xh.npy", xh), ("bad.npy", y[:, :4])):
+        np.save(tmp_path / name, arr)
+    p = {name: str(tmp_path / name) for name in ("x.npy", "y.npy", "xh.npy", "bad.npy")}
+    # the shared input is named, not "<input>"
+    with pytest.raises(InputError, match=r"bad\.npy: shape .* differs from .*x\.npy"):
+        explain(p["x.npy"], p["y.npy"], p["bad.npy"])
+    # the candidate's own input is named
+    with pytest.raises(InputError, match=r"y\.npy: shape .* differs from .*xh\.npy"):
+        explain(p["x.npy"], p["y.npy"], p["y.npy"], candidate_input=p["xh.npy"])
+    # a candidate layout without the candidate's own input is refused, not ignored
+    with pytest.raises(ParameterError, match="candidate_layout"):
+        explain(p["x.npy"], p["y.npy"], p["y.npy"], candidate_layout="NHWC")
+
+
 def test_npz_key_and_pb(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper

@@ -178,7 +178,7 @@ def geometries(shape: tuple[int, ...], *, mode: str | None = None, layout: str |
 
 def identify(x: Any, y: Any, *, mode: str | None = None, layout: str | None = None,
              channel_axis: int | None = None, key: str | None = None,
-             seed: int = 0) -> Explanation:
+             seed: int = 0, input_name: str | None = None) -> Explanation:
     """Find the LRN that turns ``x`` into ``y`` (arrays or file paths).
 
     Parameters
@@ -194,6 +194,8 @@ def identify(x: Any, y: Any, *, mode: str | None = None, layout: str | None = No
         The member of any ``.npz`` given.
     seed
         Seed of the random part of the sample (results are deterministic for a seed).
+    input_name
+        What to call ``x`` in messages when it is an array read from a file.
 
     Returns
     -------
@@ -209,6 +211,8 @@ def identify(x: Any, y: Any, *, mode: str | None = None, layout: str | None = No
     """
     notes: list[str] = []
     xa, xname = _read(x, key, "input")
+    if input_name is not None:  # an array read from this file (the candidate's input)
+        xname = input_name
     ya, yname = _read(y, key, "output")
     xa = _checked(xa, xname, notes, "input")
     ya = _checked(ya, yname, notes, "output")
@@ -527,6 +531,9 @@ def explain(input: Any, output: Any, output2: Any = None, *, candidate_input: An
             raise ParameterError("candidate_input/candidate_layout need a second output")
         return identify(input, output, mode=mode, layout=layout, channel_axis=channel_axis,
                         key=key, seed=seed)
+    if candidate_layout is not None and candidate_input is None:
+        raise ParameterError("candidate_layout is the layout of candidate_input: give the "
+                             "candidate's own input too (else it shares the input's layout)")
     ref = identify(input, output, mode=mode, layout=layout, channel_axis=channel_axis,
                    key=key, seed=seed)
     assert ref.arrays is not None
@@ -534,7 +541,7 @@ def explain(input: Any, output: Any, output2: Any = None, *, candidate_input: An
     notes: list[str] = []
     if candidate_input is None:
         cand = identify(x_ref, output2, mode=mode, layout=layout, channel_axis=channel_axis,
-                        key=key, seed=seed)
+                        key=key, seed=seed, input_name=ref.input)
         cand.input = ref.input
         cand.output = _read_name(output2, "output2")
         if cand.verdict == "not-lrn" and cand.cause and cand.cause.startswith("layouts"):
@@ -550,7 +557,7 @@ def explain(input: Any, output: Any, output2: Any = None, *, candidate_input: An
             if why:
                 notes.append(why)
         cand = identify(x2, output2, mode=mode, layout=c_layout, channel_axis=c_axis,
-                        key=key, seed=seed)
+                        key=key, seed=seed, input_name=x2name)
         cand.input = x2name
         cand.output = _read_name(output2, "output2")
     return pair.compare(ref, cand, notes)
