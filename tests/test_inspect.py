@@ -310,6 +310,19 @@ def test_caffe_v1_type_by_number(tmp_path):
     assert layer.name == "a" and layer.semantics.taps == 5
 
 
+def test_caffe_within_k_openvino_keeps_it(tmp_path):
+    # Caffe ignores k within channels; OpenVINO's Model Optimizer passes it on as bias
+    text = ('layer { name: "a" type: "LRN" bottom: "x" top: "a"\n'
+            '  lrn_param { local_size: 3 norm_region: WITHIN_CHANNEL k: 2 } }\n'
+            'layer { name: "b" type: "LRN" bottom: "x" top: "b"\n'
+            '  lrn_param { local_size: 3 norm_region: WITHIN_CHANNEL } }\n')
+    a, b = inspect_model(write(tmp_path, "w.prototxt", text)).layers
+    assert a.semantics.k_eff == 1.0
+    rows = [h for h in a.hazards if h["target"] == "OpenVINO" and "lrn_ext.py" in h["cite"]]
+    assert len(rows) == 1 and "k = 2" in rows[0]["text"]
+    assert not any("lrn_ext.py" in h["cite"] for h in b.hazards)
+
+
 def test_caffe_phases_are_noted_and_a_shared_name_is_ambiguous(tmp_path):
     # a train_val.prototxt: the same layer name in two phases with different parameters
     text = ('layer { name: "norm1" type: "LRN" bottom: "c" top: "norm1"\n'

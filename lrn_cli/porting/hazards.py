@@ -160,6 +160,16 @@ HAZARDS: tuple[Hazard, ...] = (
            "openvinotoolkit/openvino PR #716",
            lambda c: c.format == "caffe" and c.across and c.k != 1.0,
            converts=("caffe", None), changes=("k_eff",)),
+    Hazard("OpenVINO",
+           lambda c: f"the Model Optimizer's Caffe front end passes k: "
+                     f"{_g(float(c.layer.params.get('k', 1.0)))} on as bias for WITHIN_CHANNEL "
+                     "too (region 'same'), where Caffe ignores k: the IR runs k = "
+                     f"{_g(float(c.layer.params.get('k', 1.0)))}, not 1 (read from source, "
+                     "not run)",
+           "openvinotoolkit/openvino tools/mo/openvino/tools/mo/front/caffe/lrn_ext.py",
+           lambda c: c.format == "caffe" and c.within
+           and float(c.layer.params.get("k", 1.0)) != 1.0,
+           converts=("caffe", None), changes=("k_eff",)),
     Hazard("CoreML",
            "the NeuralNetwork LRN layer is across-channel only; coremltools' Caffe converter "
            "refused WITHIN_CHANNEL (that converter is gone since coremltools 5)",
