@@ -391,6 +391,21 @@ def test_caffe_binary_and_weights_are_refused(tmp_path):
     assert message.startswith("line 1: not UTF-8")
 
 
+def test_caffe_comments_in_another_encoding_are_skipped(tmp_path):
+    # GBK comments ("\xb9\xe9\xd2\xbb\xbb\xaf" is GBK for 'normalization'): protobuf's text
+    # parser skips comments byte by byte, so Caffe loads such files; so does inspect
+    text = (b'# \xb9\xe9\xd2\xbb\xbb\xaf\nlayer { name: "norm1" type: "LRN"  # \xb9\xe9\n'
+            b'  bottom: "c" top: "norm1" lrn_param { local_size: 3 k: 2 } }\n')
+    (layer,) = inspect_model(write(tmp_path, "gbk.prototxt", text)).layers
+    assert layer.name == "norm1" and layer.params["k"] == 2.0
+    # a '#' inside a string is no comment: the bytes after it are still refused
+    message = refused(write(tmp_path, "s.prototxt", b'name: "a#\xb9\xe9"\nlayer { }\n'))
+    assert message.startswith("line 1: not UTF-8")
+    # ncnn .param files have no comments
+    assert "not UTF-8" in refused(write(tmp_path, "g.param",
+                                        b"7767517\n1 1\nInput d\xb9\xe9 0 1 data\n"))
+
+
 # =============================================================================== ncnn
 
 def test_ncnn_without_bias_is_k_1():

@@ -194,7 +194,7 @@ def read_model(path: str | os.PathLike) -> ModelFile:
         from lrn_cli.porting.models import onnx_reader
 
         return onnx_reader.read(path, data)
-    text = _decode(path, data)
+    text = _decode(path, data, comments=fmt == "caffe")
     if fmt == "caffe":
         from lrn_cli.porting.models import caffe
 
@@ -204,15 +204,47 @@ def read_model(path: str | os.PathLike) -> ModelFile:
     return ncnn.read(path, text)
 
 
-def _decode(path: str, data: bytes) -> str:
+def _decode_line(path: str, number: int, raw: bytes) -> str:
+    """One line of a prototxt whose ``#`` comment may be in another encoding (GBK, Latin-1
+    ...): protobuf's text parser skips comments byte by byte, so Caffe reads such files.
+    Outside a comment the bytes must be UTF-8."""
+    quote = None
+    escaped = False
+    cut = len(raw)
+    for i, byte in enumerate(raw):
+        ch = chr(byte)
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            cut = i
+            break
+    try:
+        code = raw[:cut].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"line {number}: not UTF-8 text (byte "
+                               f"0x{raw[exc.start]:02x})") from None
+    return code + raw[cut:].decode("utf-8", errors="replace")
+
+
+def _decode(path: str, data: bytes, *, comments: bool = False) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(path, f"line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x})") \
-            from None
+        if not comments:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise InputError(path, f"line {line}: not UTF-8 text (byte "
+                                   f"0x{data[exc.start]:02x})") from None
+        text = "\n".join(_decode_line(path, i + 1, raw)
+                         for i, raw in enumerate(data.split(b"\n")))
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise InputError(path, f"line {line}: a NUL byte: binary data in a text model")
