@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from lrn_cli import dispatch
+from lrn_cli._jit import beta_mode
 from lrn_cli.conventions import (
     DEFAULT_CONVENTION,
     DEFAULTS,
@@ -180,9 +181,9 @@ def _run_forward(x, y, d, r: Resolved, mode: str, bases: tuple[int, int] = (0, 0
         _run_planar(x, y, d, r, bases)
         return
     kern = _kernels()
-    bmode = kern.beta_mode(r.beta)
+    bmode = beta_mode(r.beta)
     if driver == "across_channels_last":
-        x2, y2, d2 = dispatch.pixel_rows((x, y, d))
+        x2, y2, d2 = _pixel_rows((x, y, d))
         dummy = np.empty((0, 0), dtype=x2.dtype)
         a, k, beta = (x2.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
         kern.across_channels_last(x2, dummy if y2 is None else y2,
@@ -208,6 +209,13 @@ def _run_forward(x, y, d, r: Resolved, mode: str, bases: tuple[int, int] = (0, 0
         else:
             kern.within_forward(x, yy, dd, y is not None, d is not None, r.lo, r.hi, a, k,
                                 beta, bmode, p["group"], p["strip"], acc, bases[0], bases[1])
+
+
+def _pixel_rows(views) -> tuple:
+    """:func:`lrn_cli.dispatch.pixel_rows` of views their plan says are pixel rows."""
+    rows = dispatch.pixel_rows(views)
+    assert rows is not None, "the plan and the views disagree"
+    return rows
 
 
 def _run_converted(xv, yv, dv, r: Resolved, mode: str, bases) -> None:
@@ -526,10 +534,10 @@ def _run_backward(xs, gs, os_, r: Resolved, mode: str) -> None:
             dst[...] = oc
         return
     kern = _kernels()
-    bmode = kern.beta_mode(r.beta)
+    bmode = beta_mode(r.beta)
     constants = (r.lo, r.hi, r.alpha_eff, r.k_eff, r.beta, bmode)
     if driver == "across_channels_last_backward":
-        x2, g2, o2 = dispatch.pixel_rows((xs, gs, os_))
+        x2, g2, o2 = _pixel_rows((xs, gs, os_))
         kern.across_channels_last_backward(x2, g2, o2, *constants, p["block"], p["refine"])
     elif driver == "across_rows_backward_contiguous":
         kern.across_rows_backward_contiguous(xs, gs, os_, *constants, p["chunk"], p["refine"])

@@ -72,16 +72,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from lrn_cli._jit import (
-    BETA_0,
-    BETA_025,
-    BETA_05,
-    BETA_075,
-    BETA_1,
-    BETA_2,
-    BETA_15,
-    beta_mode,
-)
+from lrn_cli import _jit
+from lrn_cli._jit import beta_mode
 
 # ----------------------------------------------------------------------------------------
 # thresholds (float32 conv1/conv2 shapes on the project's 2-core VM unless said otherwise)
@@ -148,8 +140,8 @@ WITHIN_PLANE_MAX = 2 * SCRATCH_ELEMS
 #: Contiguous backward: channels per work item at least this many when planes are split.
 MIN_CHANNEL_CHUNK = 16
 
-_GAIN_NAMES = {BETA_075: "0.75", BETA_05: "0.5", BETA_1: "1", BETA_0: "0", BETA_025: "0.25",
-               BETA_15: "1.5", BETA_2: "2"}
+_GAIN_NAMES = {_jit.BETA_075: "0.75", _jit.BETA_05: "0.5", _jit.BETA_1: "1", _jit.BETA_0: "0",
+               _jit.BETA_025: "0.25", _jit.BETA_15: "1.5", _jit.BETA_2: "2"}
 
 
 def gain_name(beta: float) -> str:
@@ -211,7 +203,7 @@ def compute_dtype(dtype):
 def pixel_rows(views) -> tuple | None:
     """Channels-last views ``(1, C, pixels)`` as C-contiguous ``(pixels, C)`` arrays (None
     stays None), or None when any of them is not laid out that way."""
-    rows = []
+    rows: list[Any] = []
     for v in views:
         if v is None:
             rows.append(None)
@@ -364,11 +356,11 @@ def forward_plan(x, y, d, r, mode: str, threads: int | None = None, *,
     outer, channels, inner = x.shape
     short = r.taps <= ROW_KERNEL_TAPS
     if short and x.strides[1] < x.strides[2] and channels > 1:
-        rows = pixel_rows((x, y, d))
-        if rows is not None:
+        pixels = pixel_rows((x, y, d))
+        if pixels is not None:
             return Plan("across_channels_last",
                         f"across, <= {ROW_KERNEL_TAPS} taps, each pixel's channels contiguous",
-                        {"block": pixel_block(rows[0].shape), "gain": gain})
+                        {"block": pixel_block(pixels[0].shape), "gain": gain})
         if channels <= PLANAR_MAX_CHANNELS:
             reason = (f"across, short window, channels fastest but not contiguous rows, "
                       f"<= {PLANAR_MAX_CHANNELS} channels: planar copies")
@@ -380,7 +372,7 @@ def forward_plan(x, y, d, r, mode: str, threads: int | None = None, *,
             return Plan("planar", reason, {"cols": cols},
                         forward_plan(xs, xs if y is not None else None,
                                      xs if d is not None else None, r, mode, threads))
-    if (short and y is not None and d is None and bmode in (BETA_075, BETA_05)
+    if (short and y is not None and d is None and bmode in (_jit.BETA_075, _jit.BETA_05)
             and x.flags.c_contiguous and y.flags.c_contiguous
             and inner >= CONTIGUOUS_MIN_INNER):
         return Plan("across_rows_contiguous",
@@ -426,12 +418,12 @@ def backward_plan(x, g, dx, r, mode: str, threads: int | None = None, *,
                     {"slab_rows": rows}, backward_plan(xs, xs, xs, r, mode, threads))
     short = mode == "across" and r.taps <= ROW_KERNEL_TAPS
     # float32 input, beta 0.75 or 0.5: powers of D from a float32 seed refined in float64
-    refine = x.dtype == np.float32 and beta_mode(r.beta) in (BETA_075, BETA_05)
-    rows = pixel_rows((x, g, dx)) if short else None
-    if rows is not None:
+    refine = x.dtype == np.float32 and beta_mode(r.beta) in (_jit.BETA_075, _jit.BETA_05)
+    pixels = pixel_rows((x, g, dx)) if short else None
+    if pixels is not None:
         return Plan("across_channels_last_backward",
                     "across, short window, each pixel's channels contiguous",
-                    {"block": pixel_block(rows[0].shape), "refine": refine, "gain": gain})
+                    {"block": pixel_block(pixels[0].shape), "refine": refine, "gain": gain})
     if (short and x.flags.c_contiguous and g.flags.c_contiguous and dx.flags.c_contiguous
             and x.shape[2] <= RING_ROW_MAX):
         return Plan("across_rows_backward_contiguous",

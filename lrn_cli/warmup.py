@@ -502,6 +502,11 @@ def _npy_variant(path: str, mode: str, ropts) -> Variant | None:
 # is the cache warm? (the stamp)
 
 
+#: The modules of lrn_cli holding Numba kernels (their dispatchers and variants).
+_KERNEL_MODULES = ("_kernel_parts", "_kernels_across", "_kernels_backward", "_kernels_within",
+                   "_stats_kernels", "_image_kernels")
+
+
 def compilations() -> int:
     """How many kernels Numba compiled in this process so far (loads from its cache are not
     counted): the kernel modules' dispatchers and the variants built so far."""
@@ -514,8 +519,8 @@ def compilations() -> int:
     from lrn_cli._jit import Variants
 
     total = 0
-    for name in ("lrn_cli._kernels", "lrn_cli._stats_kernels", "lrn_cli._image_kernels"):
-        module = sys.modules.get(name)
+    for name in _KERNEL_MODULES:
+        module = sys.modules.get(f"lrn_cli.{name}")
         for obj in vars(module).values() if module is not None else ():
             for disp in obj.dispatchers() if isinstance(obj, Variants) else (obj,):
                 if isinstance(disp, Dispatcher):
@@ -631,7 +636,7 @@ def _source_stamps() -> list[str]:
     """Size and mtime of the kernel sources (Numba's cache is invalidated when they change)."""
     here = Path(__file__).resolve().parent
     stamps = []
-    for name in ("_kernels.py", "_stats_kernels.py", "_image_kernels.py", "_jit.py"):
+    for name in [f"{m}.py" for m in _KERNEL_MODULES] + ["_jit.py"]:
         try:
             st = (here / name).stat()
             stamps.append(f"{name} {st.st_size} {st.st_mtime_ns}")

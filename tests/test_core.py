@@ -402,6 +402,28 @@ def test_backward_non_contiguous_and_contiguous_agree():
     np.testing.assert_allclose(a, b, rtol=2e-7, atol=1e-7 * np.abs(a).max())
 
 
+@pytest.mark.parametrize("size", [2, 3, 5, 9])
+@pytest.mark.parametrize("beta", [0.75, 0.5, 1.0, 0.6])
+def test_within_backward_widens_float32_before_the_products(size, beta):
+    """The within gradient of float32 input widens every value to float64 before squaring
+    or multiplying (as the across kernels do): it is the float64 input's gradient rounded
+    once, bit for bit, so as close to the float64 reference as a float32 result can be
+    (it squared and multiplied in float32 before: up to ~1e-7 more relative error)."""
+    rng = np.random.default_rng(size)
+    x = mixed_input((2, 3, 13, 11), rng, np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    got = lrn_backward(x, g, size, 1e-2, beta, 1.0, mode="within")
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    wide = lrn_backward(x64, g64, size, 1e-2, beta, 1.0, mode="within")
+    assert np.array_equal(got, wide.astype(np.float32))
+    want = reference_lrn_backward(x64, g64, size, 1e-2, beta, 1.0, mode="within")
+    # the float64 kernel's own error (<= 1e-12 relative to the largest gradient) plus the
+    # final rounding to float32 (half an ulp)
+    err = np.abs(got.astype(np.float64) - want)
+    bound = np.abs(want) * 2.0**-24 * (1 + 1e-6) + 1e-12 * np.abs(want).max()
+    assert (err <= bound).all()
+
+
 @pytest.mark.parametrize("beta", [0.75, 0.5, 1.0, 0.25, 1.5, 2.0, 0.6])
 @pytest.mark.parametrize("mode", ["across", "within"])
 def test_extreme_magnitudes_do_not_overflow_the_closed_forms(mode, beta):

@@ -62,8 +62,10 @@ TABLE = [
      "1 x across_rows_backward_contiguous chunk=96 refine=False gain=0.75"),
     ("NCHW conv1", F4, "across", 5, 0.6, "bwd",
      "1 x across_rows_backward_contiguous chunk=96 refine=False gain=pow"),
-    ("NCHW conv1", F4, "across", 9, 0.75, "bwd", "1 x across_backward tile=85 blocks=False gain=0.75"),
-    ("NCHW conv1", F4, "across", 11, 0.75, "bwd", "1 x across_backward tile=85 blocks=True gain=0.75"),
+    ("NCHW conv1", F4, "across", 9, 0.75, "bwd",
+     "1 x across_backward tile=85 blocks=False gain=0.75"),
+    ("NCHW conv1", F4, "across", 11, 0.75, "bwd",
+     "1 x across_backward tile=85 blocks=True gain=0.75"),
     ("NCHW batch 1", F4, "across", 5, 0.75, "bwd",
      "1 x across_rows_backward_contiguous chunk=16 refine=True gain=0.75"),
     ("NCHW conv2", F4, "across", 5, 0.75, "yd", "1 x across_rows tile=729 gain=0.75 variant=YD"),
@@ -114,7 +116,8 @@ TABLE = [
     ("NCHW strided", F4, "across", 5, 0.75, "bwd", "1 x across_rows_backward tile=170 gain=0.75"),
     ("NCHW Fortran", F4, "across", 5, 0.75, "y",
      "440 x across_forward tile=55 blocks=False accumulate=float32 gain=0.75"),
-    ("CHW long rows", F4, "across", 5, 0.75, "yd", "1 x across_rows tile=4096 gain=0.75 variant=YD"),
+    ("CHW long rows", F4, "across", 5, 0.75, "yd",
+     "1 x across_rows tile=4096 gain=0.75 variant=YD"),
     ("CHW long rows", F4, "across", 5, 0.75, "bwd", "1 x across_rows_backward tile=2730 gain=0.75"),
     # converted dtypes: planned again on their contiguous compute-dtype slabs
     ("NCHW conv1", F2, "across", 5, 0.75, "y",
@@ -250,3 +253,9 @@ def test_core_runs_the_planned_kernel(layout, dtype, mode, size, beta, wanted, m
     else:
         core.lrn(x, **kw, return_divisor=wanted == "yd")
     assert set(called) == expected
+
+
+def test_short_windows_fit_one_tree_of_the_kernels():
+    from lrn_cli._kernel_parts import TREE_TAPS
+
+    assert dispatch.ROW_KERNEL_TAPS <= TREE_TAPS
