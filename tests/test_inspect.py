@@ -192,6 +192,10 @@ def test_onnx_subgraphs_functions_and_qdq(tmp_path):
     assert "qdq" in by_name["q_lrn"].raw.flags
     assert any("QDQ" in note for note in by_name["q_lrn"].notes)
     assert "qdq" not in by_name["in_then"].raw.flags
+    # a call site's layer carries the call's tensors (what a user dumps), not the
+    # function's formal X/Y, so --layer y2 and --against by output find it
+    assert by_name["call2/fn_lrn"].inputs == ["x"] and by_name["call2/fn_lrn"].outputs == ["y2"]
+    assert report.layer("y2") is by_name["call2/fn_lrn"]
 
 
 @pytest.mark.parametrize(("attrs", "said"), [

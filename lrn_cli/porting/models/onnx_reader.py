@@ -164,12 +164,17 @@ class _Reader:
                     bound = given.get(a.ref_attr_name, defaults.get(a.ref_attr_name))
                     bindings[a.name] = bound
                 label = call.name or (call.output[0] if call.output else call.op_type)
+                # the function's formal inputs/outputs are the call's tensors there
+                # (a call may leave out trailing optional ones: not strict)
+                actual = dict(zip(f.input, call.input, strict=False)) | dict(
+                    zip(f.output, call.output, strict=False))
                 self._add(node, f"function {fname} called by {label}", index, producers,
-                          consumers, bindings=bindings, prefix=f"{label}/")
+                          consumers, bindings=bindings, prefix=f"{label}/", rename=actual)
 
     # -- one node -------------------------------------------------------------------------
     def _add(self, node: Any, where: str | None, index: int, producers: dict,
-             consumers: dict, *, bindings: dict | None, prefix: str = "") -> None:
+             consumers: dict, *, bindings: dict | None, prefix: str = "",
+             rename: dict[str, str] | None = None) -> None:
         import onnx
 
         from lrn_cli.porting.semantics import Semantics
@@ -177,6 +182,10 @@ class _Reader:
         inputs, outputs = list(node.input), list(node.output)
         named = bool(node.name)
         name = prefix + (node.name or (outputs[0] if outputs else f"LRN #{index + 1}"))
+        local_in = inputs[0] if inputs else None
+        if rename:
+            inputs = [rename.get(t, t) for t in inputs]
+            outputs = [rename.get(t, t) for t in outputs]
         here = f"LRN node {name!r}" + (f" in {where}" if where else "")
         written: dict[str, Any] = {}
         notes: list[str] = []
@@ -212,8 +221,9 @@ class _Reader:
         flags = set()
         if self.model.producer_name:
             flags.add(f"producer:{self.model.producer_name.strip().lower()}")
-        if inputs and producers.get(inputs[0]) == "DequantizeLinear" or any(
-                op == "QuantizeLinear" for out in outputs for op in consumers.get(out, [])):
+        if local_in is not None and producers.get(local_in) == "DequantizeLinear" or any(
+                op == "QuantizeLinear" for out in node.output
+                for op in consumers.get(out, [])):
             flags.add("qdq")
             notes.append("QDQ: the LRN runs on dequantized float values (DequantizeLinear -> "
                          "LRN -> QuantizeLinear)")
