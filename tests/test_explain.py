@@ -308,6 +308,19 @@ def test_input_values_rearranged():
     assert "rearranged" in r.cause
 
 
+@pytest.mark.parametrize("order", ["reversed", "swap"])
+def test_output_with_its_channels_reordered(order):
+    # the LRN's output with its channels in another order (reversed, or two swapped as
+    # BGR/RGB): a permutation of the output, not values unrelated to the input
+    x = acts((2, 8, 6, 6), seed=35, zeros=0.1)
+    sem = Semantics("across", 2, 2, 2e-4, 1.0, 0.75)
+    y = sem.apply(x)
+    perm = np.arange(8)[::-1] if order == "reversed" else np.array([2, 1, 0, 3, 4, 5, 6, 7])
+    r = explain(x, np.ascontiguousarray(y[:, perm]))
+    assert r.verdict == "not-lrn" and "unrelated" not in r.cause
+    assert "reordered along axis 1" in r.cause and sem.describe() in r.cause
+
+
 def test_unrelated_values():
     x = acts(seed=11)
     r = explain(x, np.random.default_rng(1).random(x.shape).astype(np.float32))

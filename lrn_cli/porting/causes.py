@@ -118,12 +118,58 @@ def diagnose(x: np.ndarray, y: np.ndarray, base: Explanation, seed: int) -> str 
                     f"{sub.fit.semantics.describe()}")
     if scored and scored[0][0] > 0.9 and scored[0][0] > direct + 0.05:
         return f"layouts differ: {scored[0][1]} (correlation {scored[0][0]:.2f} lined up)"
+    for axis in range(x.ndim):
+        found = _reordered(x, y, axis)
+        if found is None:
+            continue
+        how, arr = found
+        sub = _identify(x, arr, geometries(x.shape), Explanation("not-lrn", shape=x.shape),
+                        seed=seed, diagnose=False)
+        if sub.verdict == "lrn" and sub.fit is not None:
+            return (f"the output's slices are reordered along axis {axis} ({how}): channels "
+                    "permuted (reversed, or BGR/RGB swapped) after the LRN, or the dump read "
+                    f"in another order; lined up, it is this LRN: "
+                    f"{sub.fit.semantics.describe()}")
     if abs(direct) < 0.5:
         agree = _sign_agreement(x, y)
         return (f"the shapes agree but the values are unrelated to the input (correlation "
                 f"{direct:.2f}, signs agree at {agree:.0%} of elements): another tensor, or "
                 "the output of a different input")
     return None
+
+
+def _reordered(x: np.ndarray, y: np.ndarray, axis: int,
+               limit: int = 1024) -> tuple[str, np.ndarray] | None:
+    """``(how, y lined up)`` when each slice of ``y`` along ``axis`` correlates best with a
+    different slice of ``x`` than its own (``y`` is a reordering of something like ``x``
+    along that axis), else None.  Only a guess: the caller checks the lined-up array."""
+    length = x.shape[axis]
+    if length < 2 or length > limit:
+        return None
+    xs = np.nan_to_num(np.moveaxis(x, axis, 0).reshape(length, -1).astype(np.float64),
+                       nan=0.0, posinf=0.0, neginf=0.0)
+    ys = np.nan_to_num(np.moveaxis(y, axis, 0).reshape(length, -1).astype(np.float64),
+                       nan=0.0, posinf=0.0, neginf=0.0)
+    xs -= xs.mean(axis=1, keepdims=True)
+    ys -= ys.mean(axis=1, keepdims=True)
+    xn, yn = np.linalg.norm(xs, axis=1), np.linalg.norm(ys, axis=1)
+    xflat, yflat = xn == 0, yn == 0  # constant slices (dead ReLU channels): matched in order
+    if xflat.sum() != yflat.sum() or xflat.all():
+        return None
+    corr = (ys / np.where(yflat, 1, yn)[:, None]) @ (xs / np.where(xflat, 1, xn)[:, None]).T
+    corr[:, xflat] = -np.inf
+    perm = np.argmax(corr, axis=1)  # slice j of y looks like slice perm[j] of x
+    perm[yflat] = np.flatnonzero(xflat)
+    if len(set(perm.tolist())) != length or (perm == np.arange(length)).all():
+        return None
+    if (perm == np.arange(length)[::-1]).all():
+        how = "reversed"
+    else:
+        moved = [(j, int(i)) for j, i in enumerate(perm) if i != j]
+        more = ", ..." if len(moved) > 8 else ""
+        how = (f"output slices {', '.join(str(j) for j, _ in moved[:8])}{more} hold the "
+               f"input's {', '.join(str(i) for _, i in moved[:8])}{more}")
+    return how, np.ascontiguousarray(np.take(y, np.argsort(perm), axis=axis))
 
 
 def _sign_agreement(x, y) -> float:
