@@ -10,12 +10,13 @@ compile, and a first run pays that compile.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 
+from lrn_cli._jit import KERNEL_OPTIONS as _OPTS
 from lrn_cli._jit import Variants
-
-_OPTS = {"cache": True, "error_model": "numpy", "nogil": True}
 
 # columns of the partial-sum table
 N, NONFINITE, SUM, MIN, MAX, AMIN, AMAX, L1, L2SQ, M2, DOM_SUM, DOM_N = range(12)
@@ -330,7 +331,7 @@ def divisor_sums(d, beta, chunks):
     return part
 
 
-_POOLS: dict = {}
+_POOLS: dict[int, Any] = {}  # thread count -> ThreadPoolExecutor
 
 
 def _in_threads(kernel, chunks, *args, part) -> None:
@@ -349,7 +350,7 @@ def _in_threads(kernel, chunks, *args, part) -> None:
 
         pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="lrn-stats")
     bounds = [chunks * i // threads for i in range(threads + 1)]
-    futures = [pool.submit(kernel, *args, c0, c1, part)
-               for c0, c1 in zip(bounds[:-1], bounds[1:], strict=True)]
+    calls = [(*args, c0, c1, part) for c0, c1 in zip(bounds[:-1], bounds[1:], strict=True)]
+    futures = [pool.submit(kernel, *call) for call in calls]
     for future in futures:
         future.result()
