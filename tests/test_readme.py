@@ -40,6 +40,7 @@ def test_quick_start_is_two_commands_and_ci_runs_the_second():
     first, second = readme_tool.quick_start()
     assert "pip install ." in first and "lrn apply samples/" in first
     assert 'pip install ".[test]"' in second and "pytest" in second
+    assert "ruff check . && mypy && " in second  # the type check is part of the test command
     assert second in (ROOT / ".ci" / "run").read_text()
 
 
