@@ -82,3 +82,26 @@ def test_depth_radius_everywhere_gives_the_same_width():
     assert np.array_equal(lrn(x, depth_radius=3), lrn(x, size=7))
     sem, _ = semantics_from("tensorflow", depth_radius=3)
     assert (sem.lo, sem.hi) == (3, 3)
+
+
+def test_public_signatures_take_lrns_keywords():
+    """``lrn`` has no private parameter; its Dask and streaming forms take its keywords."""
+    from lrn_cli import core, dask, streaming
+
+    lrn_params = inspect.signature(core.lrn).parameters
+    assert not [name for name in lrn_params if name.startswith("_")]
+    shared = {"size", "alpha", "beta", "k", "mode", "convention", "depth_radius"}
+    assert shared <= set(lrn_params)
+    assert shared | {"channel_axis"} <= set(inspect.signature(dask.lrn).parameters)
+    stream = inspect.signature(streaming.stream_npy).parameters
+    assert shared <= set(stream) and "lrn_kwargs" not in stream
+    for name in shared:
+        assert stream[name].default == lrn_params[name].default, name
+
+
+def test_output_error_is_exported():
+    import lrn_cli
+    from lrn_cli.errors import LrnError, OutputError
+
+    assert lrn_cli.OutputError is OutputError and "OutputError" in lrn_cli.__all__
+    assert issubclass(OutputError, LrnError)
