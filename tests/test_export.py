@@ -556,6 +556,21 @@ def test_from_model_caffe_within_channel_layer(in_tmp):
 
 
 @needs_inspect
+def test_from_model_layer_name_matching_two_layers_is_refused(in_tmp):
+    """A train_val prototxt holds one LRN per phase under one name: --layer cannot say which
+    (it used to take the first silently)."""
+    layer = ('layer {{ name: "norm1" type: "LRN" bottom: "conv1" top: "norm1" '
+             'include {{ phase: {phase} }} lrn_param {{ local_size: 5 alpha: {alpha} }} }}\n')
+    (in_tmp / "tv.prototxt").write_text(layer.format(phase="TRAIN", alpha="0.0001")
+                                        + layer.format(phase="TEST", alpha="0.0005"))
+    r = invoke(["export", "pytorch", "--from-model", "tv.prototxt", "--layer", "norm1",
+                "-o", "x.py"])
+    assert r.exit_code == 2
+    assert "2 LRN layers match --layer 'norm1' (lines 1, 2)" in stderr_of(r)
+    assert not (in_tmp / "x.py").exists()
+
+
+@needs_inspect
 @pytest.mark.parametrize("args, code, said", [
     (["--layer", "norm3"], 2, "no LRN layer named 'norm3'"),
     ([], 2, "pick one with --layer (norm1, norm2)"),

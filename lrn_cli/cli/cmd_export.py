@@ -242,6 +242,13 @@ def _from_model(ctx, ui, path: str, layer: str | None):
             listed = ", ".join(label(item) for item in layers)
             raise click.UsageError(f"{path} has no LRN layer named {layer!r} (node name or "
                                    f"output tensor): it has {listed}", ctx)
+        if len(hits) > 1:  # a train_val prototxt: one layer per phase under one name
+            lines = ", ".join(str(item.line) for item in hits
+                              if getattr(item, "line", None) is not None)
+            raise click.UsageError(
+                f"{path}: {len(hits)} LRN layers match --layer {layer!r}"
+                + (f" (lines {lines})" if lines else "")
+                + ": the name does not say which one; keep one of them in the file", ctx)
         chosen = hits[0]
     for note in [*(getattr(report, "notes", None) or []), *(getattr(chosen, "notes", None) or [])]:
         ui.note(f"{path}: {note}" if not str(note).startswith(str(path)) else str(note))
