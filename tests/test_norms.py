@@ -458,3 +458,18 @@ def test_docstring_examples_run():
 
     failed, tried = doctest.testmod(lrn_cli.norms)
     assert tried >= 4 and failed == 0
+
+
+def test_cli_table_counts_each_methods_non_finite_values(lrn, in_tmp):
+    """One NaN in the input spreads through layernorm's sample and batchnorm's channel; the
+    caption says how many values each row's figures ignore, not only the input's."""
+    x = np.random.default_rng(3).standard_normal((2, 4, 5, 5)).astype(np.float32)
+    x[0, 1, 2, 2] = np.nan
+    np.save(in_tmp / "nan.npy", x)
+    r = lrn("norms", "nan.npy", "--layout", "NCHW", env={"COLUMNS": "300", "NO_COLOR": "1"})
+    assert r.exit_code == 0, r.stderr
+    caption = [line for line in r.stdout.splitlines() if "non-finite" in line]
+    assert len(caption) == 1, r.stdout
+    counts = dict(part.split() for part in caption[0].split(": ", 1)[1].split(", "))
+    assert counts["input"] == "1" and counts["layernorm"] == "100"
+    assert counts["batchnorm"] == "50" and counts["instancenorm"] == "25"

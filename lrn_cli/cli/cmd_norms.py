@@ -304,8 +304,11 @@ def _table(name: str, result, item):
                       fmt(stats.channel_dominance), d_range, gain_range)
         if method == "input":
             table.add_section()
-    if st.overall.nonfinite:
-        table.caption = f"{st.overall.nonfinite} non-finite input values ignored"
+    counts = [(method, stats.overall.nonfinite) for method, stats, _ in _rows_of(result)
+              if stats.overall.nonfinite]
+    if counts:
+        table.caption = "non-finite values ignored in the figures: " + ", ".join(
+            f"{method} {count}" for method, count in counts)
     return table
 
 
