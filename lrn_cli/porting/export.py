@@ -205,6 +205,35 @@ def what_text(sem: Semantics, layout: str) -> list[str]:
     ]
 
 
+#: The constants block at the top of every generated Python file.
+_CONSTANTS = '''LAYOUT = "{layout}"
+MODE = "{mode}"
+SUMMED_AXES = {axes}  # {axes_text}
+LO, HI = {lo}, {hi}  # window [i-{lo}, i+{hi}] on each summed axis ({taps} taps)
+ALPHA = {alpha}  # a': alpha as the convention divides it
+K = {k}  # k': what the convention adds
+BETA = {beta}
+'''
+
+
+def summed_axes(sem: Semantics, layout: str) -> tuple[tuple[int, ...], str]:
+    """The axes the window runs over and their names, in ``layout``."""
+    if sem.mode == "across":
+        return ((1,), "channels") if layout == "NCHW" else ((3,), "channels")
+    return ((2, 3), "H and W") if layout == "NCHW" else ((1, 2), "H and W")
+
+
+def fill_body(template: str, sem: Semantics, layout: str) -> str:
+    """A generated file's body: ``template`` with ``{constants}`` and the semantics filled in
+    (the PyTorch and TensorFlow files share the constants and their names)."""
+    axes, axes_text = summed_axes(sem, layout)
+    filled = template.replace("{constants}", _CONSTANTS, 1)
+    return filled.format(layout=layout, mode=sem.mode, axes=repr(axes), axes_text=axes_text,
+                         lo=sem.lo, hi=sem.hi, taps=sem.taps, alpha=number(sem.alpha_eff),
+                         k=number(sem.k_eff), beta=number(sem.beta),
+                         mode_title=sem.mode.capitalize() + "-channel")
+
+
 def header(framework: str, command: str, sem: Semantics, layout: str,
            origin: Mapping[str, Any], extra: str) -> str:
     """The comment that opens a generated ``.py`` file: what it computes, where it came

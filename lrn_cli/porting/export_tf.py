@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lrn_cli.porting.export import header, number
-from lrn_cli.porting.export_torch import summed_axes
+from lrn_cli.porting.export import fill_body, header
 from lrn_cli.porting.semantics import Semantics
 
 _BODY = '''
@@ -19,14 +18,7 @@ import tensorflow as tf
 
 __all__ = ["lrn"]
 
-LAYOUT = "{layout}"
-MODE = "{mode}"
-SUMMED_AXES = {axes}  # {axes_text}
-LO, HI = {lo}, {hi}  # window [i-{lo}, i+{hi}] on each summed axis ({taps} taps)
-ALPHA = {alpha}  # a': alpha as the convention divides it
-K = {k}  # k': what the convention adds
-BETA = {beta}
-
+{constants}
 
 def _window_sum(t, axis, lo, hi):
     """Sum of t over [i-lo, i+hi] along axis, zero beyond the ends: one slice of the
@@ -60,11 +52,7 @@ def lrn(x, lo=LO, hi=HI, alpha=ALPHA, k=K, beta=BETA):
 
 def source(sem: Semantics, *, layout: str, origin: dict[str, Any]) -> str:
     """The whole file."""
-    axes, axes_text = summed_axes(sem, layout)
     top = header("TensorFlow", "tensorflow", sem, layout, origin,
                  "Needs only tensorflow; float32 (float64 works too); usable in tf.function.")
-    body = _BODY.format(layout=layout, mode=sem.mode, axes=repr(axes), axes_text=axes_text,
-                        lo=sem.lo, hi=sem.hi, taps=sem.taps, alpha=number(sem.alpha_eff),
-                        k=number(sem.k_eff), beta=number(sem.beta),
-                        mode_title=sem.mode.capitalize() + "-channel")
+    body = fill_body(_BODY, sem, layout)
     return top + body

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lrn_cli.porting.export import header, number
+from lrn_cli.porting.export import fill_body, header
 from lrn_cli.porting.semantics import Semantics
 
 _BODY = '''
@@ -19,14 +19,7 @@ import torch.nn.functional as F
 
 __all__ = ["LRN", "lrn"]
 
-LAYOUT = "{layout}"
-MODE = "{mode}"
-SUMMED_AXES = {axes}  # {axes_text}
-LO, HI = {lo}, {hi}  # window [i-{lo}, i+{hi}] on each summed axis ({taps} taps)
-ALPHA = {alpha}  # a': alpha as the convention divides it
-K = {k}  # k': what the convention adds
-BETA = {beta}
-
+{constants}
 
 def _window_sum(t, dim, lo, hi):
     """Sum of t over [i-lo, i+hi] along dim, zero beyond the ends: one slice of the
@@ -68,20 +61,9 @@ class LRN(torch.nn.Module):
 '''
 
 
-def summed_axes(sem: Semantics, layout: str) -> tuple[tuple[int, ...], str]:
-    """The axes the window runs over and their names, in ``layout``."""
-    if sem.mode == "across":
-        return ((1,), "channels") if layout == "NCHW" else ((3,), "channels")
-    return ((2, 3), "H and W") if layout == "NCHW" else ((1, 2), "H and W")
-
-
 def source(sem: Semantics, *, layout: str, origin: dict[str, Any]) -> str:
     """The whole file."""
-    axes, axes_text = summed_axes(sem, layout)
     top = header("PyTorch", "pytorch", sem, layout, origin,
                  "Needs only torch; float32 and float64; autograd gives the exact gradient.")
-    body = _BODY.format(layout=layout, mode=sem.mode, axes=repr(axes), axes_text=axes_text,
-                        lo=sem.lo, hi=sem.hi, taps=sem.taps, alpha=number(sem.alpha_eff),
-                        k=number(sem.k_eff), beta=number(sem.beta),
-                        mode_title=sem.mode.capitalize() + "-channel")
+    body = fill_body(_BODY, sem, layout)
     return top + body
