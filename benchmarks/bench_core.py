@@ -38,7 +38,8 @@ SIZE, ALPHA, BETA, K = 5, 1e-4, 0.75, 2.0
 ACROSS_SHAPES = {"conv1": (32, 96, 55, 55), "conv2": (32, 256, 27, 27)}
 WITHIN_SHAPE = ("conv1", ACROSS_SHAPES["conv1"])
 WITHIN_SIZES = (3, 5, 11, 21)
-SECTIONS = ("across", "within", "backward", "startup")
+IMAGE_SHAPE = (3000, 4000, 3)  # a 12 MP RGB photo as lrn apply holds it (HWC float32)
+SECTIONS = ("across", "within", "backward", "stats", "startup")
 CHECK_RTOL = 1e-4
 
 # targets from the issue: (section, shape, key, "<=" or ">=", goal)
@@ -46,9 +47,18 @@ ACROSS_TARGETS = {
     "conv1": {"copyto": 1.5, "tf": 8.0, "torch": 40.0},
     "conv2": {"copyto": 1.5, "tf": 6.0, "torch": 20.0},
 }
-WITHIN_GROWTH_TARGET = 1.3  # size 21 / size 3
+# Speed II: the rows it added, each against a yardstick measured in the same run
+NHWC_TARGET = {"conv1": 1.25}  # lrn(x_nhwc, out=) / lrn(x, out=)
+DIVISOR_TARGET = {"conv1": 1.5}  # lrn(x, out=, divisor_out=) / lrn(x, out=)
+WITHIN_COPYTO_TARGET = 2.5  # lrn(mode="within", out=), size 5 / np.copyto
+WITHIN_GROWTH_TARGET = 1.15  # size 21 / size 3
 WITHIN_TORCH_TARGET = 4.0  # torch / lrn at size 5
-BACKWARD_TARGET = 10.0  # torch autograd backward / lrn_backward
+BACKWARD_TARGETS = {  # torch autograd backward / lrn_backward(out=); lrn_backward(out=) / copyto
+    "conv1": {"torch": 25.0, "copyto": 3.0},
+    "conv2": {"torch": 15.0, "copyto": 3.0},
+}
+STATS_TARGET = 2.0  # the three statistics apply computes / the lrn(return_divisor=True) call
+IMAGE_STATS_TARGET = 2.0  # array_stats of a 12 MP HWC image / np.copyto
 
 
 # ----------------------------------------------------------------------------------------
@@ -293,6 +303,15 @@ class Bench:
         rows["lrn_out_cold"] = self.time("lrn(out=), caches flushed",
                                          partial(lrn, x, SIZE, ALPHA, BETA, K, out=out),
                                          setup=flush)
+        dout = np.empty_like(x)
+        rows["lrn_div_out"] = self.time("lrn(x, out=, divisor_out=)",
+                                        partial(lrn, x, SIZE, ALPHA, BETA, K, out=out,
+                                                divisor_out=dout))
+        rows["lrn_div"] = self.time("lrn(x, return_divisor=True)",
+                                    partial(lrn, x, SIZE, ALPHA, BETA, K, return_divisor=True))
+        if not np.array_equal(out, ref):
+            self.notes.append(f"across {name}: y of the divisor call differs from lrn(x)")
+        del dout
         x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         out_nhwc = np.empty_like(x_nhwc)
         rows["lrn_nhwc"] = self.time("lrn(x_nhwc, channel_axis=-1, out=)",
@@ -350,6 +369,12 @@ class Bench:
         for key, label in (("tf", "TF / lrn(out=)"), ("torch", "torch / lrn(out=)")):
             got = rows[key].median_ms / base if key in rows else None
             self.target("across", label, name, got, ">=", ACROSS_TARGETS[name][key])
+        if name in NHWC_TARGET:
+            self.target("across", "channels-last lrn(out=) / NCHW lrn(out=)", name,
+                        rows["lrn_nhwc"].median_ms / base, "<=", NHWC_TARGET[name])
+        if name in DIVISOR_TARGET:
+            self.target("across", "lrn(out=, divisor_out=) / lrn(out=)", name,
+                        rows["lrn_div_out"].median_ms / base, "<=", DIVISOR_TARGET[name])
         return rows
 
     # within
@@ -367,6 +392,7 @@ class Bench:
 
             xt = torch.from_numpy(x)
         res = self.results["within"] = {}
+        copyto = self.time("np.copyto(out, x)", partial(np.copyto, out, x))
         for n in WITHIN_SIZES:
             rows = res[str(n)] = {}
             fn = partial(lrn, x, n, ALPHA, BETA, K, mode="within", out=out)
@@ -377,7 +403,10 @@ class Bench:
                 tfn = _torch_within(torch, F, xt, n)
                 self.check(f"within size {n}: torch avg_pool2d vs lrn", tfn().numpy(), ref)
                 rows["torch"] = self.time(f"size {n}: torch avg_pool2d", tfn)
+        res["copyto"] = {"copyto": copyto}
         t3, t21 = res["3"]["lrn_out"].median_ms, res["21"]["lrn_out"].median_ms
+        self.target("within", "lrn(out=), size 5 / np.copyto", name,
+                    res["5"]["lrn_out"].median_ms / copyto.median_ms, "<=", WITHIN_COPYTO_TARGET)
         self.target("within", "lrn size 21 / size 3", name, t21 / t3, "<=", WITHIN_GROWTH_TARGET)
         five = res["5"]
         got = five["torch"].median_ms / five["lrn_out"].median_ms if "torch" in five else None
@@ -399,6 +428,7 @@ class Bench:
         rows: dict[str, Timing] = {}
         ref = lrn_backward(x, g, SIZE, ALPHA, BETA, K)
         out = np.empty_like(x)
+        rows["copyto"] = self.time("np.copyto(out, x)", partial(np.copyto, out, x))
         rows["lrn_out"] = self.time("lrn_backward(x, g, out=out)",
                                     partial(lrn_backward, x, g, SIZE, ALPHA, BETA, K, out=out))
         rows["lrn"] = self.time("lrn_backward(x, g)", partial(lrn_backward, x, g, SIZE, ALPHA,
@@ -433,8 +463,55 @@ class Bench:
             del y
         got = rows["torch"].median_ms / rows["lrn_out"].median_ms if "torch" in rows else None
         self.target("backward", "torch backward / lrn_backward(out=)", name, got, ">=",
-                    BACKWARD_TARGET)
+                    BACKWARD_TARGETS[name]["torch"])
+        self.target("backward", "lrn_backward(out=) / np.copyto", name,
+                    rows["lrn_out"].median_ms / rows["copyto"].median_ms, "<=",
+                    BACKWARD_TARGETS[name]["copyto"])
         return rows
+
+    # statistics
+
+    def stats(self) -> None:
+        """The statistics ``lrn apply`` computes, against the LRN call they follow, and the
+        statistics of a 12 MP photo against ``np.copyto``."""
+        from lrn_cli import lrn
+        from lrn_cli.pipeline import Item, Loaded, Settings, normalize
+        from lrn_cli.stats import array_stats, divisor_stats
+
+        res = self.results["stats"] = {}
+        name, shape = "conv1", ACROSS_SHAPES["conv1"]
+        log(f"  stats {name} {'x'.join(map(str, shape))}")
+        x = self.data(shape)
+        y, d = lrn(x, SIZE, ALPHA, BETA, K, return_divisor=True)
+        rows = res[name] = {}
+        rows["lrn_div"] = self.time("lrn(x, return_divisor=True)",
+                                    partial(lrn, x, SIZE, ALPHA, BETA, K, return_divisor=True))
+        rows["x"] = self.time("array_stats(x, 1)", partial(array_stats, x, 1))
+        rows["y"] = self.time("array_stats(y, 1)", partial(array_stats, y, 1))
+        rows["d"] = self.time("divisor_stats(d, beta)", partial(divisor_stats, d, BETA))
+
+        def three():
+            array_stats(x, 1)
+            array_stats(y, 1)
+            divisor_stats(d, BETA)
+
+        rows["three"] = self.time("the three together", three)
+        loaded = Loaded("bench.npy", "npy", [Item("", x, "NCHW", 1, False)])
+        settings = Settings(size=SIZE, alpha=ALPHA, beta=BETA, k=K)
+        rows["normalize"] = self.time("pipeline.normalize (LRN + statistics)",
+                                      partial(normalize, loaded, settings))
+        self.target("stats", "input + output + divisor statistics / lrn(return_divisor=True)",
+                    name, rows["three"].median_ms / rows["lrn_div"].median_ms, "<=",
+                    STATS_TARGET)
+        log(f"  stats image {'x'.join(map(str, IMAGE_SHAPE))} (HWC)")
+        img = self.rng.random(IMAGE_SHAPE, dtype=np.float32)
+        out = np.empty_like(img)
+        rows = res["image"] = {}
+        rows["copyto"] = self.time("np.copyto(out, image)", partial(np.copyto, out, img))
+        rows["stats"] = self.time("array_stats(image, 2)", partial(array_stats, img, 2))
+        self.target("stats", "array_stats(12 MP HWC image) / np.copyto", "12 MP",
+                    rows["stats"].median_ms / rows["copyto"].median_ms, "<=",
+                    IMAGE_STATS_TARGET)
 
     # startup
 
@@ -664,6 +741,8 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
                   ("copyto_cold", "`np.copyto(out, x)`, caches flushed (memory ceiling)"),
                   ("lrn_out_cold", "`lrn(x, out=out)`, caches flushed"),
                   ("lrn", "`lrn(x)` (allocating)"),
+                  ("lrn_div_out", "`lrn(x, out=, divisor_out=)` (output and divisor)"),
+                  ("lrn_div", "`lrn(x, return_divisor=True)` (allocating both)"),
                   ("lrn_nhwc", "`lrn(x_nhwc, channel_axis=-1, out=)` (channels-last input)"),
                   ("torch", "torch `F.local_response_norm`"),
                   ("tf", "TF `tf.nn.local_response_normalization` (NHWC, eager)"),
@@ -680,7 +759,7 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
                     rtxt = fx(t.median_ms / rows["copyto"].median_ms) + " of copyto"
                 elif key == "lrn_out_cold":
                     rtxt = fx(t.median_ms / rows["copyto_cold"].median_ms) + " of flushed copyto"
-                elif key in ("lrn", "lrn_nhwc"):
+                elif key in ("lrn", "lrn_nhwc", "lrn_div_out", "lrn_div"):
                     rtxt = fx(t.median_ms / rows["lrn_out"].median_ms) + " of out="
                 elif key in ("copyto", "copyto_cold"):
                     rtxt = "–"
@@ -707,31 +786,64 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
           " | torch / lrn |")
         w("|---:|---:|---:|---:|---:|")
         t3 = res["within"]["3"]["lrn_out"].median_ms
+        copyto = res["within"]["copyto"]["copyto"]
         for n, rows in res["within"].items():
+            if n == "copyto":
+                continue
             t = rows["lrn_out"]
             tt = rows.get("torch")
             w(f"| {n} | {fms(t.median_ms)} ({fms(t.min_ms)}) | {fx(t.median_ms / t3)} | "
               + (f"{fms(tt.median_ms)} ({fms(tt.min_ms)}) | {fx(tt.median_ms / t.median_ms)}"
                  if tt else "skipped | –") + " |")
-        w("")
+        w(f"\n`np.copyto(out, x)` of the same array: {fms(copyto.median_ms)}"
+          f" ({fms(copyto.min_ms)}) ms; size 5 is"
+          f" {fx(res['within']['5']['lrn_out'].median_ms / copyto.median_ms)} of it.\n")
 
     if "backward" in res:
         w("### Backward, across, size 5\n")
-        w("| shape | `lrn_backward(x, g, out=out)` ms | `lrn_backward(x, g)` ms"
+        w("| shape | `np.copyto` ms | `lrn_backward(x, g, out=out)` ms | of copyto"
+          " | `lrn_backward(x, g)` ms"
           " | channels-last `out=` ms | torch autograd backward ms | torch / lrn (out=)"
           " | torch / lrn (allocating) |")
-        w("|---|---:|---:|---:|---:|---:|---:|")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for n, rows in res["backward"].items():
             t = rows["lrn"]
             to = rows["lrn_out"]
             tn = rows["lrn_nhwc"]
             tt = rows.get("torch")
-            w(f"| {n} {'x'.join(map(str, ACROSS_SHAPES[n]))} | {fms(to.median_ms)}"
-              f" ({fms(to.min_ms)}) | {fms(t.median_ms)} ({fms(t.min_ms)}) | "
+            tc = rows["copyto"]
+            w(f"| {n} {'x'.join(map(str, ACROSS_SHAPES[n]))} | {fms(tc.median_ms)}"
+              f" ({fms(tc.min_ms)}) | {fms(to.median_ms)}"
+              f" ({fms(to.min_ms)}) | {fx(to.median_ms / tc.median_ms)} | "
+              f"{fms(t.median_ms)} ({fms(t.min_ms)}) | "
               f"{fms(tn.median_ms)} ({fms(tn.min_ms)}) | "
               + (f"{fms(tt.median_ms)} ({fms(tt.min_ms)}) | {fx(tt.median_ms / to.median_ms)}"
                  f" | {fx(tt.median_ms / t.median_ms)}"
                  if tt else "skipped | – | –") + " |")
+        w("")
+
+    if "stats" in res:
+        st = res["stats"]
+        base = st["conv1"]["lrn_div"].median_ms
+        w("### Statistics (what `lrn apply` measures)\n")
+        w("| what | median ms (min) | ratio |")
+        w("|---|---:|---:|")
+        for key, label in (("lrn_div", "conv1: `lrn(x, return_divisor=True)` (apply's call)"),
+                           ("x", "conv1: `array_stats(x, 1)`"),
+                           ("y", "conv1: `array_stats(y, 1)`"),
+                           ("d", "conv1: `divisor_stats(d, beta)`"),
+                           ("three", "conv1: the three statistics together"),
+                           ("normalize", "conv1: `pipeline.normalize` (LRN + statistics)")):
+            t = st["conv1"][key]
+            w(f"| {label} | {fms(t.median_ms)} ({fms(t.min_ms)}) | "
+              + ("–" if key == "lrn_div" else f"{fx(t.median_ms / base)} of the call") + " |")
+        img = st["image"]
+        for key, label in (("copyto", "12 MP HWC float32: `np.copyto`"),
+                           ("stats", "12 MP HWC float32: `array_stats(image, 2)`")):
+            t = img[key]
+            w(f"| {label} | {fms(t.median_ms)} ({fms(t.min_ms)}) | "
+              + ("–" if key == "copyto" else
+                 f"{fx(t.median_ms / img['copyto'].median_ms)} of copyto") + " |")
         w("")
 
     if "startup" in res:
@@ -843,7 +955,7 @@ def main(argv=None) -> int:
         threading_layer = numba.threading_layer()
     elif "startup" in bench.results:
         threading_layer = bench.results["startup"]["threading_layer"]
-    for section in ("across", "within", "backward"):
+    for section in ("across", "within", "backward", "stats"):
         if section in args.sections:
             getattr(bench, section)()
 
