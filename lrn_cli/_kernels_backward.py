@@ -77,6 +77,9 @@ def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block,
         gain = np.empty((n, channels))
         xb = x2[p0:p1]
         gb = g2[p0:p1]
+        if refine and taps == 5:
+            _channels_last_five(xb, gb, dx2[p0:p1], lo, hi, a, k, c2, quarter)
+            continue
         for i in range(np.uint64(n)):
             for c in range(np.uint64(channels)):
                 v = np.float64(xb[i, c])
@@ -118,6 +121,68 @@ def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block,
                 db[i, c] = np.float64(gb[i, c]) * gain[i, c] - c2 * np.float64(xb[i, c]) * d[i, c]
 
 
+
+
+@njit(**_OPTS)
+def _tree5_at(rows, i, j):
+    """``((r[j] + r[j+1]) + (r[j+2] + r[j+3])) + r[j+4]`` along row ``i`` (unsigned ``j``):
+    the tree of the 5-tap ring sweep, whose pair sums are these pairs."""
+    return (((rows[i, j] + rows[i, j + np.uint64(1)])
+             + (rows[i, j + np.uint64(2)] + rows[i, j + np.uint64(3)]))
+            + rows[i, j + np.uint64(4)])
+
+
+@njit(**_OPTS)
+def _channels_last_five(xb, gb, db, lo, hi, a, k, c2, quarter):
+    """:func:`across_channels_last_backward` for a 5-tap window and refined powers, one
+    block of pixels in three passes: squares; ``D``, its powers, ``t`` and ``u = g D^-b``;
+    the mirrored sums of ``t`` and ``dx``.  Rows are zero padded, and every sum is the tree
+    of :func:`_five_step` (whose pairs it shares), so the bits are the channels-first
+    kernel's."""
+    n, channels = xb.shape
+    pad = 8
+    upad = np.uint64(pad)
+    sq = np.zeros((n, channels + 2 * pad))
+    tp = np.zeros((n, channels + 2 * pad))
+    u = np.empty((n, channels))
+    for i in range(np.uint64(n)):
+        for c in range(np.uint64(channels)):
+            v = np.float64(xb[i, c])
+            sq[i, upad + c] = v * v
+    first = np.uint64(pad - lo)
+    bad = 0
+    if quarter:
+        for i in range(np.uint64(n)):
+            for c in range(np.uint64(channels)):
+                d = k + a * _tree5_at(sq, i, first + c)
+                gain, over = _refined_quarter(d)
+                g = np.float64(gb[i, c])
+                u[i, c] = g * gain
+                tp[i, upad + c] = g * np.float64(xb[i, c]) * over
+                bad += _seed_unusable(d)
+    else:
+        for i in range(np.uint64(n)):
+            for c in range(np.uint64(channels)):
+                d = k + a * _tree5_at(sq, i, first + c)
+                gain, over = _refined_half(d)
+                g = np.float64(gb[i, c])
+                u[i, c] = g * gain
+                tp[i, upad + c] = g * np.float64(xb[i, c]) * over
+                bad += _seed_unusable(d)
+    if bad:  # exact roots where the seed is unusable (per element, as channels-first)
+        for i in range(np.uint64(n)):
+            for c in range(np.uint64(channels)):
+                d = k + a * _tree5_at(sq, i, first + c)
+                if _seed_unusable(d):
+                    gain = _exact_gain(d, quarter)
+                    g = np.float64(gb[i, c])
+                    u[i, c] = g * gain
+                    tp[i, upad + c] = g * np.float64(xb[i, c]) * gain / d
+    first = np.uint64(pad - hi)
+    for i in range(np.uint64(n)):
+        for c in range(np.uint64(channels)):
+            s = _tree5_at(tp, i, first + c)
+            db[i, c] = u[i, c] - c2 * np.float64(xb[i, c]) * s
 
 
 @njit(**_OPTS)
