@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lrn_cli._jit import BETA_075
+from lrn_cli._jit import BETA_075, Variants
 from lrn_cli._kernel_parts import (
     _OPTS,
     _gain_of,
@@ -39,9 +39,29 @@ from lrn_cli._kernel_parts import (
     _wsum_rows_direct,
 )
 
+# Compile-time constants of the kernels built with `Variants` (each variant sets its own;
+# these defaults are never compiled): refined powers (float32 input, beta 0.75 or 0.5), the
+# 5-tap paths, and which refined power (beta 0.75 rather than 0.5).  Passed on to the
+# helpers as literal arguments, so only the branches a run takes are compiled.
+REFINE = False
+FIVE = False
+QUARTER = False
 
-@njit(parallel=True, **_OPTS)
+
+def _variant(refine, lo, hi, bmode):
+    """The compile-time constants of the backward variant for these runtime parameters."""
+    refine = bool(refine)
+    return {"REFINE": refine, "FIVE": refine and lo + hi == 4,
+            "QUARTER": refine and bmode == BETA_075}
+
+
 def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block, refine):
+    """Run the variant of :func:`_channels_last_backward` for these parameters."""
+    _channels_last_variants(**_variant(refine, lo, hi, bmode))(x2, g2, dx2, lo, hi, a, k,
+                                                                beta, bmode, block, refine)
+
+
+def _channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block, refine):
     """Gradient for C-contiguous ``x2``, ``g2``, ``dx2`` (pixels, C), windows of at most 8
     taps, float64 arithmetic: per block of pixels, padded rows of squares give ``D``, padded
     rows of ``t = g x D^(-b-1)`` give the mirrored sums (the same formula as the other
@@ -65,7 +85,6 @@ def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block,
     taps = lo + hi + 1
     pad = 8
     c2 = 2.0 * beta * a
-    quarter = bmode == BETA_075
     nblocks = (pixels + block - 1) // block
     upad = np.uint64(pad)
     for item in prange(nblocks):
@@ -77,8 +96,8 @@ def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block,
         gain = np.empty((n, channels))
         xb = x2[p0:p1]
         gb = g2[p0:p1]
-        if refine and taps == 5:
-            _channels_last_five(xb, gb, dx2[p0:p1], lo, hi, a, k, c2, quarter)
+        if FIVE:
+            _channels_last_five(xb, gb, dx2[p0:p1], lo, hi, a, k, c2, QUARTER)
             continue
         for i in range(np.uint64(n)):
             for c in range(np.uint64(channels)):
@@ -89,9 +108,9 @@ def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block,
         flat_gain = gain.reshape(n * channels)
         for t in range(n * channels):
             flat_d[t] = k + a * flat_d[t]
-        if refine:
+        if REFINE:
             # flat_d becomes D^(-b-1): D itself is only needed again where a seed was unusable
-            bad = _refined_powers(flat_d, flat_gain, quarter)
+            bad = _refined_powers(flat_d, flat_gain, QUARTER)
             dd = d
             if bad:
                 dd = np.empty((n, channels))
@@ -105,7 +124,7 @@ def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block,
                     for c in range(channels):
                         v = k + a * dd[i, c]
                         if _seed_unusable(v):
-                            gain[i, c] = _exact_gain(v, quarter)
+                            gain[i, c] = _exact_gain(v, QUARTER)
                             padded[i, pad + c] = (np.float64(gb[i, c]) * np.float64(xb[i, c])
                                                   * gain[i, c] / v)
         else:
@@ -121,6 +140,11 @@ def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block,
                 db[i, c] = np.float64(gb[i, c]) * gain[i, c] - c2 * np.float64(xb[i, c]) * d[i, c]
 
 
+
+
+#: ``_channels_last_variants(REFINE=..., FIVE=..., QUARTER=...)``: the channels-last
+#: gradient compiled for one combination (see :func:`_variant`).
+_channels_last_variants = Variants(_channels_last_backward, parallel=True, **_OPTS)
 
 
 @njit(**_OPTS)
@@ -577,8 +601,13 @@ def _five_sweep(xo, go, do, pring, tring, tpring, uring, c0, c1, lo, hi, a, k, c
                 _five_finish(xo, do, tring, tpring, uring, c, cc, c2)
 
 
-@njit(parallel=True, **_OPTS)
 def across_rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk, refine):
+    """Run the variant of :func:`_rows_backward_contiguous` for these parameters."""
+    _ring_variants(**_variant(refine, lo, hi, bmode))(x, gy, dx, lo, hi, a, k, beta, bmode,
+                                                      chunk, refine)
+
+
+def _rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk, refine):
     """Gradient for C-contiguous ``x``, ``gy``, ``dx`` (outer, C, inner), windows of at
     most 8 taps, whole rows.
 
@@ -606,7 +635,6 @@ def across_rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk,
     taps = lo + hi + 1
     last = channels - 1
     c2 = 2.0 * beta * a
-    quarter = bmode == BETA_075
     for item in prange(outer * nchunks):
         o = item // nchunks
         c0 = (item % nchunks) * chunk
@@ -616,17 +644,17 @@ def across_rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk,
         do = dx[o]
         tring = np.zeros((8, inner), dtype=np.float64)
         uring = np.zeros((8, inner), dtype=np.float64)
-        if refine and taps == 5:
+        if FIVE:
             pring = np.zeros((8, inner), dtype=np.float64)
             tpring = np.zeros((8, inner), dtype=np.float64)
             _five_sweep(xo, go, do, pring, tring, tpring, uring, c0, c1, lo, hi, a, k, c2,
-                        quarter)
+                        QUARTER)
             continue
         for c in range(max(0, c0 - hi), min(channels, c1 + lo) + lo):
             if c < min(channels, c1 + lo):
                 i, ok = _window_rows(c - lo, taps, last)
-                if refine:
-                    _bwd_refined_row(xo, go, tring, uring, c, i, ok, a, k, quarter)
+                if REFINE:
+                    _bwd_refined_row(xo, go, tring, uring, c, i, ok, a, k, QUARTER)
                 else:
                     _bwd_exact_row(xo, go, tring, uring, c, i, ok, a, k, beta, bmode)
             cc = c - lo
@@ -634,6 +662,11 @@ def across_rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk,
                 j = cc - hi
                 i, ok = _window_rows(j, taps, last)
                 _bwd_finish_row(xo, do, tring, uring, cc, j, ok, c2)
+
+
+#: ``_ring_variants(REFINE=..., FIVE=..., QUARTER=...)``: the C-contiguous gradient
+#: compiled for one combination (see :func:`_variant`).
+_ring_variants = Variants(_rows_backward_contiguous, parallel=True, **_OPTS)
 
 
 @njit(parallel=True, **_OPTS)
