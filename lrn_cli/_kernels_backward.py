@@ -437,9 +437,10 @@ def _bwd_finish_row(xo, do, tring, uring, c, j, ok, c2):
 
 # The 5-tap sweep: the tree ((v0+v1) + (v2+v3)) + v4 of every window sum shares its pairs
 # with the window two channels on, so each step forms one new pair of squares (ring ``P``,
-# slot ``j & 7`` = rows j, j+1) and one new pair of t (ring ``TP``): two additions per sum
-# instead of four, and the same bits.  Rows outside the axis are zeros (t of a channel
-# outside it is 0, as the masked trees count it).
+# slot ``j & 3`` = rows j, j+1) and one new pair of t (ring ``TP``, slot ``j & 3``): two
+# additions per sum instead of four, and the same bits.  ``t`` needs two slots (``c & 1``),
+# ``u`` eight (``c & 7``): 18 float64 rows in all, L2-sized for 3025-pixel rows.  Rows
+# outside the axis are zeros (t of a channel outside it is 0, as the masked trees count it).
 
 
 @njit(**_OPTS)
@@ -451,8 +452,8 @@ def _sq(xo, j, t, last):
 
 @njit(**_OPTS)
 def _pairs5(xo, pring, n, last):
-    """Ring ``P`` slot ``(n-1) & 7`` <- squares of rows ``n-1`` and ``n`` summed."""
-    pr = pring[(n - 1) & 7]
+    """Ring ``P`` slot ``(n-1) & 3`` <- squares of rows ``n-1`` and ``n`` summed."""
+    pr = pring[(n - 1) & 3]
     for t in range(xo.shape[1]):
         pr[t] = _sq(xo, n - 1, t, last) + _sq(xo, n, t, last)
 
@@ -460,14 +461,14 @@ def _pairs5(xo, pring, n, last):
 @njit(**_OPTS)
 def _five_d(pring, xo, n, t, last, a, k):
     """``D`` of channel ``n - hi``: ``k + a ((P[n-4] + P[n-2]) + x[n]^2)``."""
-    return k + a * ((pring[(n - 4) & 7, t] + pring[(n - 2) & 7, t]) + _sq(xo, n, t, last))
+    return k + a * ((pring[(n - 4) & 3, t] + pring[(n - 2) & 3, t]) + _sq(xo, n, t, last))
 
 
 @njit(**_OPTS)
 def _five_tu(xo, go, pring, tring, tpring, uring, n, c, last, a, k, quarter):
     """Channel ``c = n - hi`` (inside the axis) into the rings: ``t``, ``u`` and the pair
     ``TP[c-1] = t[c-1] + t[c]``, refined powers with exact ones where they cannot go."""
-    sc, sc1 = c & 7, (c - 1) & 7
+    su, sc, sc1, sp = c & 7, c & 1, (c - 1) & 1, (c - 1) & 3
     bad = 0
     if quarter:
         for t in range(xo.shape[1]):
@@ -475,8 +476,8 @@ def _five_tu(xo, go, pring, tring, tpring, uring, n, c, last, a, k, quarter):
             gain, over = _refined_quarter(d)
             g = np.float64(go[c, t])
             tc = g * np.float64(xo[c, t]) * over
-            uring[sc, t] = g * gain
-            tpring[sc1, t] = tring[sc1, t] + tc
+            uring[su, t] = g * gain
+            tpring[sp, t] = tring[sc1, t] + tc
             tring[sc, t] = tc
             bad += _seed_unusable(d)
     else:
@@ -485,8 +486,8 @@ def _five_tu(xo, go, pring, tring, tpring, uring, n, c, last, a, k, quarter):
             gain, over = _refined_half(d)
             g = np.float64(go[c, t])
             tc = g * np.float64(xo[c, t]) * over
-            uring[sc, t] = g * gain
-            tpring[sc1, t] = tring[sc1, t] + tc
+            uring[su, t] = g * gain
+            tpring[sp, t] = tring[sc1, t] + tc
             tring[sc, t] = tc
             bad += _seed_unusable(d)
     if bad:
@@ -496,24 +497,24 @@ def _five_tu(xo, go, pring, tring, tpring, uring, n, c, last, a, k, quarter):
                 gain = _exact_gain(d, quarter)
                 g = np.float64(go[c, t])
                 tc = g * np.float64(xo[c, t]) * gain / d
-                uring[sc, t] = g * gain
-                tpring[sc1, t] = tring[sc1, t] + tc
+                uring[su, t] = g * gain
+                tpring[sp, t] = tring[sc1, t] + tc
                 tring[sc, t] = tc
 
 
 @njit(**_OPTS)
 def _five_zero(tring, tpring, c):
     """Channel ``c`` outside the axis: ``t = 0`` (and its pair with ``c - 1``)."""
-    sc, sc1 = c & 7, (c - 1) & 7
+    sc, sc1, sp = c & 1, (c - 1) & 1, (c - 1) & 3
     for t in range(tring.shape[1]):
-        tpring[sc1, t] = tring[sc1, t] + 0.0
+        tpring[sp, t] = tring[sc1, t] + 0.0
         tring[sc, t] = 0.0
 
 
 @njit(**_OPTS)
 def _five_finish(xo, do, tring, tpring, uring, c, cc, c2):
     """``dx[cc] = u - c2 x ((TP[c-4] + TP[c-2]) + t[c])``, ``c = cc + lo``."""
-    s4, s2, sc, su = (c - 4) & 7, (c - 2) & 7, c & 7, cc & 7
+    s4, s2, sc, su = (c - 4) & 3, (c - 2) & 3, c & 1, cc & 7
     for t in range(xo.shape[1]):
         s = (tpring[s4, t] + tpring[s2, t]) + tring[sc, t]
         do[cc, t] = uring[su, t] - c2 * np.float64(xo[cc, t]) * s
@@ -527,8 +528,9 @@ def _five_step(xo, go, do, pring, tring, tpring, uring, n, lo, a, k, c2, quarter
     :func:`_five_tu` and :func:`_five_finish` in turn, so the same bits."""
     c = n - (4 - lo)
     cc = c - lo
-    sp1, sp4, sp2 = (n - 1) & 7, (n - 4) & 7, (n - 2) & 7
-    sc, sc1, sc4, sc2, scc = c & 7, (c - 1) & 7, (c - 4) & 7, (c - 2) & 7, cc & 7
+    sp1, sp4, sp2 = (n - 1) & 3, (n - 4) & 3, (n - 2) & 3  # P and TP slots
+    sq1, sq4, sq2 = (c - 1) & 3, (c - 4) & 3, (c - 2) & 3
+    sc, sc1, su, scc = c & 1, (c - 1) & 1, c & 7, cc & 7  # t and u slots
     bad = 0
     if quarter:
         for t in range(xo.shape[1]):
@@ -540,10 +542,10 @@ def _five_step(xo, go, do, pring, tring, tpring, uring, n, lo, a, k, c2, quarter
             gain, over = _refined_quarter(d)
             g = np.float64(go[c, t])
             tc = g * np.float64(xo[c, t]) * over
-            uring[sc, t] = g * gain
-            tpring[sc1, t] = tring[sc1, t] + tc
+            uring[su, t] = g * gain
+            tpring[sq1, t] = tring[sc1, t] + tc
             tring[sc, t] = tc
-            s = (tpring[sc4, t] + tpring[sc2, t]) + tc
+            s = (tpring[sq4, t] + tpring[sq2, t]) + tc
             do[cc, t] = uring[scc, t] - c2 * np.float64(xo[cc, t]) * s
             bad += _seed_unusable(d)
     else:
@@ -556,10 +558,10 @@ def _five_step(xo, go, do, pring, tring, tpring, uring, n, lo, a, k, c2, quarter
             gain, over = _refined_half(d)
             g = np.float64(go[c, t])
             tc = g * np.float64(xo[c, t]) * over
-            uring[sc, t] = g * gain
-            tpring[sc1, t] = tring[sc1, t] + tc
+            uring[su, t] = g * gain
+            tpring[sq1, t] = tring[sc1, t] + tc
             tring[sc, t] = tc
-            s = (tpring[sc4, t] + tpring[sc2, t]) + tc
+            s = (tpring[sq4, t] + tpring[sq2, t]) + tc
             do[cc, t] = uring[scc, t] - c2 * np.float64(xo[cc, t]) * s
             bad += _seed_unusable(d)
     if bad:  # redo the elements whose seed was unusable, then their dx
@@ -570,10 +572,10 @@ def _five_step(xo, go, do, pring, tring, tpring, uring, n, lo, a, k, c2, quarter
                 gain = _exact_gain(d, quarter)
                 g = np.float64(go[c, t])
                 tc = g * np.float64(xo[c, t]) * gain / d
-                uring[sc, t] = g * gain
-                tpring[sc1, t] = tring[sc1, t] + tc
+                uring[su, t] = g * gain
+                tpring[sq1, t] = tring[sc1, t] + tc
                 tring[sc, t] = tc
-                s = (tpring[sc4, t] + tpring[sc2, t]) + tc
+                s = (tpring[sq4, t] + tpring[sq2, t]) + tc
                 do[cc, t] = uring[scc, t] - c2 * np.float64(xo[cc, t]) * s
 
 
@@ -642,14 +644,15 @@ def _rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk, refin
         xo = x[o]
         go = gy[o]
         do = dx[o]
-        tring = np.zeros((8, inner), dtype=np.float64)
         uring = np.zeros((8, inner), dtype=np.float64)
         if FIVE:
-            pring = np.zeros((8, inner), dtype=np.float64)
-            tpring = np.zeros((8, inner), dtype=np.float64)
+            tring = np.zeros((2, inner), dtype=np.float64)
+            pring = np.zeros((4, inner), dtype=np.float64)
+            tpring = np.zeros((4, inner), dtype=np.float64)
             _five_sweep(xo, go, do, pring, tring, tpring, uring, c0, c1, lo, hi, a, k, c2,
                         QUARTER)
             continue
+        tring = np.zeros((8, inner), dtype=np.float64)
         for c in range(max(0, c0 - hi), min(channels, c1 + lo) + lo):
             if c < min(channels, c1 + lo):
                 i, ok = _window_rows(c - lo, taps, last)
