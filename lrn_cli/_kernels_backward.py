@@ -10,6 +10,12 @@ a, k, beta : float
     The resolved constants ``a'``, ``k'`` and the power (Python floats: float64).
 bmode : int
     The closed form of ``D ** -beta`` (``lrn_cli._jit.BETA_*``), chosen outside the loops.
+
+float32 input with beta 0.75 or 0.5 takes refined powers (a float32 seed and one float64
+Newton step, ~1e-13 relative), with exact roots for each element whose ``D`` the seed cannot
+take; 5-tap windows then take one-pass paths that share the pair sums of their summation
+tree (:func:`_five_sweep` channels first, :func:`_channels_last_five` channels last).  Every
+path sums in the same tree order, so all layouts, chunks and blocks give the same bits.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lrn_cli._jit import BETA_075, Variants
+from lrn_cli._jit import BETA_025, BETA_075, BETA_2, BETA_15, Variants
 from lrn_cli._kernel_parts import (
     _OPTS,
     _gain_of,
@@ -25,8 +31,11 @@ from lrn_cli._kernel_parts import (
     _load_window_sums,
     _masked_sum8,
     _padded_window_sums,
+    _scale_025,
     _scale_05,
     _scale_075,
+    _scale_2,
+    _scale_15,
     _squares8,
     _store_across,
     _tile_item,
@@ -128,7 +137,7 @@ def _channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block, refin
                             padded[i, pad + c] = (np.float64(gb[i, c]) * np.float64(xb[i, c])
                                                   * gain[i, c] / v)
         else:
-            _gain_of(flat_d, flat_gain, beta, bmode)
+            _backward_gain(flat_d, flat_gain, beta, bmode)
             for i in range(np.uint64(n)):
                 for c in range(np.uint64(channels)):
                     padded[i, upad + c] = (np.float64(gb[i, c]) * np.float64(xb[i, c])
@@ -224,6 +233,25 @@ def _add8(r0, r1, r2, r3, r4, r5, r6, r7, acc):
         acc[t] = _tree8(r0[t], r1[t], r2[t], r3[t], r4[t], r5[t], r6[t], r7[t])
 
 
+@njit(**_OPTS)
+def _backward_gain(d, g, beta, mode):
+    """``g[t] = d[t] ** -beta`` in float64: :func:`lrn_cli._kernel_parts._gain_of` plus the
+    forward pass's other closed forms (beta 0.25, 1.5, 2), so ``pow`` (~10x their cost) is
+    left to the betas without one.  Every across backward kernel takes its gains here."""
+    n = d.shape[0]
+    if mode == BETA_025:
+        for t in range(n):
+            g[t] = _scale_025(1.0, d[t])
+    elif mode == BETA_15:
+        for t in range(n):
+            g[t] = _scale_15(1.0, d[t])
+    elif mode == BETA_2:
+        for t in range(n):
+            g[t] = _scale_2(1.0, d[t])
+    else:
+        _gain_of(d, g, beta, mode)
+
+
 @njit(parallel=True, **_OPTS)
 def across_rows_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile):
     """Gradient for windows of at most 8 taps, channel rows read in place (float64 maths).
@@ -266,7 +294,7 @@ def across_rows_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile):
             for t in range(w):
                 acc[t] = k + a * acc[t]
             gr = gain[c]
-            _gain_of(acc, gr, beta, bmode)
+            _backward_gain(acc, gr, beta, bmode)
             xr = x[o, c, p0:p1]
             g = gy[o, c, p0:p1]
             tr = tt[c]
@@ -413,7 +441,7 @@ def _bwd_exact_row(xo, go, tring, uring, c, i, ok, a, k, beta, bmode):
     ur = uring[slot]
     for t in range(xo.shape[1]):
         tr[t] = k + a * _window_squares(xo, i, ok, t, 1.0)
-    _gain_of(tr, ur, beta, bmode)
+    _backward_gain(tr, ur, beta, bmode)
     for t in range(xo.shape[1]):
         g = np.float64(go[c, t])
         gain = ur[t]
@@ -705,7 +733,7 @@ def across_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile, blocks, base):
             sr, gr, xr, br = s[c], gain[c], xb[c], gb[c]
             for t in range(width):
                 sr[t] = k + a * sr[t]
-            _gain_of(sr, gr, beta, bmode)
+            _backward_gain(sr, gr, beta, bmode)
             for t in range(width):
                 sr[t] = br[t] * xr[t] * gr[t] / sr[t]
         if blocks:

@@ -164,3 +164,57 @@ def test_five_tap_gradient_through_lrn_backward(convention, size, layout):
         xs, gs = (np.repeat(v, 2, axis=3)[..., ::2] for v in (x, g))
         got = lrn_backward(xs, gs, *args, **kw)
         np.testing.assert_allclose(got, nchw, rtol=2e-7, atol=1e-7 * np.abs(nchw).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [0.25, 1.5, 2.0, 1.0, 0.6])
+@pytest.mark.parametrize("size", [3, 5])
+def test_exact_gains_agree_in_every_layout(size, beta, dtype):
+    """The float64-root gains (float64 input, or betas without refined powers): beta 0.25,
+    1.5 and 2 take the forward pass's closed forms, not ``pow``, in every across kernel
+    (rings, channels last, strided rows, scratch blocks), so all layouts give the same bits,
+    and the float64 gradient matches the reference to ~1e-15."""
+    rng = np.random.default_rng(int(beta * 100) + size)
+    x = _mixed((2, 12, 5, 6), rng).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    args = (size, 0.05, beta, 1.5)
+    nchw = lrn_backward(x, g, *args)
+    xh, gh = (np.ascontiguousarray(v.transpose(0, 2, 3, 1)) for v in (x, g))
+    nhwc = lrn_backward(xh, gh, *args, channel_axis=-1).transpose(0, 3, 1, 2)
+    xs, gs = (np.repeat(v, 2, axis=3)[..., ::2] for v in (x, g))
+    strided = lrn_backward(xs, gs, *args)
+    xf, gf = (np.asfortranarray(v) for v in (x, g))
+    fortran = lrn_backward(xf, gf, *args)
+    for other in (nhwc, strided, fortran):
+        assert np.array_equal(other, nchw)
+    want = reference_lrn_backward(x.astype(np.float64), g.astype(np.float64), *args)
+    if dtype == np.float64:
+        np.testing.assert_allclose(nchw, want, rtol=1e-13, atol=1e-15 * np.abs(want).max())
+    else:
+        _assert_rounded_once(nchw, want)
+
+
+@pytest.mark.parametrize("beta,gain", [(0.25, lambda d: 1.0 / np.sqrt(np.sqrt(d))),
+                                       (1.5, lambda d: 1.0 / np.sqrt(d) / d),
+                                       (2.0, lambda d: 1.0 / d / d)])
+def test_exact_gains_are_the_closed_forms(beta, gain):
+    """float64, 3-tap window: the kernels' operations replayed in NumPy (the tree
+    ``(v0 + v1) + v2``, ``D = k + a S``, the closed-form gain, ``t = g x gain / D``,
+    ``dx = g gain - (c2 x) s``) give the same bits; ``pow`` would differ in the last bits."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 9, 4, 5)) * 3
+    g = rng.standard_normal(x.shape)
+    a, k = 0.05 / 3, 1.5
+
+    def tree3(v):
+        p = np.zeros((v.shape[0], v.shape[1] + 2) + v.shape[2:])
+        p[:, 1:-1] = v
+        return (p[:, :-2] + p[:, 1:-1]) + p[:, 2:]
+
+    d = k + a * tree3(x * x)
+    gn = gain(d)
+    want = g * gn - (2.0 * beta * a * x) * tree3(g * x * gn / d)
+    assert np.array_equal(lrn_backward(x, g, 3, 0.05, beta, k), want)
+    xh, gh = (np.ascontiguousarray(v.transpose(0, 2, 3, 1)) for v in (x, g))
+    got = lrn_backward(xh, gh, 3, 0.05, beta, k, channel_axis=-1).transpose(0, 3, 1, 2)
+    assert np.array_equal(got, want)
