@@ -10,6 +10,12 @@ a, k, beta : float
     The resolved constants ``a'``, ``k'`` and the power (Python floats: float64).
 bmode : int
     The closed form of ``D ** -beta`` (``lrn_cli._jit.BETA_*``), chosen outside the loops.
+
+float32 input with beta 0.75 or 0.5 takes refined powers (a float32 seed and one float64
+Newton step, ~1e-13 relative), with exact roots for each element whose ``D`` the seed cannot
+take; 5-tap windows then take one-pass paths that share the pair sums of their summation
+tree (:func:`_five_sweep` channels first, :func:`_channels_last_five` channels last).  Every
+path sums in the same tree order, so all layouts, chunks and blocks give the same bits.
 """
 
 from __future__ import annotations
@@ -17,15 +23,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lrn_cli._jit import BETA_075
+from lrn_cli._jit import BETA_025, BETA_075, BETA_2, BETA_15, Variants
 from lrn_cli._kernel_parts import (
     _OPTS,
     _gain_of,
-    _inner_squares5,
     _load_across,
     _load_window_sums,
     _masked_sum8,
     _padded_window_sums,
+    _scale_025,
+    _scale_05,
+    _scale_075,
+    _scale_2,
+    _scale_15,
     _squares8,
     _store_across,
     _tile_item,
@@ -38,15 +48,35 @@ from lrn_cli._kernel_parts import (
     _wsum_rows_direct,
 )
 
+# Compile-time constants of the kernels built with `Variants` (each variant sets its own;
+# these defaults are never compiled): refined powers (float32 input, beta 0.75 or 0.5), the
+# 5-tap paths, and which refined power (beta 0.75 rather than 0.5).  Passed on to the
+# helpers as literal arguments, so only the branches a run takes are compiled.
+REFINE = False
+FIVE = False
+QUARTER = False
 
-@njit(parallel=True, **_OPTS)
+
+def _variant(refine, lo, hi, bmode):
+    """The compile-time constants of the backward variant for these runtime parameters."""
+    refine = bool(refine)
+    return {"REFINE": refine, "FIVE": refine and lo + hi == 4,
+            "QUARTER": refine and bmode == BETA_075}
+
+
 def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block, refine):
+    """Run the variant of :func:`_channels_last_backward` for these parameters."""
+    _channels_last_variants(**_variant(refine, lo, hi, bmode))(x2, g2, dx2, lo, hi, a, k,
+                                                                beta, bmode, block, refine)
+
+
+def _channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block, refine):
     """Gradient for C-contiguous ``x2``, ``g2``, ``dx2`` (pixels, C), windows of at most 8
     taps, float64 arithmetic: per block of pixels, padded rows of squares give ``D``, padded
     rows of ``t = g x D^(-b-1)`` give the mirrored sums (the same formula as the other
     backward kernels).  ``refine`` (float32 input, beta 0.75 or 0.5): the powers of ``D``
-    come from :func:`_refined_powers` as in the channels-first kernel; a block where one
-    ``D`` leaves their range is redone with exact roots.
+    come from :func:`_refined_powers` as in the channels-first kernel; each ``D`` outside
+    their range is redone with exact roots (per element, as there: the same bits).
 
     Parameters
     ----------
@@ -75,6 +105,9 @@ def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block,
         gain = np.empty((n, channels))
         xb = x2[p0:p1]
         gb = g2[p0:p1]
+        if FIVE:
+            _channels_last_five(xb, gb, dx2[p0:p1], lo, hi, a, k, c2, QUARTER)
+            continue
         for i in range(np.uint64(n)):
             for c in range(np.uint64(channels)):
                 v = np.float64(xb[i, c])
@@ -84,25 +117,31 @@ def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block,
         flat_gain = gain.reshape(n * channels)
         for t in range(n * channels):
             flat_d[t] = k + a * flat_d[t]
-        exact = not refine
-        if refine:
-            # flat_d becomes D^(-b-1): D itself is not needed again
-            exact = _refined_powers(flat_d, flat_gain, bmode == BETA_075) > 0
-            if exact:  # restore D for the exact roots
-                _padded_window_sums(padded, d, n, channels, pad, lo, taps)
-                for t in range(n * channels):
-                    flat_d[t] = k + a * flat_d[t]
-        if exact:
-            _gain_of(flat_d, flat_gain, beta, bmode)
-            for i in range(np.uint64(n)):
-                for c in range(np.uint64(channels)):
-                    padded[i, upad + c] = (np.float64(gb[i, c]) * np.float64(xb[i, c])
-                                           * gain[i, c] / d[i, c])
-        else:
+        if REFINE:
+            # flat_d becomes D^(-b-1): D itself is only needed again where a seed was unusable
+            bad = _refined_powers(flat_d, flat_gain, QUARTER)
+            dd = d
+            if bad:
+                dd = np.empty((n, channels))
+                _padded_window_sums(padded, dd, n, channels, pad, lo, taps)
             for i in range(np.uint64(n)):
                 for c in range(np.uint64(channels)):
                     padded[i, upad + c] = (np.float64(gb[i, c]) * np.float64(xb[i, c])
                                            * d[i, c])
+            if bad:  # exact roots for those elements only (the same bits in any layout)
+                for i in range(n):
+                    for c in range(channels):
+                        v = k + a * dd[i, c]
+                        if _seed_unusable(v):
+                            gain[i, c] = _exact_gain(v, QUARTER)
+                            padded[i, pad + c] = (np.float64(gb[i, c]) * np.float64(xb[i, c])
+                                                  * gain[i, c] / v)
+        else:
+            _backward_gain(flat_d, flat_gain, beta, bmode)
+            for i in range(np.uint64(n)):
+                for c in range(np.uint64(channels)):
+                    padded[i, upad + c] = (np.float64(gb[i, c]) * np.float64(xb[i, c])
+                                           * gain[i, c] / d[i, c])
         _padded_window_sums(padded, d, n, channels, pad, hi, taps)  # d <- mirrored sums of t
         db = dx2[p0:p1]
         for i in range(np.uint64(n)):
@@ -110,6 +149,73 @@ def across_channels_last_backward(x2, g2, dx2, lo, hi, a, k, beta, bmode, block,
                 db[i, c] = np.float64(gb[i, c]) * gain[i, c] - c2 * np.float64(xb[i, c]) * d[i, c]
 
 
+
+
+#: ``_channels_last_variants(REFINE=..., FIVE=..., QUARTER=...)``: the channels-last
+#: gradient compiled for one combination (see :func:`_variant`).
+_channels_last_variants = Variants(_channels_last_backward, parallel=True, **_OPTS)
+
+
+@njit(**_OPTS)
+def _tree5_at(rows, i, j):
+    """``((r[j] + r[j+1]) + (r[j+2] + r[j+3])) + r[j+4]`` along row ``i`` (unsigned ``j``):
+    the tree of the 5-tap ring sweep, whose pair sums are these pairs."""
+    return (((rows[i, j] + rows[i, j + np.uint64(1)])
+             + (rows[i, j + np.uint64(2)] + rows[i, j + np.uint64(3)]))
+            + rows[i, j + np.uint64(4)])
+
+
+@njit(**_OPTS)
+def _channels_last_five(xb, gb, db, lo, hi, a, k, c2, quarter):
+    """:func:`across_channels_last_backward` for a 5-tap window and refined powers, one
+    block of pixels in three passes: squares; ``D``, its powers, ``t`` and ``u = g D^-b``;
+    the mirrored sums of ``t`` and ``dx``.  Rows are zero padded, and every sum is the tree
+    of :func:`_five_step` (whose pairs it shares), so the bits are the channels-first
+    kernel's."""
+    n, channels = xb.shape
+    pad = 8
+    upad = np.uint64(pad)
+    sq = np.zeros((n, channels + 2 * pad))
+    tp = np.zeros((n, channels + 2 * pad))
+    u = np.empty((n, channels))
+    for i in range(np.uint64(n)):
+        for c in range(np.uint64(channels)):
+            v = np.float64(xb[i, c])
+            sq[i, upad + c] = v * v
+    first = np.uint64(pad - lo)
+    bad = 0
+    if quarter:
+        for i in range(np.uint64(n)):
+            for c in range(np.uint64(channels)):
+                d = k + a * _tree5_at(sq, i, first + c)
+                gain, over = _refined_quarter(d)
+                g = np.float64(gb[i, c])
+                u[i, c] = g * gain
+                tp[i, upad + c] = g * np.float64(xb[i, c]) * over
+                bad += _seed_unusable(d)
+    else:
+        for i in range(np.uint64(n)):
+            for c in range(np.uint64(channels)):
+                d = k + a * _tree5_at(sq, i, first + c)
+                gain, over = _refined_half(d)
+                g = np.float64(gb[i, c])
+                u[i, c] = g * gain
+                tp[i, upad + c] = g * np.float64(xb[i, c]) * over
+                bad += _seed_unusable(d)
+    if bad:  # exact roots where the seed is unusable (per element, as channels-first)
+        for i in range(np.uint64(n)):
+            for c in range(np.uint64(channels)):
+                d = k + a * _tree5_at(sq, i, first + c)
+                if _seed_unusable(d):
+                    gain = _exact_gain(d, quarter)
+                    g = np.float64(gb[i, c])
+                    u[i, c] = g * gain
+                    tp[i, upad + c] = g * np.float64(xb[i, c]) * gain / d
+    first = np.uint64(pad - hi)
+    for i in range(np.uint64(n)):
+        for c in range(np.uint64(channels)):
+            s = _tree5_at(tp, i, first + c)
+            db[i, c] = u[i, c] - c2 * np.float64(xb[i, c]) * s
 
 
 @njit(**_OPTS)
@@ -125,6 +231,25 @@ def _sq8_f64(r0, r1, r2, r3, r4, r5, r6, r7, acc):
 def _add8(r0, r1, r2, r3, r4, r5, r6, r7, acc):
     for t in range(acc.shape[0]):
         acc[t] = _tree8(r0[t], r1[t], r2[t], r3[t], r4[t], r5[t], r6[t], r7[t])
+
+
+@njit(**_OPTS)
+def _backward_gain(d, g, beta, mode):
+    """``g[t] = d[t] ** -beta`` in float64: :func:`lrn_cli._kernel_parts._gain_of` plus the
+    forward pass's other closed forms (beta 0.25, 1.5, 2), so ``pow`` (~10x their cost) is
+    left to the betas without one.  Every across backward kernel takes its gains here."""
+    n = d.shape[0]
+    if mode == BETA_025:
+        for t in range(n):
+            g[t] = _scale_025(1.0, d[t])
+    elif mode == BETA_15:
+        for t in range(n):
+            g[t] = _scale_15(1.0, d[t])
+    elif mode == BETA_2:
+        for t in range(n):
+            g[t] = _scale_2(1.0, d[t])
+    else:
+        _gain_of(d, g, beta, mode)
 
 
 @njit(parallel=True, **_OPTS)
@@ -169,7 +294,7 @@ def across_rows_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile):
             for t in range(w):
                 acc[t] = k + a * acc[t]
             gr = gain[c]
-            _gain_of(acc, gr, beta, bmode)
+            _backward_gain(acc, gr, beta, bmode)
             xr = x[o, c, p0:p1]
             g = gy[o, c, p0:p1]
             tr = tt[c]
@@ -195,9 +320,10 @@ def across_rows_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile):
 
 
 # Backward for C-contiguous float arrays: each work item sweeps its channels once, keeping
-# the last 8 rows of t = g x D^(-b-1) and D^-b in small rings (they stay in cache), and
-# finishes channel c - lo as soon as channel c is produced.  Rows are indexed directly
-# (no per-row views) and typed C-contiguous, so every inner loop vectorises.
+# the last 8 rows of t = g x D^(-b-1), u = g D^-b (and, for 5-tap windows, pair sums) in
+# small rings (they stay in cache), and finishes channel c - lo as soon as channel c is
+# produced.  Rows are indexed directly (no per-row views) and typed C-contiguous, so every
+# inner loop vectorises.
 
 
 @njit(error_model="numpy", cache=True, nogil=True, fastmath={"afn", "arcp"})
@@ -240,6 +366,13 @@ def _seed_unusable(d):
 
 
 @njit(**_OPTS)
+def _exact_gain(d, quarter):
+    """``D^-b`` in float64 roots (beta 0.75 or 0.5), where the refined powers cannot go;
+    the same operations as :func:`lrn_cli._kernel_parts._gain_of`."""
+    return _scale_075(1.0, d) if quarter else _scale_05(1.0, d)
+
+
+@njit(**_OPTS)
 def _refined_powers(d, gain, quarter):
     """In place: ``d <- D^(-b-1)``, ``gain <- D^-b`` for beta 0.75 (``quarter``) or 0.5, from
     a float32 seed and one float64 Newton step (:func:`_refined_quarter`).  Returns how many
@@ -259,95 +392,260 @@ def _refined_powers(d, gain, quarter):
 
 
 @njit(**_OPTS)
-def _ring_put(tring, gring, slot, t, g, x, d, powers):
-    """Ring slot ``slot``, position ``t``: ``D^-b`` and ``t = g x D^(-b-1)`` from
-    ``powers = (D^-b, D^(-b-1))``; returns 1 where the seed of the powers is unusable."""
-    gain, over_d = powers
-    gring[slot, t] = gain
-    tring[slot, t] = np.float64(g) * np.float64(x) * over_d
-    return _seed_unusable(d)
-
-
-@njit(**_OPTS)
-def _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
-    """Ring rows of channel ``c`` for float32 input and beta 0.75 (``quarter``) or 0.5.
+def _bwd_refined_row(xo, go, tring, uring, c, i, ok, a, k, quarter):
+    """Ring rows of channel ``c`` for float32 input and beta 0.75 (``quarter``) or 0.5:
+    ``t = g x D^(-b-1)`` and ``u = g D^-b``.
 
     ``D`` is summed in float64 exactly as in :func:`_bwd_exact_row`; ``D^-1/4`` (or
     ``D^-1/2``) starts from a float32 estimate and one Newton step in float64 brings it to
     ~1e-13 relative, far below float32 rounding, for a fraction of the cost of float64
-    ``sqrt`` and division.  Returns how many ``D`` fall outside ``(1e-30, 1e30)`` (or are
-    NaN), where the float32 seed is unusable; the caller then redoes the row exactly.
+    ``sqrt`` and division.  Each ``D`` outside ``(1e-30, 1e30)`` (or NaN), where the float32
+    seed is unusable, is then redone with exact roots (per element: which kernel, layout or
+    work item computes it does not change its bits).
     """
     slot = c & 7
+    tr = tring[slot]
+    ur = uring[slot]
     bad = 0
     if quarter:
         for t in range(xo.shape[1]):
             d = k + a * _window_squares(xo, i, ok, t, 1.0)
-            bad += _ring_put(tring, gring, slot, t, go[c, t], xo[c, t], d, _refined_quarter(d))
+            gain, over = _refined_quarter(d)
+            g = np.float64(go[c, t])
+            ur[t] = g * gain
+            tr[t] = g * np.float64(xo[c, t]) * over
+            bad += _seed_unusable(d)
     else:
         for t in range(xo.shape[1]):
             d = k + a * _window_squares(xo, i, ok, t, 1.0)
-            bad += _ring_put(tring, gring, slot, t, go[c, t], xo[c, t], d, _refined_half(d))
-    return bad
+            gain, over = _refined_half(d)
+            g = np.float64(go[c, t])
+            ur[t] = g * gain
+            tr[t] = g * np.float64(xo[c, t]) * over
+            bad += _seed_unusable(d)
+    if bad:
+        for t in range(xo.shape[1]):
+            d = k + a * _window_squares(xo, i, ok, t, 1.0)
+            if _seed_unusable(d):
+                gain = _exact_gain(d, quarter)
+                g = np.float64(go[c, t])
+                ur[t] = g * gain
+                tr[t] = g * np.float64(xo[c, t]) * gain / d
 
 
 @njit(**_OPTS)
-def _bwd_refined_row5(xo, go, tring, gring, c, j, a, k):
-    """:func:`_bwd_refined_row` (beta 0.75) for a 5-tap window inside the axis: rows
-    ``j..j+4``, no zero rows to select (adding them adds exact zeros: the same bits)."""
-    slot = c & 7
-    bad = 0
-    for t in range(xo.shape[1]):
-        d = k + a * _inner_squares5(xo, j, t, 1.0)
-        bad += _ring_put(tring, gring, slot, t, go[c, t], xo[c, t], d, _refined_quarter(d))
-    return bad
-
-
-@njit(**_OPTS)
-def _bwd_finish_row5(xo, go, do, tring, gring, c, j, c2):
-    """:func:`_bwd_finish_row` for a 5-tap mirrored window inside the axis."""
-    s0, s1, s2, s3, s4 = j & 7, (j + 1) & 7, (j + 2) & 7, (j + 3) & 7, (j + 4) & 7
-    g_slot = c & 7
-    for t in range(xo.shape[1]):
-        s = ((tring[s0, t] + tring[s1, t]) + (tring[s2, t] + tring[s3, t])) + tring[s4, t]
-        do[c, t] = np.float64(go[c, t]) * gring[g_slot, t] - c2 * np.float64(xo[c, t]) * s
-
-
-@njit(**_OPTS)
-def _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode):
+def _bwd_exact_row(xo, go, tring, uring, c, i, ok, a, k, beta, bmode):
     """Ring rows of channel ``c`` with float64 ``sqrt``/division/``pow`` (any beta, any D)."""
     slot = c & 7
     tr = tring[slot]
-    gr = gring[slot]
+    ur = uring[slot]
     for t in range(xo.shape[1]):
         tr[t] = k + a * _window_squares(xo, i, ok, t, 1.0)
-    _gain_of(tr, gr, beta, bmode)
+    _backward_gain(tr, ur, beta, bmode)
     for t in range(xo.shape[1]):
-        tr[t] = np.float64(go[c, t]) * np.float64(xo[c, t]) * gr[t] / tr[t]
+        g = np.float64(go[c, t])
+        gain = ur[t]
+        ur[t] = g * gain
+        tr[t] = g * np.float64(xo[c, t]) * gain / tr[t]
 
 
 @njit(**_OPTS)
-def _bwd_finish_row(xo, go, do, tring, gring, c, j, ok, c2):
-    """``dx[c] = g D^-b - c2 x (sum of t over the mirrored window)``; ``t`` of channel
-    ``j + u`` sits in ring slot ``(j + u) & 7``."""
+def _bwd_finish_row(xo, do, tring, uring, c, j, ok, c2):
+    """``dx[c] = u - c2 x (sum of t over the mirrored window)``; ``t`` of channel ``j + u``
+    sits in ring slot ``(j + u) & 7``."""
     s0, s1, s2, s3 = j & 7, (j + 1) & 7, (j + 2) & 7, (j + 3) & 7
     s4, s5, s6, s7 = (j + 4) & 7, (j + 5) & 7, (j + 6) & 7, (j + 7) & 7
-    g_slot = c & 7
+    u_slot = c & 7
     zero = np.float64(0.0)
     for t in range(xo.shape[1]):
         s = _masked_sum8(tring[s0, t], tring[s1, t], tring[s2, t], tring[s3, t],
                          tring[s4, t], tring[s5, t], tring[s6, t], tring[s7, t], ok, zero)
-        do[c, t] = np.float64(go[c, t]) * gring[g_slot, t] - c2 * np.float64(xo[c, t]) * s
+        do[c, t] = uring[u_slot, t] - c2 * np.float64(xo[c, t]) * s
 
 
-@njit(parallel=True, **_OPTS)
+# The 5-tap sweep: the tree ((v0+v1) + (v2+v3)) + v4 of every window sum shares its pairs
+# with the window two channels on, so each step forms one new pair of squares (ring ``P``,
+# slot ``j & 3`` = rows j, j+1) and one new pair of t (ring ``TP``, slot ``j & 3``): two
+# additions per sum instead of four, and the same bits.  ``t`` needs two slots (``c & 1``),
+# ``u`` eight (``c & 7``): 18 float64 rows in all, L2-sized for 3025-pixel rows.  Rows
+# outside the axis are zeros (t of a channel outside it is 0, as the masked trees count it).
+
+
+@njit(**_OPTS)
+def _sq(xo, j, t, last):
+    """``x[j, t]**2`` in float64 (0 outside the axis)."""
+    v = np.float64(xo[min(max(j, 0), last), t])
+    return v * v if 0 <= j <= last else 0.0
+
+
+@njit(**_OPTS)
+def _pairs5(xo, pring, n, last):
+    """Ring ``P`` slot ``(n-1) & 3`` <- squares of rows ``n-1`` and ``n`` summed."""
+    pr = pring[(n - 1) & 3]
+    for t in range(xo.shape[1]):
+        pr[t] = _sq(xo, n - 1, t, last) + _sq(xo, n, t, last)
+
+
+@njit(**_OPTS)
+def _five_d(pring, xo, n, t, last, a, k):
+    """``D`` of channel ``n - hi``: ``k + a ((P[n-4] + P[n-2]) + x[n]^2)``."""
+    return k + a * ((pring[(n - 4) & 3, t] + pring[(n - 2) & 3, t]) + _sq(xo, n, t, last))
+
+
+@njit(**_OPTS)
+def _five_tu(xo, go, pring, tring, tpring, uring, n, c, last, a, k, quarter):
+    """Channel ``c = n - hi`` (inside the axis) into the rings: ``t``, ``u`` and the pair
+    ``TP[c-1] = t[c-1] + t[c]``, refined powers with exact ones where they cannot go."""
+    su, sc, sc1, sp = c & 7, c & 1, (c - 1) & 1, (c - 1) & 3
+    bad = 0
+    if quarter:
+        for t in range(xo.shape[1]):
+            d = _five_d(pring, xo, n, t, last, a, k)
+            gain, over = _refined_quarter(d)
+            g = np.float64(go[c, t])
+            tc = g * np.float64(xo[c, t]) * over
+            uring[su, t] = g * gain
+            tpring[sp, t] = tring[sc1, t] + tc
+            tring[sc, t] = tc
+            bad += _seed_unusable(d)
+    else:
+        for t in range(xo.shape[1]):
+            d = _five_d(pring, xo, n, t, last, a, k)
+            gain, over = _refined_half(d)
+            g = np.float64(go[c, t])
+            tc = g * np.float64(xo[c, t]) * over
+            uring[su, t] = g * gain
+            tpring[sp, t] = tring[sc1, t] + tc
+            tring[sc, t] = tc
+            bad += _seed_unusable(d)
+    if bad:
+        for t in range(xo.shape[1]):
+            d = _five_d(pring, xo, n, t, last, a, k)
+            if _seed_unusable(d):
+                gain = _exact_gain(d, quarter)
+                g = np.float64(go[c, t])
+                tc = g * np.float64(xo[c, t]) * gain / d
+                uring[su, t] = g * gain
+                tpring[sp, t] = tring[sc1, t] + tc
+                tring[sc, t] = tc
+
+
+@njit(**_OPTS)
+def _five_zero(tring, tpring, c):
+    """Channel ``c`` outside the axis: ``t = 0`` (and its pair with ``c - 1``)."""
+    sc, sc1, sp = c & 1, (c - 1) & 1, (c - 1) & 3
+    for t in range(tring.shape[1]):
+        tpring[sp, t] = tring[sc1, t] + 0.0
+        tring[sc, t] = 0.0
+
+
+@njit(**_OPTS)
+def _five_finish(xo, do, tring, tpring, uring, c, cc, c2):
+    """``dx[cc] = u - c2 x ((TP[c-4] + TP[c-2]) + t[c])``, ``c = cc + lo``."""
+    s4, s2, sc, su = (c - 4) & 3, (c - 2) & 3, c & 1, cc & 7
+    for t in range(xo.shape[1]):
+        s = (tpring[s4, t] + tpring[s2, t]) + tring[sc, t]
+        do[cc, t] = uring[su, t] - c2 * np.float64(xo[cc, t]) * s
+
+
+@njit(**_OPTS)
+def _five_step(xo, go, do, pring, tring, tpring, uring, n, lo, a, k, c2, quarter):
+    """One interior step of the 5-tap sweep in one pass: the pair of squares of rows
+    ``n-1, n``, channel ``c = n - hi`` into the rings and ``dx`` of channel ``c - lo``
+    (every row inside the axis).  The same operations as :func:`_pairs5`,
+    :func:`_five_tu` and :func:`_five_finish` in turn, so the same bits."""
+    c = n - (4 - lo)
+    cc = c - lo
+    sp1, sp4, sp2 = (n - 1) & 3, (n - 4) & 3, (n - 2) & 3  # P and TP slots
+    sq1, sq4, sq2 = (c - 1) & 3, (c - 4) & 3, (c - 2) & 3
+    sc, sc1, su, scc = c & 1, (c - 1) & 1, c & 7, cc & 7  # t and u slots
+    bad = 0
+    if quarter:
+        for t in range(xo.shape[1]):
+            v = np.float64(xo[n, t])
+            q = v * v
+            m = np.float64(xo[n - 1, t])
+            pring[sp1, t] = m * m + q
+            d = k + a * ((pring[sp4, t] + pring[sp2, t]) + q)
+            gain, over = _refined_quarter(d)
+            g = np.float64(go[c, t])
+            tc = g * np.float64(xo[c, t]) * over
+            uring[su, t] = g * gain
+            tpring[sq1, t] = tring[sc1, t] + tc
+            tring[sc, t] = tc
+            s = (tpring[sq4, t] + tpring[sq2, t]) + tc
+            do[cc, t] = uring[scc, t] - c2 * np.float64(xo[cc, t]) * s
+            bad += _seed_unusable(d)
+    else:
+        for t in range(xo.shape[1]):
+            v = np.float64(xo[n, t])
+            q = v * v
+            m = np.float64(xo[n - 1, t])
+            pring[sp1, t] = m * m + q
+            d = k + a * ((pring[sp4, t] + pring[sp2, t]) + q)
+            gain, over = _refined_half(d)
+            g = np.float64(go[c, t])
+            tc = g * np.float64(xo[c, t]) * over
+            uring[su, t] = g * gain
+            tpring[sq1, t] = tring[sc1, t] + tc
+            tring[sc, t] = tc
+            s = (tpring[sq4, t] + tpring[sq2, t]) + tc
+            do[cc, t] = uring[scc, t] - c2 * np.float64(xo[cc, t]) * s
+            bad += _seed_unusable(d)
+    if bad:  # redo the elements whose seed was unusable, then their dx
+        last = xo.shape[0] - 1
+        for t in range(xo.shape[1]):
+            d = _five_d(pring, xo, n, t, last, a, k)
+            if _seed_unusable(d):
+                gain = _exact_gain(d, quarter)
+                g = np.float64(go[c, t])
+                tc = g * np.float64(xo[c, t]) * gain / d
+                uring[su, t] = g * gain
+                tpring[sq1, t] = tring[sc1, t] + tc
+                tring[sc, t] = tc
+                s = (tpring[sq4, t] + tpring[sq2, t]) + tc
+                do[cc, t] = uring[scc, t] - c2 * np.float64(xo[cc, t]) * s
+
+
+@njit(**_OPTS)
+def _five_sweep(xo, go, do, pring, tring, tpring, uring, c0, c1, lo, hi, a, k, c2, quarter):
+    """Output channels ``[c0, c1)`` of one sample, 5-tap window, refined powers.
+
+    Step ``n`` brings in row ``n``: the pair ``P[n-1]``, then channel ``c = n - hi`` (for
+    ``c`` in ``[c0-hi, c1+lo)``), then ``dx`` of channel ``c - lo`` (in ``[c0, c1)``).
+    Steps with every row inside the axis take the one-pass :func:`_five_step`."""
+    last = xo.shape[0] - 1
+    for n in range(c0 - 3, c1 + 4):
+        c = n - hi
+        cc = c - lo
+        if c0 <= cc and 0 <= cc and n <= last:
+            _five_step(xo, go, do, pring, tring, tpring, uring, n, lo, a, k, c2, quarter)
+            continue
+        _pairs5(xo, pring, n, last)
+        if c0 - hi <= c:
+            if 0 <= c <= last:
+                _five_tu(xo, go, pring, tring, tpring, uring, n, c, last, a, k, quarter)
+            else:
+                _five_zero(tring, tpring, c)
+            if c0 <= cc < c1 and 0 <= cc <= last:
+                _five_finish(xo, do, tring, tpring, uring, c, cc, c2)
+
+
 def across_rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk, refine):
+    """Run the variant of :func:`_rows_backward_contiguous` for these parameters."""
+    _ring_variants(**_variant(refine, lo, hi, bmode))(x, gy, dx, lo, hi, a, k, beta, bmode,
+                                                      chunk, refine)
+
+
+def _rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk, refine):
     """Gradient for C-contiguous ``x``, ``gy``, ``dx`` (outer, C, inner), windows of at
     most 8 taps, whole rows.
 
     A work item is ``chunk`` output channels of one outer index; it produces ``t`` and
-    ``D^-b`` for channels ``[c0-hi, c1+lo)`` (the halo is recomputed, so any chunking gives
-    the same bits) and finishes channel ``c - lo`` right after producing channel ``c``.
+    ``u = g D^-b`` for channels ``[c0-hi, c1+lo)`` (the halo is recomputed, so any chunking
+    gives the same bits) and finishes channel ``c - lo`` right after producing channel
+    ``c``.  A 5-tap window with refined powers takes :func:`_five_sweep` (shared pair sums,
+    one pass per channel); the others produce and finish rows in turn.
 
     Parameters
     ----------
@@ -367,8 +665,6 @@ def across_rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk,
     taps = lo + hi + 1
     last = channels - 1
     c2 = 2.0 * beta * a
-    quarter = bmode == BETA_075
-    five = quarter and taps == 5
     for item in prange(outer * nchunks):
         o = item // nchunks
         c0 = (item % nchunks) * chunk
@@ -376,29 +672,32 @@ def across_rows_backward_contiguous(x, gy, dx, lo, hi, a, k, beta, bmode, chunk,
         xo = x[o]
         go = gy[o]
         do = dx[o]
-        tring = np.empty((8, inner), dtype=np.float64)
-        gring = np.empty((8, inner), dtype=np.float64)
+        uring = np.zeros((8, inner), dtype=np.float64)
+        if FIVE:
+            tring = np.zeros((2, inner), dtype=np.float64)
+            pring = np.zeros((4, inner), dtype=np.float64)
+            tpring = np.zeros((4, inner), dtype=np.float64)
+            _five_sweep(xo, go, do, pring, tring, tpring, uring, c0, c1, lo, hi, a, k, c2,
+                        QUARTER)
+            continue
+        tring = np.zeros((8, inner), dtype=np.float64)
         for c in range(max(0, c0 - hi), min(channels, c1 + lo) + lo):
             if c < min(channels, c1 + lo):
-                j = c - lo
-                i, ok = _window_rows(j, taps, last)
-                if not refine:
-                    _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode)
-                elif five and 0 <= j and j + 4 <= last:
-                    if _bwd_refined_row5(xo, go, tring, gring, c, j, a, k):
-                        _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode)
-                elif _bwd_refined_row(xo, go, tring, gring, c, i, ok, a, k, quarter):
-                    _bwd_exact_row(xo, go, tring, gring, c, i, ok, a, k, beta, bmode)
+                i, ok = _window_rows(c - lo, taps, last)
+                if REFINE:
+                    _bwd_refined_row(xo, go, tring, uring, c, i, ok, a, k, QUARTER)
+                else:
+                    _bwd_exact_row(xo, go, tring, uring, c, i, ok, a, k, beta, bmode)
             cc = c - lo
             if c0 <= cc < c1:
                 j = cc - hi
-                if taps == 5 and 0 <= j and j + 4 <= last:
-                    _bwd_finish_row5(xo, go, do, tring, gring, cc, j, c2)
-                else:
-                    i, ok = _window_rows(j, taps, last)
-                    _bwd_finish_row(xo, go, do, tring, gring, cc, j, ok, c2)
+                i, ok = _window_rows(j, taps, last)
+                _bwd_finish_row(xo, do, tring, uring, cc, j, ok, c2)
 
 
+#: ``_ring_variants(REFINE=..., FIVE=..., QUARTER=...)``: the C-contiguous gradient
+#: compiled for one combination (see :func:`_variant`).
+_ring_variants = Variants(_rows_backward_contiguous, parallel=True, **_OPTS)
 
 
 @njit(parallel=True, **_OPTS)
@@ -434,7 +733,7 @@ def across_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile, blocks, base):
             sr, gr, xr, br = s[c], gain[c], xb[c], gb[c]
             for t in range(width):
                 sr[t] = k + a * sr[t]
-            _gain_of(sr, gr, beta, bmode)
+            _backward_gain(sr, gr, beta, bmode)
             for t in range(width):
                 sr[t] = br[t] * xr[t] * gr[t] / sr[t]
         if blocks:

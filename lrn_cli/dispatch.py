@@ -107,8 +107,9 @@ CONTIGUOUS_MIN_INNER = 16
 #: :data:`ROW_TILE`.
 ROW_TILE_MAX = 8192
 ROW_TILE = 4096
-#: The contiguous backward keeps two float64 rings of 8 rows of at most this many values
-#: (2 x 8 x 8192 x 8 bytes = 1 MiB per thread: L2-sized).
+#: The contiguous backward keeps float64 rings of 8 rows of at most this many values: two
+#: (t and u), and for 5-tap windows two more of pair sums (4 x 8 x 8192 x 8 bytes = 2 MiB
+#: per thread at the limit; conv1's 3025-pixel rows take 0.75 MiB).
 RING_ROW_MAX = 8192
 #: Converted slabs and planar scratch hold at most 1/16 of the input, at least this much.
 MIN_SLAB_BYTES = 1 << 20
