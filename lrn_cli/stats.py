@@ -173,6 +173,10 @@ class _Moments:
         self.l2sq = np.zeros(nch)
         self.amin = np.full(nch, np.inf)
         self.amax = np.full(nch, -np.inf)
+        #: When set (the kernels' path): each mean as ``ref + off``, ``ref`` a value of the
+        #: channel, so that :meth:`overall` merges channels near a large offset exactly.
+        self.ref: np.ndarray | None = None
+        self.off: np.ndarray | None = None
 
     def add(self, b: np.ndarray, a: np.ndarray, fin: np.ndarray | None, axes: Any) -> None:
         """Merge a float64 block ``b`` (``a = |b|``, ``fin`` its finite mask or None if all are).
@@ -224,8 +228,15 @@ class _Moments:
         nonfinite = int(self.nonfinite.sum())
         if n == 0:
             return _finish(0, nonfinite, 0.0, 0.0, np.inf, -np.inf, 0.0, 0.0, np.inf, -np.inf)
-        mean = float(np.dot(self.n, self.mean) / n)
-        dev = self.mean - mean
+        if self.ref is not None and self.off is not None:
+            ref = float(self.ref[np.argmax(self.n > 0)])
+            rel = np.where(self.n > 0, (self.ref - ref) + self.off, 0.0)
+            rel_mean = float(np.dot(self.n, rel) / n)
+            dev = rel - rel_mean
+            mean = ref + rel_mean
+        else:
+            mean = float(np.dot(self.n, self.mean) / n)
+            dev = self.mean - mean
         m2 = float(self.m2.sum() + np.dot(self.n, dev * dev))
         return _finish(
             n, nonfinite, mean, m2, float(self.min.min()), float(self.max.max()),
@@ -539,6 +550,7 @@ def _fast_moments(x: np.ndarray, ch: int | None) -> tuple[_Moments, float, int] 
     mom.n = n.astype(np.int64)
     mom.nonfinite = part[:, :, K.NONFINITE].sum(axis=0).astype(np.int64)
     mom.mean = mean
+    mom.ref, mom.off = ref, off
     mom.m2 = m2
     mom.min = vmin
     mom.max = vmax
