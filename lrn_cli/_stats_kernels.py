@@ -124,7 +124,7 @@ def _row_step(row, c, shift, count, acc, scratch, amax_px, asum_px):
             if np.isfinite(v):
                 count[c] += 1.0
                 _fast_lane(acc, t % LANES, v, k)
-    if shift.shape[0] >= 2:
+    if shift.shape[0] >= 2 and shift.shape[0] != 3:
         for t in range(n):
             a = abs(np.float64(row[t]))
             asum_px[t] += a
@@ -142,6 +142,35 @@ def _dominance(amax_px, asum_px, inner, lanes):
             s = asum_px[b + lane]
             good = (s > 0.0) & np.isfinite(s)
             ratio = amax_px[b + lane] / (s if good else 1.0)
+            lanes[lane] += ratio if good else 0.0
+            lanes[LANES + lane] += 1.0 if good else 0.0
+
+
+@njit(**_OPTS)
+def _deinterleave3(seg, r0, r1, r2):
+    """RGB pixels to three planar rows (a loop the compiler vectorises)."""
+    for t in range(r0.shape[0]):
+        r0[t] = seg[3 * t]
+        r1[t] = seg[3 * t + 1]
+        r2[t] = seg[3 * t + 2]
+
+
+@njit(**_OPTS)
+def _dominance3(r0, r1, r2, lanes):
+    """:func:`_dominance` of three channels' rows read directly (pictures: the same
+    arithmetic as summing them into per-pixel partials, without those)."""
+    inner = r0.shape[0]
+    full = inner // LANES * LANES
+    for b in range(0, inner, LANES):
+        for lane in range(LANES if b < full else inner - full):
+            a0 = abs(np.float64(r0[b + lane]))
+            a1 = abs(np.float64(r1[b + lane]))
+            a2 = abs(np.float64(r2[b + lane]))
+            s = a0 + a1 + a2
+            m = a1 if a1 > a0 else a0
+            m = a2 if a2 > m else m
+            good = (s > 0.0) & np.isfinite(s)
+            ratio = m / (s if good else 1.0)
             lanes[lane] += ratio if good else 0.0
             lanes[LANES + lane] += 1.0 if good else 0.0
 
@@ -187,21 +216,31 @@ def _moments_blocks(flat, how, outer, channels, inner, so, sc, si, group, tile, 
                 asum_px[t] = 0.0
             if how == TRANSPOSE:  # interleaved pixels to planar rows
                 start = o * so + t0 * si
-                for c in range(channels):
-                    for t in range(n):
-                        buf[c, t] = flat[start + t * channels + c]
+                if channels == 3:
+                    _deinterleave3(flat[start:start + 3 * n], buf[0, :n], buf[1, :n],
+                                   buf[2, :n])
+                else:
+                    for c in range(channels):
+                        for t in range(n):
+                            buf[c, t] = flat[start + t * channels + c]
             for c in range(channels):
                 start = o * so + c * sc + t0 * si
                 if how == ROWS:
                     _row_step(flat[start:start + n], c, shift, count, acc[c], scratch,
                               amax_px, asum_px)
                     continue
-                r = c if how == TRANSPOSE else 0
                 if how == GATHER:
                     for t in range(n):
-                        buf[0, t] = flat[start + t * si]
-                _row_step(buf[r, :n], c, shift, count, acc[c], scratch, amax_px, asum_px)
-            if channels >= 2:
+                        buf[c, t] = flat[start + t * si]
+                _row_step(buf[c, :n], c, shift, count, acc[c], scratch, amax_px, asum_px)
+            if channels == 3:
+                if how == ROWS:
+                    start = o * so + t0 * si
+                    _dominance3(flat[start:start + n], flat[start + sc:start + sc + n],
+                                flat[start + 2 * sc:start + 2 * sc + n], lanes)
+                else:  # the rows are in buf
+                    _dominance3(buf[0, :n], buf[1, :n], buf[2, :n], lanes)
+            elif channels >= 2:
                 _dominance(amax_px, asum_px, n, lanes)
         total = (o1 - o0) * n
         for c in range(channels):

@@ -453,7 +453,7 @@ def _blocks(how: int, shape: tuple[int, int, int]) -> tuple[int, int]:
 
     _, channels, inner = shape
     tile = min(inner, _BLOCK_TILE)
-    if how == K.TRANSPOSE and channels * tile > _TRANSPOSE_VALUES:
+    if how != K.ROWS and channels * tile > _TRANSPOSE_VALUES:  # the scratch holds a tile
         tile = min(inner, max(64, _TRANSPOSE_VALUES // channels))
     group = max(1, _BLOCK_VALUES // max(inner, 1)) if tile == inner else 1
     return group, max(tile, 1)

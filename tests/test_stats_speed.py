@@ -31,6 +31,8 @@ def layouts() -> dict[str, tuple[np.ndarray, int | None]]:
     planar = np.empty((3, 130, 170), np.float32).transpose(1, 2, 0)
     planar[...] = rng.random((130, 170, 3))
     planar[5, 6, 1] = -np.inf
+    strided = rng.standard_normal((10, 3, 9001)).astype(np.float32)[:, :, ::2]  # gathered
+    strided[2, 1, 7] = np.nan
     return {
         "nchw": (nchw, 1),
         "nhwc": (np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)), 3),
@@ -40,6 +42,7 @@ def layouts() -> dict[str, tuple[np.ndarray, int | None]]:
         "no channels": (nchw, None),
         "2-D channels last": (rng.standard_normal((9000, 5)), 1),
         "reversed strides": (rng.standard_normal((6, 7, 900))[::-1, ::-1, ::-2], 1),
+        "strided 3 channels": (strided, 1),
     }
 
 
@@ -161,7 +164,8 @@ def test_shift_is_a_finite_value_even_after_non_finite_rows() -> None:
 
 
 def test_channel_dominance_matches_numpy() -> None:
-    for name in ("nchw", "nhwc", "picture planar", "picture interleaved"):
+    for name in ("nchw", "nhwc", "picture planar", "picture interleaved",
+                 "strided 3 channels", "reversed strides"):
         x, ch = layouts()[name]
         a = np.abs(np.asarray(x, np.float64))
         s = a.sum(axis=ch)
