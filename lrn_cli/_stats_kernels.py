@@ -375,27 +375,6 @@ def _divisor_fast(d, i0, i1, mode, nb, acc):
     return True
 
 
-@njit(**_OPTS)
-def _divisor_masked(d, i0, i1, mode, nb, acc):
-    """The figures of the finite ``d[i0:i1]`` and of the finite gains of its positive
-    values into lane 0 of ``acc``, value by value (chunks holding NaN, inf or D <= 0)."""
-    for i in range(i0, i1):
-        v = np.float64(d[i])
-        if not np.isfinite(v):
-            continue
-        acc[0] += 1.0
-        acc[LANES] += v
-        acc[2 * LANES] = min(acc[2 * LANES], v)
-        acc[3 * LANES] = max(acc[3 * LANES], v)
-        if v > 0.0:
-            g = _gain(v, mode, nb)
-            if np.isfinite(g):
-                acc[_GAIN] += 1.0
-                acc[_GAIN + LANES] += g
-                acc[_GAIN + 2 * LANES] = min(acc[_GAIN + 2 * LANES], g)
-                acc[_GAIN + 3 * LANES] = max(acc[_GAIN + 3 * LANES], g)
-
-
 #: The closed form of ``d ** -beta`` a variant of :func:`_divisor_sums` is compiled for:
 #: 1 for beta 0.75, 2 for 0.5, 0 for ``pow`` (a default, never compiled).
 GAIN_MODE = 0
@@ -403,7 +382,11 @@ GAIN_MODE = 0
 
 def _divisor_chunks(d, beta, chunks, c0, c1, part):
     """Partial (n, sum, min, max) of finite ``d`` and of the gain ``d**-beta`` (d > 0), with
-    the gain's closed form ``GAIN_MODE`` (see :func:`divisor_sums`), for chunks ``c0..c1``."""
+    the gain's closed form ``GAIN_MODE`` (see :func:`divisor_sums`), for chunks ``c0..c1``.
+
+    A chunk holding NaN, inf or D <= 0 (or infinite gains) gets ``-1`` as its count, for
+    the caller to sum it with NumPy: masks cost time in the loop and compiling a second
+    loop costs a first run more than NumPy on such rare chunks."""
     size = d.shape[0]
     nb = -beta
     acc = np.empty(8 * LANES)
@@ -411,8 +394,8 @@ def _divisor_chunks(d, beta, chunks, c0, c1, part):
         i0, i1 = _chunk_range(ch, chunks, size)
         _divisor_reset(acc)
         if i1 > i0 and not _divisor_fast(d, i0, i1, GAIN_MODE, nb, acc):
-            _divisor_reset(acc)
-            _divisor_masked(d, i0, i1, GAIN_MODE, nb, acc)
+            part[ch, 0] = -1.0  # for the caller to sum with NumPy
+            continue
         for f in range(2):
             base = f * _GAIN
             part[ch, 4 * f] = _lane_sum(acc, base)
@@ -434,6 +417,13 @@ def divisor_sums(d, beta, chunks):
     part = np.zeros((chunks, 8))
     _in_threads(_divisor_chunks_for(GAIN_MODE=mode), chunks, d, float(beta), chunks, part=part)
     return part
+
+
+def chunk_bounds(ch, chunks, n):
+    """:func:`_chunk_range` in Python: the items of chunk ``ch``."""
+    step = (n + chunks - 1) // chunks
+    i0 = min(n, ch * step)
+    return i0, min(n, i0 + step)
 
 
 _POOLS: dict[int, Any] = {}  # thread count -> ThreadPoolExecutor
