@@ -28,11 +28,14 @@ channel_dominance
 nonfinite
     NaN and +-Inf values are left out of every statistic and counted here instead.
 
-The arrays can be hundreds of megabytes, so they are never converted to float64 in one piece:
-they are walked in blocks of about half a million elements and the figures are merged
-(Chan et al.'s pairwise update for the variance).  float64 inputs whose squares would overflow
-or underflow (magnitudes beyond ~1e150 or all below ~1e-120) are scanned a second time scaled by
-an exact power of two, so every figure stays accurate.
+The arrays can be hundreds of megabytes, so they are never converted to float64 in one piece.
+float32/float64 arrays are read once, in place, by a Numba kernel: in fixed blocks (a few
+thousand values of each channel, set by the shape alone), each summed in float64 shifted by one
+of its own values, and the blocks merged pairwise in order (Chan et al.'s update for the
+variance), so the figures are the same bits whatever the thread count.  Other dtypes are walked
+in NumPy blocks of about half a million elements, merged the same way.  float64 inputs whose
+squares would overflow or underflow (magnitudes beyond ~1e150 or all below ~1e-120) are scanned
+a second time scaled by an exact power of two, so every figure stays accurate.
 
 The divisor's figures live in :mod:`lrn_cli.stats_divisor`, the slab-by-slab accumulation of
 streamed arrays in :mod:`lrn_cli.stats_stream`, the shared helpers in
