@@ -277,3 +277,14 @@ def test_rescale_in_place_refuses_what_it_cannot_do() -> None:
     ro.flags.writeable = False
     assert not rescale_in_place(ro, "minmax")
     assert (x == 1).all()
+
+
+def test_read_only_and_broadcast_arrays() -> None:
+    # read-only memory types the kernel's rows differently from its writable scratch
+    x = np.random.default_rng(9).random((4, 3, 50, 7), dtype=np.float32)
+    for layout, ch in ((x, 1), (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 3)):
+        frozen = layout.copy()
+        frozen.flags.writeable = False
+        assert array_stats(frozen, ch).as_dict() == array_stats(layout, ch).as_dict()
+    wide = np.broadcast_to(x[:, :1], (4, 5, 50, 7))  # zero strides
+    check_against_reference(wide, 1, 1e-12)
