@@ -1,11 +1,12 @@
 """Private Numba kernels for :mod:`lrn_cli.stats`: the figures of a (outer, C, inner) view in
-two passes (sums, then centred squares), float64 accumulators, NaN/Inf skipped and counted.
+one pass, per fixed block, float64 accumulators, NaN/Inf skipped and counted; and those of
+the divisor.
 
-Each chunk of the outer axis writes its own partial row; the caller merges rows in order,
-so results do not depend on thread timing.  The kernels are serial functions of a range of
-chunks, run on Numba's thread count by :func:`_in_threads` (they release the GIL): compiled
-with ``parallel=True`` (a ``prange`` over the chunks) the same code took twice as long to
-compile, and a first run pays that compile.
+Each block (or chunk) writes its own partial row; the caller merges rows in a fixed order,
+so results do not depend on the thread count or timing.  The kernels are serial functions
+of a range of blocks, run on Numba's thread count by :func:`_in_threads` (they release the
+GIL): compiled with ``parallel=True`` (a ``prange`` over the chunks) the same code took
+twice as long to compile, and a first run pays that compile.
 """
 
 from __future__ import annotations
@@ -18,87 +19,257 @@ from numba import njit
 from lrn_cli._jit import KERNEL_OPTIONS as _OPTS
 from lrn_cli._jit import Variants
 
-# columns of the partial-sum table
-N, NONFINITE, SUM, MIN, MAX, AMIN, AMAX, L1, L2SQ, M2, DOM_SUM, DOM_N = range(12)
-NCOLS = 12
-
-
 #: Lanes of the lane-wise accumulators: each lane sums every LANES-th value, so the loops
 #: vectorise without reassociating anything (the order is fixed by the data's positions).
 LANES = 16
 
+# ----------------------------------------------------------------------------------------
+# the moments of an array: one pass, in fixed blocks
 
-# The lane-wise accumulators: figure f of lane l at acc[f + l] (f a multiple of LANES).
-# Every figure at a constant offset of one array, so the compiler sees no aliasing between
-# them and the loops over lanes vectorise.  `moments` keeps, in this order, count, sum, min
-# and max of the finite values, then sum of |x|, sum of squares, min |x| and max |x|.
-# The offsets (and the tail's lane 0) are NumPy integers, not Python ints: Numba compiles a
-# helper again for every distinct Python int literal passed to it, NumPy integers are typed
-# int64 and share one compiled helper.
-_LN, _LSUM, _LMIN, _LMAX, _LL1, _LL2, _LAMIN, _LAMAX = (np.int64(f * LANES) for f in range(8))
+# columns of the per-block table `moments` fills: per (block, channel) the count of finite
+# values and of the others, the shift (a finite value of the block's channel), the sums of
+# (x - shift) and of its squares, min and max, min |x| and the sum of |x|
+N, NONFINITE, SHIFT, S1, S2, MIN, MAX, AMIN, L1 = range(9)
+NCOLS = 9
+
+#: How a view's rows reach the lane loops (the ``how`` argument of :func:`_moments_blocks`):
+#: each channel's pixels contiguous, read in place; gathered from a stride into scratch;
+#: pixels with interleaved channels, transposed a tile at a time into scratch.
+ROWS, GATHER, TRANSPOSE = 0, 1, 2
+
+# The lane-wise accumulators of one channel: figure f of lane l at acc[f + l] (f a multiple
+# of LANES), every figure at a constant offset of one array, so the compiler sees no
+# aliasing between them and the loops over lanes vectorise.  The offsets are NumPy
+# integers, not Python ints: Numba compiles a helper again for every distinct Python int
+# literal passed to it, NumPy integers are typed int64 and share one compiled helper.
+_AS1, _AS2, _AMIN_, _AMAX_, _AL1, _AAMIN = (np.int64(f * LANES) for f in range(6))
+_ACC = 6 * LANES
 _LANE0 = np.int64(0)
-_GAIN = np.int64(4 * LANES)  # the divisor's gain figures, after those of D
+_DOM_N = np.int64(LANES)  # the dominance counts, after its sums
 
 
 @njit(**_OPTS)
-def _new_lanes(rows, blocks):
-    """Zeroed accumulators of ``blocks`` (count, sum, min, max) groups per row, with the
-    minima at +inf and the maxima at -inf."""
-    acc = np.zeros((rows, 4 * blocks * LANES))
-    for r in range(rows):
-        for b in range(blocks):
-            f = 4 * b * LANES
-            acc[r, f + 2 * LANES:f + 3 * LANES] = np.inf
-            acc[r, f + 3 * LANES:f + 4 * LANES] = -np.inf
-    return acc
+def _acc_reset(acc):
+    """Sums 0, minima +inf, maxima -inf (loops, not slice assignments: each of those is
+    another implementation to compile)."""
+    for lane in range(LANES):
+        acc[_AS1 + lane] = 0.0
+        acc[_AS2 + lane] = 0.0
+        acc[_AL1 + lane] = 0.0
+        acc[_AMIN_ + lane] = np.inf
+        acc[_AMAX_ + lane] = -np.inf
+        acc[_AAMIN + lane] = np.inf
 
 
 @njit(**_OPTS)
-def _lane_add(acc, f, lane, v, ok):
-    """Count, sum, min and max (at ``f``, ``f + LANES``, ...) of ``v`` when ``ok``; else
-    adds nothing (branch-free)."""
-    acc[f + lane] += 1.0 if ok else 0.0
-    acc[f + LANES + lane] += v if ok else 0.0
-    lo = v if ok else np.inf
-    hi = v if ok else -np.inf
-    acc[f + 2 * LANES + lane] = lo if lo < acc[f + 2 * LANES + lane] else acc[f + 2 * LANES + lane]
-    acc[f + 3 * LANES + lane] = hi if hi > acc[f + 3 * LANES + lane] else acc[f + 3 * LANES + lane]
+def _fast_lane(acc, lane, v, k):
+    """Add ``v`` (finite or not: the caller checks the sums afterwards) to lane ``lane``."""
+    d = v - k
+    acc[_AS1 + lane] += d
+    acc[_AS2 + lane] += d * d
+    acc[_AMIN_ + lane] = v if v < acc[_AMIN_ + lane] else acc[_AMIN_ + lane]
+    acc[_AMAX_ + lane] = v if v > acc[_AMAX_ + lane] else acc[_AMAX_ + lane]
+    a = abs(v)
+    acc[_AL1 + lane] += a
+    acc[_AAMIN + lane] = a if a < acc[_AAMIN + lane] else acc[_AAMIN + lane]
 
 
 @njit(**_OPTS)
-def _moments_lane(acc, lane, v):
-    fin = np.isfinite(v)
-    az = abs(v) if fin else 0.0
-    _lane_add(acc, _LN, lane, v, fin)
-    acc[_LL1 + lane] += az
-    acc[_LL2 + lane] += az * az
-    a_lo = az if fin else np.inf
-    a_hi = az if fin else -np.inf
-    acc[_LAMIN + lane] = a_lo if a_lo < acc[_LAMIN + lane] else acc[_LAMIN + lane]
-    acc[_LAMAX + lane] = a_hi if a_hi > acc[_LAMAX + lane] else acc[_LAMAX + lane]
-
-
-@njit(**_OPTS)
-def _row_sums(row, acc):
-    """Add one channel row to the lane-wise accumulator ``acc`` (8 * LANES,) of `moments`
-    (value ``t`` in lane ``t % LANES``, the tail of the row in lane 0)."""
+def _fast_row(row, k, acc):
+    """Value ``t`` of ``row`` into lane ``t % LANES`` of ``acc``, shifted by ``k``."""
     inner = row.shape[0]
     full = inner // LANES * LANES
     for b in range(0, full, LANES):
         for lane in range(LANES):
-            _moments_lane(acc, lane, np.float64(row[b + lane]))
+            _fast_lane(acc, lane, np.float64(row[b + lane]), k)
     for t in range(full, inner):
-        _moments_lane(acc, _LANE0, np.float64(row[t]))
+        _fast_lane(acc, t - full, np.float64(row[t]), k)
 
 
 @njit(**_OPTS)
-def _chunk_range(ch, chunks, n):
-    """Items ``[i0, i1)`` of chunk ``ch`` when ``n`` items are cut into ``chunks`` chunks
-    of ``ceil(n / chunks)``: the last chunks may be empty (``i0 == i1 == n``), never
-    reversed (a reversed range made the non-finite count negative)."""
-    step = (n + chunks - 1) // chunks
-    i0 = min(n, ch * step)
-    return i0, min(n, i0 + step)
+def _row_step(row, c, shift, count, acc, scratch, amax_px, asum_px):
+    """One row of channel ``c`` of a block into its accumulator ``acc``.
+
+    Its shift is the block's first finite value of the channel (``count[c] < 0`` until one
+    is found).  The row goes through the branch-free loop into ``scratch``; if its sums came
+    out non-finite (a NaN or an infinity in the row) it is summed again, value by value,
+    skipping them.  With several channels, the dominance's per-pixel partials: running max
+    and sum of |x| (a non-finite value makes the sum non-finite: the pixel is left out)."""
+    n = row.shape[0]
+    if count[c] < 0.0:
+        for t in range(n):
+            v = np.float64(row[t])
+            if np.isfinite(v):
+                shift[c] = v
+                count[c] = 0.0
+                break
+    k = shift[c]
+    _acc_reset(scratch)
+    _fast_row(row, k, scratch)
+    check = 0.0
+    for i in range(2 * LANES):
+        check += scratch[i]
+    if np.isfinite(check):
+        for lane in range(LANES):
+            acc[_AS1 + lane] += scratch[_AS1 + lane]
+            acc[_AS2 + lane] += scratch[_AS2 + lane]
+            acc[_AL1 + lane] += scratch[_AL1 + lane]
+            acc[_AMIN_ + lane] = min(acc[_AMIN_ + lane], scratch[_AMIN_ + lane])
+            acc[_AMAX_ + lane] = max(acc[_AMAX_ + lane], scratch[_AMAX_ + lane])
+            acc[_AAMIN + lane] = min(acc[_AAMIN + lane], scratch[_AAMIN + lane])
+        count[c] += n
+    else:
+        for t in range(n):
+            v = np.float64(row[t])
+            if np.isfinite(v):
+                count[c] += 1.0
+                _fast_lane(acc, t % LANES, v, k)
+    if shift.shape[0] >= 2 and shift.shape[0] != 3:
+        for t in range(n):
+            a = abs(np.float64(row[t]))
+            asum_px[t] += a
+            amax_px[t] = a if a > amax_px[t] else amax_px[t]
+
+
+@njit(**_OPTS)
+def _dominance(amax_px, asum_px, inner, lanes):
+    """Lane-wise sum (``lanes[:LANES]``) and count (``lanes[LANES:]``) of ``max/sum`` over
+    pixels ``[0, inner)`` whose sum is positive and finite (branch-free), pixel ``t`` in
+    lane ``t % LANES``."""
+    full = inner // LANES * LANES
+    for b in range(0, inner, LANES):
+        for lane in range(LANES if b < full else inner - full):
+            s = asum_px[b + lane]
+            good = (s > 0.0) & np.isfinite(s)
+            ratio = amax_px[b + lane] / (s if good else 1.0)
+            lanes[lane] += ratio if good else 0.0
+            lanes[LANES + lane] += 1.0 if good else 0.0
+
+
+@njit(**_OPTS)
+def _deinterleave3(seg, r0, r1, r2):
+    """RGB pixels to three planar rows (a loop the compiler vectorises)."""
+    for t in range(r0.shape[0]):
+        r0[t] = seg[3 * t]
+        r1[t] = seg[3 * t + 1]
+        r2[t] = seg[3 * t + 2]
+
+
+@njit(**_OPTS)
+def _dominance3(r0, r1, r2, lanes):
+    """:func:`_dominance` of three channels' rows read directly (pictures: the same
+    arithmetic as summing them into per-pixel partials, without those)."""
+    inner = r0.shape[0]
+    full = inner // LANES * LANES
+    for b in range(0, inner, LANES):
+        for lane in range(LANES if b < full else inner - full):
+            a0 = abs(np.float64(r0[b + lane]))
+            a1 = abs(np.float64(r1[b + lane]))
+            a2 = abs(np.float64(r2[b + lane]))
+            s = a0 + a1 + a2
+            m = a1 if a1 > a0 else a0
+            m = a2 if a2 > m else m
+            good = (s > 0.0) & np.isfinite(s)
+            ratio = m / (s if good else 1.0)
+            lanes[lane] += ratio if good else 0.0
+            lanes[LANES + lane] += 1.0 if good else 0.0
+
+
+@njit(**_OPTS)
+def _moments_blocks(flat, how, outer, channels, inner, so, sc, si, group, tile, b0, b1,
+                    part, dom):
+    """Per-block figures (see the column constants) of the (outer, C, inner) view of
+    ``flat`` with element strides (so, sc, si), for blocks ``[b0, b1)``.
+
+    Block ``b`` covers ``group`` consecutive outer indices and ``tile`` consecutive inner
+    ones (block ``b // ntiles`` of the outer axis, tile ``b % ntiles``), all channels:
+    blocks depend on the shape only, and each is summed alone in a fixed order, so the
+    figures do not depend on which thread took which block.  Each channel's values are
+    shifted by the first finite one of the block (the sum of squares then cannot lose more
+    than ``log10(n)`` digits to cancellation, ``n`` the values of a block).  The channel
+    dominance's sum and count per block go to ``dom``.
+    """
+    ntiles = (inner + tile - 1) // tile
+    acc = np.empty((channels, _ACC))
+    scratch = np.empty(_ACC)
+    shift = np.empty(channels)
+    count = np.empty(channels)
+    amax_px = np.empty(tile)
+    asum_px = np.empty(tile)
+    lanes = np.empty(2 * LANES)
+    buf = np.empty((channels if how != ROWS else 1, tile), dtype=flat.dtype)
+    for b in range(b0, b1):
+        g = b // ntiles
+        t0 = (b - g * ntiles) * tile
+        n = min(inner, t0 + tile) - t0
+        o0 = g * group
+        o1 = min(outer, o0 + group)
+        for c in range(channels):
+            _acc_reset(acc[c])
+            shift[c] = 0.0
+            count[c] = -1.0
+        for i in range(2 * LANES):
+            lanes[i] = 0.0
+        for o in range(o0, o1):
+            for t in range(n):
+                amax_px[t] = 0.0
+                asum_px[t] = 0.0
+            if how == TRANSPOSE:  # interleaved pixels to planar rows
+                start = o * so + t0 * si
+                if channels == 3:
+                    _deinterleave3(flat[start:start + 3 * n], buf[0, :n], buf[1, :n],
+                                   buf[2, :n])
+                else:
+                    for c in range(channels):
+                        for t in range(n):
+                            buf[c, t] = flat[start + t * channels + c]
+            for c in range(channels):
+                start = o * so + c * sc + t0 * si
+                if how == ROWS:
+                    _row_step(flat[start:start + n], c, shift, count, acc[c], scratch,
+                              amax_px, asum_px)
+                    continue
+                if how == GATHER:
+                    for t in range(n):
+                        buf[c, t] = flat[start + t * si]
+                _row_step(buf[c, :n], c, shift, count, acc[c], scratch, amax_px, asum_px)
+            if channels == 3:
+                if how == ROWS:
+                    start = o * so + t0 * si
+                    _dominance3(flat[start:start + n], flat[start + sc:start + sc + n],
+                                flat[start + 2 * sc:start + 2 * sc + n], lanes)
+                else:  # the rows are in buf
+                    _dominance3(buf[0, :n], buf[1, :n], buf[2, :n], lanes)
+            elif channels >= 2:
+                _dominance(amax_px, asum_px, n, lanes)
+        total = (o1 - o0) * n
+        for c in range(channels):
+            a = acc[c]
+            found = max(count[c], 0.0)
+            part[b, c, N] = found
+            part[b, c, NONFINITE] = total - found
+            part[b, c, SHIFT] = shift[c]
+            part[b, c, S1] = _lane_sum(a, _AS1)
+            part[b, c, S2] = _lane_sum(a, _AS2)
+            part[b, c, MIN] = _lane_min(a, _AMIN_)
+            part[b, c, MAX] = _lane_max(a, _AMAX_)
+            part[b, c, AMIN] = _lane_min(a, _AAMIN)
+            part[b, c, L1] = _lane_sum(a, _AL1)
+        dom[b, 0] = _lane_sum(lanes, _LANE0)
+        dom[b, 1] = _lane_sum(lanes, _DOM_N)
+
+
+def moments(flat, how, shape, strides, group, tile):
+    """The per-block table (blocks, C, NCOLS) and dominance (blocks, 2) of the view of
+    ``flat`` (a 1-D C-contiguous float32/float64 array) of ``shape`` (outer, C, inner) and
+    element ``strides``; see :func:`_moments_blocks`."""
+    outer, channels, inner = shape
+    blocks = -(-outer // group) * -(-inner // tile)
+    part = np.empty((blocks, channels, NCOLS))
+    dom = np.empty((blocks, 2))
+    _in_threads(_moments_blocks, blocks, flat, how, outer, channels, inner, *strides,
+                group, tile, part=(part, dom))
+    return part, dom
 
 
 @njit(**_OPTS)
@@ -129,135 +300,34 @@ def _lane_max(acc, f):
     return high
 
 
-@njit(**_OPTS)
-def _row_pixels(row, amax_px, asum_px, ok_px):
-    """Per-pixel partials of the channel dominance: running max and sum of |x| over the
-    channels, and whether every channel so far was finite."""
-    for t in range(row.shape[0]):
-        v = np.float64(row[t])
-        fin = np.isfinite(v)
-        az = abs(v) if fin else 0.0
-        asum_px[t] += az
-        amax_px[t] = az if az > amax_px[t] else amax_px[t]
-        ok_px[t] = ok_px[t] & fin
+# ----------------------------------------------------------------------------------------
+# the divisor
+
+# lane-wise (count, sum, min, max) groups of the divisor kernel
+_LN = np.int64(0)
+_GAIN = np.int64(4 * LANES)  # the divisor's gain figures, after those of D
 
 
 @njit(**_OPTS)
-def _dominance_lane(amax_px, asum_px, ok_px, lanes, lane, t):
-    """Add pixel ``t``'s ``max/sum`` to lane ``lane`` when it counts (branch-free)."""
-    s = asum_px[t]
-    good = ok_px[t] & (s > 0.0) & np.isfinite(s)
-    ratio = amax_px[t] / (s if good else 1.0)
-    lanes[0, lane] += ratio if good else 0.0
-    lanes[1, lane] += 1.0 if good else 0.0
-
-
-@njit(**_OPTS)
-def _dominance(amax_px, asum_px, ok_px, lanes):
-    """Lane-wise sum and count of ``max/sum`` over pixels that are all finite with a
-    positive finite sum; ``lanes`` is (2, LANES), the tail of the row in lane 0."""
-    inner = amax_px.shape[0]
-    full = inner // LANES * LANES
-    for b in range(0, full, LANES):
+def _divisor_reset(acc):
+    """Zero counts and sums, minima +inf and maxima -inf, for D and for the gain."""
+    for f in range(2):
+        base = f * _GAIN
         for lane in range(LANES):
-            _dominance_lane(amax_px, asum_px, ok_px, lanes, lane, b + lane)
-    for t in range(full, inner):
-        _dominance_lane(amax_px, asum_px, ok_px, lanes, _LANE0, t)
+            acc[base + lane] = 0.0
+            acc[base + LANES + lane] = 0.0
+            acc[base + 2 * LANES + lane] = np.inf
+            acc[base + 3 * LANES + lane] = -np.inf
 
 
 @njit(**_OPTS)
-def _moments_chunks(x, chunks, c0, c1, part):
-    """Partial sums per (chunk of the outer axis, channel): see the column constants.
-
-    Also the channel dominance partials (per pixel: max |x_c| / sum |x_c|, over pixels
-    whose values are all finite and whose sum is positive), stored in channel 0's row.
-    Within a chunk, values are summed in LANES lanes (value ``t`` of a row in lane
-    ``t % LANES``), then the lanes in order: a fixed order, whatever the thread count.
-    """
-    outer, channels, inner = x.shape
-    for ch in range(c0, c1):
-        o0, o1 = _chunk_range(ch, chunks, outer)
-        p = part[ch]
-        acc = _new_lanes(channels, 2)
-        dom = np.zeros((2, LANES))
-        amax_px = np.empty(inner)
-        asum_px = np.empty(inner)
-        ok_px = np.empty(inner, dtype=np.bool_)
-        for o in range(o0, o1):
-            amax_px[:] = 0.0
-            asum_px[:] = 0.0
-            ok_px[:] = True
-            for c in range(channels):
-                row = x[o, c]
-                _row_sums(row, acc[c])
-                if channels >= 2:
-                    _row_pixels(row, amax_px, asum_px, ok_px)
-            if channels >= 2:
-                _dominance(amax_px, asum_px, ok_px, dom)
-        for c in range(channels):
-            a = acc[c]
-            count = _lane_sum(a, _LN)
-            p[c, N] = count
-            p[c, NONFINITE] = (o1 - o0) * inner - count
-            p[c, SUM] = _lane_sum(a, _LSUM)
-            p[c, L1] = _lane_sum(a, _LL1)
-            p[c, L2SQ] = _lane_sum(a, _LL2)
-            p[c, MIN] = _lane_min(a, _LMIN)
-            p[c, MAX] = _lane_max(a, _LMAX)
-            p[c, AMIN] = _lane_min(a, _LAMIN)
-            p[c, AMAX] = _lane_max(a, _LAMAX)
-        if channels >= 2:
-            part[ch, 0, DOM_SUM] = _lane_sum(dom[0], _LANE0)
-            part[ch, 0, DOM_N] = _lane_sum(dom[1], _LANE0)
-
-
-def moments(x, chunks):
-    """Partial sums per (chunk of the outer axis, channel) of ``x`` (outer, C, inner): see
-    the column constants and :func:`_moments_chunks`."""
-    part = np.zeros((chunks, x.shape[1], NCOLS))
-    _in_threads(_moments_chunks, chunks, x, chunks, part=part)
-    return part
-
-
-@njit(**_OPTS)
-def _centred_lane(lanes, lane, v, mu):
-    """Add ``(v - mu)**2`` to lane ``lane`` when ``v`` is finite (branch-free)."""
-    d = v - mu
-    lanes[lane] += d * d if np.isfinite(v) else 0.0
-
-
-@njit(**_OPTS)
-def _row_centred(row, mu, lanes):
-    """Add one channel row to the lane-wise ``(x - mu)**2`` sums (the tail in lane 0)."""
-    inner = row.shape[0]
-    full = inner // LANES * LANES
-    for b in range(0, full, LANES):
-        for lane in range(LANES):
-            _centred_lane(lanes, lane, np.float64(row[b + lane]), mu)
-    for t in range(full, inner):
-        _centred_lane(lanes, _LANE0, np.float64(row[t]), mu)
-
-
-@njit(**_OPTS)
-def _centred_chunks(x, mean, chunks, c0, c1, part):
-    """Partial sums of ``(x - mean[c])**2`` over the finite values, per chunk and channel
-    (lane-wise within a chunk, as in :func:`moments`)."""
-    outer, channels, inner = x.shape
-    for ch in range(c0, c1):
-        o0, o1 = _chunk_range(ch, chunks, outer)
-        lanes = np.zeros((channels, LANES))
-        for o in range(o0, o1):
-            for c in range(channels):
-                _row_centred(x[o, c], mean[c], lanes[c])
-        for c in range(channels):
-            part[ch, c] = _lane_sum(lanes[c], _LANE0)
-
-
-def centred_squares(x, mean, chunks):
-    """Partial sums of ``(x - mean[c])**2`` over the finite values, per chunk and channel."""
-    part = np.zeros((chunks, x.shape[1]))
-    _in_threads(_centred_chunks, chunks, x, mean, chunks, part=part)
-    return part
+def _chunk_range(ch, chunks, n):
+    """Items ``[i0, i1)`` of chunk ``ch`` when ``n`` items are cut into ``chunks`` chunks
+    of ``ceil(n / chunks)``: the last chunks may be empty (``i0 == i1 == n``), never
+    reversed (a reversed range made the non-finite count negative)."""
+    step = (n + chunks - 1) // chunks
+    i0 = min(n, ch * step)
+    return i0, min(n, i0 + step)
 
 
 @njit(**_OPTS)
@@ -272,25 +342,37 @@ def _gain(v, mode, nb):
 
 
 @njit(**_OPTS)
-def _divisor_lane(acc, lane, v, mode, nb):
-    """Count, sum, min, max of finite ``v`` (at 0) and of its finite gain (at 4 * LANES)."""
-    fin = np.isfinite(v)
-    pos = fin & (v > 0.0)
-    g = _gain(v if pos else 1.0, mode, nb)
-    _lane_add(acc, _LN, lane, v, fin)
-    _lane_add(acc, _GAIN, lane, g, pos & np.isfinite(g))
+def _divisor_fast_lane(acc, lane, v, mode, nb):
+    """Sum, min and max of ``v`` and of its gain, assuming both finite (no masks)."""
+    g = _gain(v, mode, nb)
+    acc[LANES + lane] += v
+    acc[2 * LANES + lane] = v if v < acc[2 * LANES + lane] else acc[2 * LANES + lane]
+    acc[3 * LANES + lane] = v if v > acc[3 * LANES + lane] else acc[3 * LANES + lane]
+    acc[_GAIN + LANES + lane] += g
+    lo = acc[_GAIN + 2 * LANES + lane]
+    hi = acc[_GAIN + 3 * LANES + lane]
+    acc[_GAIN + 2 * LANES + lane] = g if g < lo else lo
+    acc[_GAIN + 3 * LANES + lane] = g if g > hi else hi
 
 
 @njit(**_OPTS)
-def _divisor_lanes(d, i0, i1, mode, nb, acc):
-    """Lane-wise divisor and gain figures of ``d[i0:i1]`` into ``acc`` (8 * LANES,),
-    branch-free so the loop over lanes vectorises; the tail goes to lane 0."""
+def _divisor_fast(d, i0, i1, mode, nb, acc):
+    """Lane-wise divisor and gain figures of ``d[i0:i1]`` into ``acc`` (8 * LANES,) without
+    masks (the loop over lanes vectorises), for a chunk whose values are all finite and
+    positive with finite gains; returns False (``acc`` is then to be discarded) if they
+    are not."""
     full = i0 + (i1 - i0) // LANES * LANES
     for b in range(i0, full, LANES):
         for lane in range(LANES):
-            _divisor_lane(acc, lane, np.float64(d[b + lane]), mode, nb)
+            _divisor_fast_lane(acc, lane, np.float64(d[b + lane]), mode, nb)
     for i in range(full, i1):
-        _divisor_lane(acc, _LANE0, np.float64(d[i]), mode, nb)
+        _divisor_fast_lane(acc, _LANE0, np.float64(d[i]), mode, nb)
+    total = _lane_sum(acc, LANES) + _lane_sum(acc, _GAIN + LANES)
+    if not (np.isfinite(total) and _lane_min(acc, 2 * LANES) > 0.0):
+        return False
+    acc[0] = i1 - i0
+    acc[_GAIN] = i1 - i0
+    return True
 
 
 #: The closed form of ``d ** -beta`` a variant of :func:`_divisor_sums` is compiled for:
@@ -300,14 +382,20 @@ GAIN_MODE = 0
 
 def _divisor_chunks(d, beta, chunks, c0, c1, part):
     """Partial (n, sum, min, max) of finite ``d`` and of the gain ``d**-beta`` (d > 0), with
-    the gain's closed form ``GAIN_MODE`` (see :func:`divisor_sums`), for chunks ``c0..c1``."""
+    the gain's closed form ``GAIN_MODE`` (see :func:`divisor_sums`), for chunks ``c0..c1``.
+
+    A chunk holding NaN, inf or D <= 0 (or infinite gains) gets ``-1`` as its count, for
+    the caller to sum it with NumPy: masks cost time in the loop and compiling a second
+    loop costs a first run more than NumPy on such rare chunks."""
     size = d.shape[0]
     nb = -beta
+    acc = np.empty(8 * LANES)
     for ch in range(c0, c1):
         i0, i1 = _chunk_range(ch, chunks, size)
-        acc = _new_lanes(1, 2)[0]
-        if i1 > i0:
-            _divisor_lanes(d, i0, i1, GAIN_MODE, nb, acc)
+        _divisor_reset(acc)
+        if i1 > i0 and not _divisor_fast(d, i0, i1, GAIN_MODE, nb, acc):
+            part[ch, 0] = -1.0  # for the caller to sum with NumPy
+            continue
         for f in range(2):
             base = f * _GAIN
             part[ch, 4 * f] = _lane_sum(acc, base)
@@ -331,26 +419,40 @@ def divisor_sums(d, beta, chunks):
     return part
 
 
+def chunk_bounds(ch, chunks, n):
+    """:func:`_chunk_range` in Python: the items of chunk ``ch``."""
+    step = (n + chunks - 1) // chunks
+    i0 = min(n, ch * step)
+    return i0, min(n, i0 + step)
+
+
 _POOLS: dict[int, Any] = {}  # thread count -> ThreadPoolExecutor
+
+#: Ranges of work per thread :func:`_in_threads` cuts: a thread that finishes early takes
+#: the next (another process may hold a core).  The figures do not depend on it.
+_RANGES_PER_THREAD = 4
 
 
 def _in_threads(kernel, chunks, *args, part) -> None:
-    """``kernel(*args, c0, c1, part)`` over chunks ``[0, chunks)``, cut into one contiguous
-    range per Numba thread (``lrn_cli.set_threads``), each in its own thread: the kernels
-    release the GIL, so they run in parallel (as ``prange`` would cut them)."""
+    """``kernel(*args, c0, c1, *part)`` (``part`` an array or a tuple of them) over chunks
+    ``[0, chunks)``, cut into contiguous ranges run by Numba's thread count
+    (``lrn_cli.set_threads``) of threads: the kernels release the GIL, so they run in
+    parallel (as ``prange`` would cut them)."""
     import numba
 
+    outs = part if isinstance(part, tuple) else (part,)
     threads = max(1, min(numba.get_num_threads(), chunks))
     if threads == 1:
-        kernel(*args, 0, chunks, part)
+        kernel(*args, 0, chunks, *outs)
         return
     pool = _POOLS.get(threads)
     if pool is None:
         from concurrent.futures import ThreadPoolExecutor
 
         pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="lrn-stats")
-    bounds = [chunks * i // threads for i in range(threads + 1)]
-    calls = [(*args, c0, c1, part) for c0, c1 in zip(bounds[:-1], bounds[1:], strict=True)]
+    ranges = min(chunks, threads * _RANGES_PER_THREAD)
+    bounds = [chunks * i // ranges for i in range(ranges + 1)]
+    calls = [(*args, c0, c1, *outs) for c0, c1 in zip(bounds[:-1], bounds[1:], strict=True)]
     futures = [pool.submit(kernel, *call) for call in calls]
     for future in futures:
         future.result()

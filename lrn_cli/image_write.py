@@ -213,6 +213,34 @@ def write_image(
     return atomic_write(path, write_pillow, overwrite=overwrite, protect=protect)
 
 
+def rescale_in_place(values: np.ndarray, method: str, *, per_channel: bool = True,
+                     value_range: str = "unit", bit_depth: int = 8) -> bool:
+    """:func:`lrn_cli.images.rescale` written over ``values`` itself, when it can be: a
+    native float32 ``(H, W, C)`` writable array, ``minmax`` or ``none`` (the same kernels
+    and arithmetic as ``rescale``, which writes each value from itself alone).  Returns
+    False, touching nothing, otherwise (the caller then calls ``rescale``)."""
+    if (method not in ("minmax", "none") or value_range not in ("unit", "byte", "raw")
+            or bit_depth not in (8, 16, 32) or values.ndim != 3 or not values.size
+            or values.dtype != np.float32 or not values.dtype.isnative
+            or not values.flags.writeable):
+        return False
+    from lrn_cli import _image_kernels as kernels
+
+    if value_range == "raw" and bit_depth != 32:
+        absolute_scale = 255.0 if bit_depth == 8 else 65535.0
+    else:
+        absolute_scale = {"unit": 1.0, "byte": 255.0, "raw": 1.0}[value_range]
+    groups = values.shape[2] if per_channel else 1
+    lo = np.zeros(groups)
+    hi = np.zeros(groups)
+    if method == "minmax":
+        kernels.finite_range(values, lo, hi, per_channel)
+        none = lo > hi  # no finite value: 0 and 0, as rescale does
+        lo[none] = hi[none] = 0.0
+    kernels.to_unit(values, values, lo, hi, absolute_scale, per_channel)
+    return True
+
+
 def _quantize(values: np.ndarray, top: int, dtype: type[np.integer]) -> np.ndarray:
     """[0, 1] floats to integer codes 0..top, rounding to nearest; NaN becomes 0."""
     values = np.asarray(values)

@@ -215,33 +215,78 @@ def load(source: str | os.PathLike, opts: ReadOptions, mode: str,
 
 
 def normalize(loaded: Loaded, settings: Settings, *, keep_output: bool = True,
-              keep_arrays: bool = False) -> list[ItemResult]:
+              keep_arrays: bool = False, reuse_input: bool = False) -> list[ItemResult]:
     """Apply LRN to every array of ``loaded``; measure input, output and divisor.
 
     ``keep_arrays`` also keeps each input array and its divisor ``D`` in the results (for a
-    panel, which draws them instead of computing them again).
+    panel, which draws them instead of computing them again).  ``reuse_input`` (without
+    ``keep_arrays``) lets a picture's output overwrite its input pixels, slab by slab, with
+    the divisor measured per slab and never held whole: a 12 MP RGB picture then needs one
+    float32 image and two slabs instead of three images (``loaded`` is not usable afterwards).
     """
     from lrn_cli.core import DtypeConversionWarning, lrn
     from lrn_cli.stats import array_stats, divisor_stats
 
     results = []
     for item in loaded.items:
+        in_place = (reuse_input and not keep_arrays and loaded.kind == "image"
+                    and item.array.ndim == 3 and item.array.flags.writeable)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DtypeConversionWarning)  # _array_item said so
             try:
-                y, d = lrn(item.array, **settings.lrn_kwargs(), channel_axis=item.channel_axis,
-                           return_divisor=True)
+                if in_place:
+                    before = array_stats(item.array, item.channel_axis)
+                    y, div = _lrn_in_place(item, settings)
+                    d = None
+                else:
+                    y, d = lrn(item.array, **settings.lrn_kwargs(),
+                               channel_axis=item.channel_axis, return_divisor=True)
             except ParameterError as exc:
                 raise InputError(loaded.source, f"{_label(item.key)}{exc}") from None
-        before = array_stats(item.array, item.channel_axis)
+        if d is not None:
+            before = array_stats(item.array, item.channel_axis)
+            div = divisor_stats(d, settings.beta)
         after = array_stats(y, item.channel_axis)
-        div = divisor_stats(d, settings.beta)
         results.append(ItemResult(item.key, item.layout, item.channel_axis,
                                   y if keep_output or keep_arrays else None, before, after, div,
                                   item.array if keep_arrays else None,
                                   d if keep_arrays else None))
         del d
     return results
+
+
+#: Slabs of a picture LRN'd in place across channels (rows of pixels; within channels a
+#: slab is a channel plane).
+_IN_PLACE_SLABS = 8
+
+
+def _lrn_in_place(item: Item, settings: Settings) -> tuple[np.ndarray, Any]:
+    """LRN of ``item.array`` (``(H, W, C)``) written back into it slab by slab: channel
+    planes within channels, rows of pixels across them (slabs LRN reads nothing outside
+    of).  Returns the output (the input's memory) and the divisor's statistics, accumulated
+    slab by slab (the same figures as of the whole divisor to rounding)."""
+    from lrn_cli.core import lrn
+    from lrn_cli.stats_divisor import DivisorAccumulator
+
+    x = item.array
+    height, _, channels = x.shape
+    slabs: list[Any]
+    if settings.mode == "within":
+        slabs = [np.s_[:, :, c:c + 1] for c in range(channels)]
+    else:
+        step = max(1, -(-height // _IN_PLACE_SLABS))
+        slabs = [np.s_[h:h + step] for h in range(0, height, step)]
+    acc = DivisorAccumulator(settings.beta)
+    y_slab = d_slab = np.empty(0, x.dtype)
+    for idx in slabs:
+        xs = x[idx]
+        if y_slab.shape != xs.shape:
+            y_slab, d_slab = np.empty_like(xs), np.empty_like(xs)
+        lrn(xs, **settings.lrn_kwargs(), channel_axis=item.channel_axis, out=y_slab,
+            divisor_out=d_slab)
+        acc.add(d_slab)
+        xs[...] = y_slab  # LRN of the other slabs reads nothing of this one
+    return x, acc.result()
 
 
 def default_output_suffix(loaded_kind: str, source: str, fmt: str | None = None) -> str:
@@ -281,8 +326,11 @@ def _kept(result: ItemResult) -> np.ndarray:
 
 
 def save(loaded: Loaded, results: list[ItemResult], out: str | os.PathLike,
-         wopts: WriteOptions, protect=()) -> Path:
-    """Write the results of ``loaded`` to ``out`` atomically (format from the suffix)."""
+         wopts: WriteOptions, protect=(), *, consume: bool = False) -> Path:
+    """Write the results of ``loaded`` to ``out`` atomically (format from the suffix).
+
+    ``consume``: the output arrays are not needed afterwards, so a picture's output may be
+    rescaled in place (one float32 image less at the peak)."""
     from lrn_cli import arrays
 
     okind = check_output(loaded.kind, out, image=loaded.image, items=len(results), wopts=wopts)
@@ -292,12 +340,17 @@ def save(loaded: Loaded, results: list[ItemResult], out: str | os.PathLike,
     if okind == "npz":
         members = {r.key or "arr_0": _kept(r) for r in results}
         return arrays.write_npz(out, members, overwrite=wopts.overwrite, protect=protect)
+    from lrn_cli.image_write import rescale_in_place
     from lrn_cli.images import rescale, write_image
 
     image = loaded.image
     y = _kept(results[0])
-    unit = rescale(y, wopts.rescale, per_channel=wopts.per_channel,
-                   value_range=image.value_range, bit_depth=image.bit_depth)
+    if consume and rescale_in_place(y, wopts.rescale, per_channel=wopts.per_channel,
+                                    value_range=image.value_range, bit_depth=image.bit_depth):
+        unit = y
+    else:
+        unit = rescale(y, wopts.rescale, per_channel=wopts.per_channel,
+                       value_range=image.value_range, bit_depth=image.bit_depth)
     alpha = None
     if image.alpha is not None:
         alpha = rescale(image.alpha[..., None], "none", value_range=image.value_range,
@@ -455,10 +508,11 @@ def run_job(source: str, output: str | None, settings: Settings, ropts: ReadOpti
         if output is not None and output != "-":
             check_output(loaded.kind, output, image=loaded.image, items=len(loaded.items),
                          wopts=wopts)
-        results = normalize(loaded, settings, keep_arrays=keep_arrays)
-        if output is not None and output != "-":
-            save(loaded, results, output, wopts, protect)
         keep = keep_output or keep_arrays
+        results = normalize(loaded, settings, keep_arrays=keep_arrays,
+                            reuse_input=not keep_arrays)
+        if output is not None and output != "-":
+            save(loaded, results, output, wopts, protect, consume=not keep)
         items = results if keep else [r.without_output() for r in results]
         return JobResult(source, output, "ok", notes=notes, items=items,
                          seconds=time.perf_counter() - start, kind=loaded.kind)

@@ -28,11 +28,14 @@ channel_dominance
 nonfinite
     NaN and +-Inf values are left out of every statistic and counted here instead.
 
-The arrays can be hundreds of megabytes, so they are never converted to float64 in one piece:
-they are walked in blocks of about half a million elements and the figures are merged
-(Chan et al.'s pairwise update for the variance).  float64 inputs whose squares would overflow
-or underflow (magnitudes beyond ~1e150 or all below ~1e-120) are scanned a second time scaled by
-an exact power of two, so every figure stays accurate.
+The arrays can be hundreds of megabytes, so they are never converted to float64 in one piece.
+float32/float64 arrays are read once, in place, by a Numba kernel: in fixed blocks (a few
+thousand values of each channel, set by the shape alone), each summed in float64 shifted by one
+of its own values, and the blocks merged pairwise in order (Chan et al.'s update for the
+variance), so the figures are the same bits whatever the thread count.  Other dtypes are walked
+in NumPy blocks of about half a million elements, merged the same way.  float64 inputs whose
+squares would overflow or underflow (magnitudes beyond ~1e150 or all below ~1e-120) are scanned
+a second time scaled by an exact power of two, so every figure stays accurate.
 
 The divisor's figures live in :mod:`lrn_cli.stats_divisor`, the slab-by-slab accumulation of
 streamed arrays in :mod:`lrn_cli.stats_stream`, the shared helpers in
@@ -42,7 +45,6 @@ streamed arrays in :mod:`lrn_cli.stats_stream`, the shared helpers in
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -174,6 +176,10 @@ class _Moments:
         self.l2sq = np.zeros(nch)
         self.amin = np.full(nch, np.inf)
         self.amax = np.full(nch, -np.inf)
+        #: When set (the kernels' path): each mean as ``ref + off``, ``ref`` a value of the
+        #: channel, so that :meth:`overall` merges channels near a large offset exactly.
+        self.ref: np.ndarray | None = None
+        self.off: np.ndarray | None = None
 
     def add(self, b: np.ndarray, a: np.ndarray, fin: np.ndarray | None, axes: Any) -> None:
         """Merge a float64 block ``b`` (``a = |b|``, ``fin`` its finite mask or None if all are).
@@ -225,8 +231,15 @@ class _Moments:
         nonfinite = int(self.nonfinite.sum())
         if n == 0:
             return _finish(0, nonfinite, 0.0, 0.0, np.inf, -np.inf, 0.0, 0.0, np.inf, -np.inf)
-        mean = float(np.dot(self.n, self.mean) / n)
-        dev = self.mean - mean
+        if self.ref is not None and self.off is not None:
+            ref = float(self.ref[np.argmax(self.n > 0)])
+            rel = np.where(self.n > 0, (self.ref - ref) + self.off, 0.0)
+            rel_mean = float(np.dot(self.n, rel) / n)
+            dev = rel - rel_mean
+            mean = ref + rel_mean
+        else:
+            mean = float(np.dot(self.n, self.mean) / n)
+            dev = self.mean - mean
         m2 = float(self.m2.sum() + np.dot(self.n, dev * dev))
         return _finish(
             n, nonfinite, mean, m2, float(self.min.min()), float(self.max.max()),
@@ -381,35 +394,77 @@ def array_stats(x: np.ndarray, channel_axis: int | None) -> ArrayStats:
     )
 
 
-_PLANAR_BLOCK = 1 << 18
+#: Values of a channel per block of the moments kernel (whole pixel rows are grouped up to
+#: it, long rows cut at it); the number of blocks then depends on the shape only.
+_BLOCK_VALUES = 2048
+#: Longest row piece of a block, in values.
+_BLOCK_TILE = 4096
+#: Most values (all channels) of a tile of interleaved pixels transposed to planar scratch:
+#: up to 8 channels the tile is the planar one, so a picture's figures are the same bits
+#: whether its channels are interleaved or planar.
+_TRANSPOSE_VALUES = 8 * _BLOCK_TILE
 
 
-def _planar_blocks(views: list[np.ndarray]) -> Iterator[np.ndarray]:
-    """The (outer, C, inner) views as the kernels read them best: a view whose channel axis
-    is the fastest in memory (interleaved pixels) is copied, a block of pixels at a time,
-    to planar scratch ``(1, C, pixels)`` so each channel's values are contiguous."""
-    for v in views:
-        outer, channels, inner = v.shape
-        if not (v.strides[1] < v.strides[2] and channels > 1):
-            yield v
+def _kernel_view(v: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int, int],
+                                         tuple[int, int, int], bool] | None:
+    """How the moments kernel reads one (outer, C, inner) view: a 1-D array over its memory,
+    the way rows reach the lanes (``ROWS``, ``TRANSPOSE``, ``GATHER``), the shape and element
+    strides it walks (possibly the view transposed), and whether the channels run backwards.
+    None when the strides are not whole elements."""
+    from lrn_cli import _stats_kernels as K
+
+    item = v.itemsize
+    if any(s % item for s in v.strides):
+        return None
+    reversed_channels = v.strides[1] < 0
+    if v.strides[0] < 0:
+        v = v[::-1]
+    if v.strides[1] < 0:
+        v = v[:, ::-1]
+    if v.strides[2] < 0:
+        v = v[:, :, ::-1]
+    span = 1 + sum((n - 1) * s for n, s in zip(v.shape, v.strides, strict=True)) // item
+    flat = np.lib.stride_tricks.as_strided(v, shape=(span,), strides=(item,))
+
+    def es(u: np.ndarray) -> tuple[int, int, int]:
+        return tuple(0 if n == 1 else s // item for n, s in zip(u.shape, u.strides,
+                                                                 strict=True))  # type: ignore[return-value]
+
+    best: tuple[int, int, np.ndarray] | None = None
+    for u in (v, v.transpose(2, 1, 0)):
+        so, sc, si = es(u)
+        outer, channels, inner = u.shape
+        if si == 1 or inner == 1:
+            cand = (inner, K.ROWS, u)
+        elif sc == 1 and si == channels:
+            cand = (inner * channels, K.TRANSPOSE, u)
+        else:
             continue
-        step = max(16, _PLANAR_BLOCK // channels)
-        for o in range(outer):
-            for p0 in range(0, inner, step):
-                yield np.ascontiguousarray(v[o:o + 1, :, p0:p0 + step])
+        if best is None or cand[0] > best[0]:
+            best = cand
+    if best is None:  # neither: gather rows along the smaller stride
+        u = min((v, v.transpose(2, 1, 0)), key=lambda w: abs(w.strides[2]))
+        best = (0, K.GATHER, u)
+    _, how, u = best
+    shape = tuple(int(n) for n in u.shape)
+    return flat, how, shape, es(u), reversed_channels  # type: ignore[return-value]
 
 
-def _fast_moments(x: np.ndarray, ch: int | None) -> tuple[_Moments, float, int] | None:
-    """The moments and channel-dominance partials of ``x`` from the Numba kernels
-    (float32/float64), or None to use the NumPy path.
+def _blocks(how: int, shape: tuple[int, int, int]) -> tuple[int, int]:
+    """``(group, tile)`` of the moments kernel: outer indices and inner values per block."""
+    from lrn_cli import _stats_kernels as K
 
-    Falls back for other dtypes, empty arrays and magnitudes whose squares would overflow or
-    underflow float64 (the NumPy path rescales them).
-    """
-    if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8) or not x.dtype.isnative:
-        return None
-    if x.size == 0 or (ch is not None and x.shape[ch] == 0):
-        return None
+    _, channels, inner = shape
+    tile = min(inner, _BLOCK_TILE)
+    if how != K.ROWS and channels * tile > _TRANSPOSE_VALUES:  # the scratch holds a tile
+        tile = min(inner, max(64, _TRANSPOSE_VALUES // channels))
+    group = max(1, _BLOCK_VALUES // max(inner, 1)) if tile == inner else 1
+    return group, max(tile, 1)
+
+
+def _block_tables(x: np.ndarray, ch: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The moments kernel's per-block table (blocks, C, NCOLS) and dominance (blocks, 2) of
+    ``x`` (float32/float64, not empty), or None when a view cannot be read in place."""
     from lrn_cli import _stats_kernels as K
     from lrn_cli.core import _views3
 
@@ -417,38 +472,98 @@ def _fast_moments(x: np.ndarray, ch: int | None) -> tuple[_Moments, float, int] 
         views = [v[0] for v in _views3((x[None],), 0, x.ndim + 1)]
     else:
         views = [v[0] for v in _views3((x,), ch, x.ndim - ch)]
-    # channels-last: walk the long pixel axis in the inner loop (same figures)
-    views = [v.transpose(2, 1, 0) if v.shape[2] < 16 and v.shape[0] > v.shape[2] else v
-             for v in views]
-    nch = views[0].shape[1]
-    chunks = _chunks()
-    parts = np.concatenate([K.moments(b, min(chunks, max(1, b.shape[0])))
-                            for b in _planar_blocks(views)])
-    n = parts[:, :, K.N].sum(axis=0)
-    total = parts[:, :, K.SUM].sum(axis=0)
-    amax = parts[:, :, K.AMAX].max(axis=0)
-    finite_amax = amax[np.isfinite(amax) & (amax > -np.inf)]
-    big = math.sqrt(np.finfo(np.float64).max / (4.0 * max(int(n.sum()), 1)))
-    if finite_amax.size and (finite_amax.max() > big or 0 < finite_amax.max() < 2.0**-400):
+    parts, doms = [], []
+    for v in views:
+        how_view = _kernel_view(v)
+        if how_view is None:
+            return None
+        flat, how, shape, strides, backwards = how_view
+        group, tile = _blocks(how, shape)
+        part, dom = K.moments(flat, how, shape, strides, group, tile)
+        parts.append(part[:, ::-1] if backwards else part)
+        doms.append(dom)
+    return np.concatenate(parts), np.concatenate(doms)
+
+
+def _tree_merge(n: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Merge per-block (count, mean, M2) rows (axis 0) pairwise, level by level (Chan et
+    al.): a fixed order, given the number of blocks."""
+    while n.shape[0] > 1:
+        half = n.shape[0] // 2
+        na, nb = n[0:2 * half:2], n[1:2 * half:2]
+        ma, mb = mean[0:2 * half:2], mean[1:2 * half:2]
+        nt = na + nb
+        frac = np.divide(nb, nt, out=np.zeros(nt.shape), where=nt > 0)
+        delta = mb - ma
+        m2n = m2[0:2 * half:2] + m2[1:2 * half:2] + delta * delta * na * frac
+        meann = ma + delta * frac
+        if n.shape[0] % 2:
+            nt = np.concatenate([nt, n[-1:]])
+            meann = np.concatenate([meann, mean[-1:]])
+            m2n = np.concatenate([m2n, m2[-1:]])
+        n, mean, m2 = nt, meann, m2n
+    return n[0], mean[0], m2[0]
+
+
+def _fast_moments(x: np.ndarray, ch: int | None) -> tuple[_Moments, float, int] | None:
+    """The moments and channel-dominance partials of ``x`` from the Numba kernel
+    (float32/float64), or None to use the NumPy path.
+
+    One pass in fixed blocks (:func:`lrn_cli._stats_kernels._moments_blocks`), merged in a
+    fixed order: the figures do not depend on the thread count.  Falls back for other dtypes,
+    empty arrays and magnitudes whose squares would overflow or underflow (the NumPy path
+    rescales them).
+    """
+    if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8) or not x.dtype.isnative:
         return None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, total / np.maximum(n, 1), 0.0)
-    m2 = np.concatenate([K.centred_squares(b, mean, min(chunks, max(1, b.shape[0])))
-                         for b in _planar_blocks(views)]).sum(axis=0)
+    if x.size == 0 or (ch is not None and x.shape[ch] == 0):
+        return None
+    from lrn_cli import _stats_kernels as K
+
+    tables = _block_tables(x, ch)
+    if tables is None:
+        return None
+    part, dom = tables
+    nch = part.shape[1]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        nb = part[:, :, K.N]
+        s1 = part[:, :, K.S1]
+        some = nb > 0
+        safe = np.maximum(nb, 1.0)
+        # the blocks' means relative to a reference per channel (the shift of its first
+        # block holding a finite value), so that differences of means near a large offset
+        # keep their digits when the blocks are merged
+        shift = part[:, :, K.SHIFT]
+        ref = shift[np.argmax(some, axis=0), np.arange(part.shape[1])]
+        off_b = np.where(some, (shift - ref) + s1 / safe, 0.0)
+        m2_b = np.where(some, np.maximum(part[:, :, K.S2] - s1 * s1 / safe, 0.0), 0.0)
+        vmin = part[:, :, K.MIN].min(axis=0)
+        vmax = part[:, :, K.MAX].max(axis=0)
+        amax = np.maximum(vmax, -vmin)
+        n_all = float(nb.sum())
+        big = math.sqrt(np.finfo(np.float64).max / (4.0 * max(n_all, 1.0)))
+        finite_amax = amax[np.isfinite(amax)]
+        if finite_amax.size and (finite_amax.max() > big or 0 < finite_amax.max() < 2.0**-400):
+            return None
+        mean_b = np.where(some, shift + s1 / safe, 0.0)
+        l2sq = (m2_b + nb * mean_b * mean_b).sum(axis=0)
+        n, off, m2 = _tree_merge(nb, off_b, m2_b)
+        mean = np.where(n > 0, ref + off, 0.0)
     mom = _Moments(nch)
     mom.n = n.astype(np.int64)
-    mom.nonfinite = parts[:, :, K.NONFINITE].sum(axis=0).astype(np.int64)
+    mom.nonfinite = part[:, :, K.NONFINITE].sum(axis=0).astype(np.int64)
     mom.mean = mean
+    mom.ref, mom.off = ref, off
     mom.m2 = m2
-    mom.min = parts[:, :, K.MIN].min(axis=0)
-    mom.max = parts[:, :, K.MAX].max(axis=0)
-    mom.amin = parts[:, :, K.AMIN].min(axis=0)
+    mom.min = vmin
+    mom.max = vmax
+    mom.amin = part[:, :, K.AMIN].min(axis=0)
     mom.amax = amax
-    mom.l1 = parts[:, :, K.L1].sum(axis=0)
-    mom.l2sq = parts[:, :, K.L2SQ].sum(axis=0)
+    mom.l1 = part[:, :, K.L1].sum(axis=0)
+    mom.l2sq = l2sq
     if ch is None or nch < 2:
         return mom, 0.0, 0
-    return mom, float(parts[:, 0, K.DOM_SUM].sum()), int(parts[:, 0, K.DOM_N].sum())
+    return mom, float(dom[:, 0].sum()), int(dom[:, 1].sum())
 
 
 def comparison_rows(before: ArrayStats, after: ArrayStats) -> list[dict[str, Any]]:

@@ -72,22 +72,35 @@ def _divisor_sums(d: np.ndarray, beta: float) -> np.ndarray:
 
         flat = np.ravel(d, order="K")  # a view when d is contiguous in any axis order
         part = K.divisor_sums(flat, beta, _chunks())
+        for ch in np.flatnonzero(part[:, 0] < 0):  # chunks with values to leave out
+            i0, i1 = K.chunk_bounds(int(ch), part.shape[0], flat.size)
+            part[ch] = _numpy_divisor_sums(flat[i0:i1], beta)
         return np.array([part[:, 0].sum(), part[:, 1].sum(), part[:, 2].min(),
                          part[:, 3].max(), part[:, 4].sum(), part[:, 5].sum(),
                          part[:, 6].min(), part[:, 7].max()])
     sums = _no_divisor_sums()
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for idx in _block_slices(d.shape, None):
-            b = np.asarray(d[idx], dtype=np.float64).ravel()
-            b = b[np.isfinite(b)]
-            if b.size == 0:
-                continue
-            g = np.power(b[b > 0], -beta)
-            g = g[np.isfinite(g)]
-            sums = _merge_divisor_sums(sums, np.array([
-                b.size, b.sum(), b.min(), b.max(), g.size, g.sum(),
-                g.min(initial=math.inf), g.max(initial=-math.inf)]))
+    for idx in _block_slices(d.shape, None):
+        sums = _merge_divisor_sums(sums, _numpy_divisor_sums(d[idx], beta))
     return sums
+
+
+def _numpy_divisor_sums(d: np.ndarray, beta: float) -> np.ndarray:
+    """:func:`_divisor_sums` of one block with NumPy (float64)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        b = np.asarray(d, dtype=np.float64).ravel()
+        b = b[np.isfinite(b)]
+        if b.size == 0:
+            return _no_divisor_sums()
+        if beta == 0.75:  # the kernel's closed forms, so chunks agree with their neighbours
+            q = np.sqrt(b[b > 0])
+            g = 1.0 / (q * np.sqrt(q))
+        elif beta == 0.5:
+            g = 1.0 / np.sqrt(b[b > 0])
+        else:
+            g = np.power(b[b > 0], -beta)
+        g = g[np.isfinite(g)]
+        return np.array([b.size, b.sum(), b.min(), b.max(), g.size, g.sum(),
+                         g.min(initial=math.inf), g.max(initial=-math.inf)])
 
 
 def _no_divisor_sums() -> np.ndarray:
