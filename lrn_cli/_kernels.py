@@ -9,7 +9,7 @@ the drivers it names:
 driver                              what                               module
 ==================================  =================================  ======================
 ``across_rows``                     short windows, channel rows        :mod:`._kernels_across`
-``across_rows_contiguous``          the same, C-contiguous, result     :mod:`._kernels_across`
+``across_rows_contiguous``          the same, C-contiguous             :mod:`._kernels_across`
 ``across_channels_last``            short windows, NHWC pixel rows     :mod:`._kernels_across`
 ``across_forward``                  any window, any strides            :mod:`._kernels_across`
 ``across_rows_backward``            gradient, channel rows             :mod:`._kernels_backward`

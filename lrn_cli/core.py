@@ -130,11 +130,36 @@ def _views3(arrays: tuple[np.ndarray, ...], lead: int, core: int) -> Iterator[tu
             yield from _views3(tuple(a[..., i] for a in arrays), lead, core - 1)
 
 
+def _memory_order(arrays: tuple[np.ndarray, ...], axis: int) -> tuple | None:
+    """``arrays`` with their axes in memory order (slowest first) and where the channel
+    axis went, when every array has the same order and it is not already theirs: a
+    Fortran-ordered or transposed array is then viewed as the C-ordered array it is.  An
+    across window only reads along the channel axis, so the order of the other axes
+    changes no number and no sum (the same bits), only how the views merge."""
+    first = arrays[0]
+    if first.flags.c_contiguous or first.ndim < 2:
+        return None
+    order = None
+    for a in arrays:
+        if min(a.strides) < 0:
+            return None
+        this = tuple(sorted(range(a.ndim), key=lambda i: -a.strides[i]))  # stable
+        if order is not None and this != order:
+            return None
+        order = this
+    if order is None or order == tuple(range(first.ndim)):
+        return None
+    return tuple(a.transpose(order) for a in arrays), order.index(axis)
+
+
 def _layout_views(arrays, mode: str, channel_axis: int | None) -> Iterator[tuple]:
     ndim = arrays[0].ndim
     if mode == "across":
         if channel_axis is None:
             raise ParameterError("across-channel mode needs a channel axis")
+        moved = _memory_order(tuple(arrays), channel_axis)
+        if moved is not None:
+            arrays, channel_axis = moved
         for views in _views3(arrays, channel_axis, ndim - channel_axis):
             outer, _, inner = views[0].shape
             if inner < dispatch.CHANNELS_LAST_INNER and outer > inner:
@@ -184,14 +209,13 @@ def _run_forward(x, y, d, r: Resolved, mode: str, bases: tuple[int, int] = (0, 0
     bmode = beta_mode(r.beta)
     if driver == "across_channels_last":
         x2, y2, d2 = _pixel_rows((x, y, d))
-        dummy = np.empty((0, 0), dtype=x2.dtype)
         a, k, beta = (x2.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
-        kern.across_channels_last(x2, dummy if y2 is None else y2,
-                                  dummy if d2 is None else d2, y2 is not None,
-                                  d2 is not None, r.lo, r.hi, a, k, beta, bmode, p["block"])
+        kern.across_channels_last(**p["variant"])(x2, y2, d2, r.lo, r.hi, a, k, beta, bmode,
+                                                  p["block"])
     elif driver == "across_rows_contiguous":
         a, k = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff))
-        kern.across_rows_contiguous(x, y, r.lo, r.hi, a, k, bmode, p["span"])
+        kern.across_rows_contiguous(**p["variant"])(x, y, d, r.lo, r.hi, a, k, bmode,
+                                                   p["span"])
     elif driver == "across_rows":
         a, k, beta = (x.dtype.type(v) for v in (r.alpha_eff, r.k_eff, r.beta))
         kern.across_rows(**p["variant"])(x, y, d, r.lo, r.hi, a, k, beta, p["tile"])

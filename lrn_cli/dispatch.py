@@ -5,9 +5,11 @@ How an array reaches a kernel
 -----------------------------
 1. :func:`lrn_cli.core._layout_views` reduces any layout to 3-D views without copying:
    across, ``(outer, C, inner)`` (``outer`` = the axes before the channels, ``inner`` =
-   those after); within, ``(planes, H, W)``.  A channels-last array (``inner`` below
-   :data:`CHANNELS_LAST_INNER`, ``outer`` larger) is viewed transposed, ``(inner, C, outer)``,
-   so the kernels tile its long pixel axis; its channel axis is then the fastest in memory.
+   those after, once the axes are in memory order: a Fortran-ordered or transposed array
+   is viewed as the C-ordered array it is); within, ``(planes, H, W)``.  A channels-last
+   array (``inner`` below :data:`CHANNELS_LAST_INNER`, ``outer`` larger) is viewed
+   transposed, ``(inner, C, outer)``, so the kernels tile its long pixel axis; its channel
+   axis is then the fastest in memory.
 2. :func:`forward_plan` / :func:`backward_plan` turn each view (its strides, dtype, the
    resolved window, beta, and which outputs are wanted) into a :class:`Plan`: the kernel
    (a name in :mod:`lrn_cli._kernels`) and its work-item sizes.  ``core`` executes plans and
@@ -29,13 +31,15 @@ driver                     when
                            converted to contiguous compute-dtype copies (float16, integers
                            and bool in float32) and each slab is planned again
 ``across_channels_last``   across, <= :data:`ROW_KERNEL_TAPS` taps, channels fastest and every
-                           pixel's channels contiguous (NHWC C-contiguous): a stencil per pixel
+                           pixel's channels contiguous (NHWC C-contiguous): runs of pixels
+                           as one flat array, other pixels' channels masked out
 ``planar``                 across, short window, channels fastest but pixels not contiguous
                            rows (a strided NHWC view), at most :data:`PLANAR_MAX_CHANNELS`
                            channels: pixel slabs copied to planar scratch and planned again
-``across_rows_contiguous`` across, short window, output only (no divisor), beta 0.75 or 0.5,
-                           ``x`` and ``y`` C-contiguous, ``inner >= CONTIGUOUS_MIN_INNER``:
-                           interior channels as one long span per sample
+``across_rows_contiguous`` across, short window, beta 0.75 or 0.5 (any beta for the
+                           divisor alone), ``x`` and the outputs C-contiguous,
+                           ``inner >= CONTIGUOUS_MIN_INNER``: interior channels as one long
+                           span per sample, the divisor written beside the result
 ``across_rows``            across, short window, channel rows (``strides[1] >= strides[2]``):
                            the unrolled row kernel (compiled per outputs and window class)
 ``across_forward``         across otherwise (long windows; channels-fastest views with more
@@ -164,8 +168,9 @@ class Plan:
     params : dict
         What the driver is called with besides the arrays and constants: tile, span,
         strip, group, chunk or block sizes, ``gain`` (the closed form of the power),
-        ``accumulate`` (the dtype window sums are kept in), and for ``across_rows`` the
-        compile-time constants of its variant.
+        ``accumulate`` (the dtype window sums are kept in), and for the kernels compiled
+        per variant (``across_rows``, ``across_rows_contiguous``, ...) the compile-time
+        constants of its variant (``variant``).
     then : Plan or None
         For ``planar`` and ``converted``: the plan of the first copy.
     """
@@ -359,9 +364,12 @@ def forward_plan(x, y, d, r, mode: str, threads: int | None = None, *,
     if short and x.strides[1] < x.strides[2] and channels > 1:
         pixels = pixel_rows((x, y, d))
         if pixels is not None:
+            fused = y is not None and bmode in (_jit.BETA_075, _jit.BETA_05)
             return Plan("across_channels_last",
                         f"across, <= {ROW_KERNEL_TAPS} taps, each pixel's channels contiguous",
-                        {"block": pixel_block(pixels[0].shape), "gain": gain})
+                        {"block": pixel_block(pixels[0].shape), "gain": gain,
+                         "variant": {"WANT_Y": y is not None, "WANT_D": d is not None,
+                                     "BMODE": bmode if fused else _jit.BETA_GENERAL}})
         if channels <= PLANAR_MAX_CHANNELS:
             reason = (f"across, short window, channels fastest but not contiguous rows, "
                       f"<= {PLANAR_MAX_CHANNELS} channels: planar copies")
@@ -373,12 +381,16 @@ def forward_plan(x, y, d, r, mode: str, threads: int | None = None, *,
             return Plan("planar", reason, {"cols": cols},
                         forward_plan(xs, xs if y is not None else None,
                                      xs if d is not None else None, r, mode, threads))
-    if (short and y is not None and d is None and bmode in (_jit.BETA_075, _jit.BETA_05)
-            and x.flags.c_contiguous and y.flags.c_contiguous
+    if (short and (y is None or bmode in (_jit.BETA_075, _jit.BETA_05))
+            and x.flags.c_contiguous and all(v.flags.c_contiguous for v in outputs)
             and inner >= CONTIGUOUS_MIN_INNER):
         return Plan("across_rows_contiguous",
-                    "across, short window, output only, beta 0.75 or 0.5, C-contiguous",
-                    {"span": SPAN, "gain": gain})
+                    "across, short window, beta 0.75 or 0.5 (or the divisor alone), "
+                    "C-contiguous",
+                    {"span": SPAN, "gain": gain,
+                     "variant": {"WANT_Y": y is not None, "WANT_D": d is not None,
+                                 "BMODE": bmode if y is not None and d is not None
+                                 else _jit.BETA_GENERAL}})
     if short and x.strides[1] >= x.strides[2]:
         return Plan("across_rows", "across, short window, channel rows",
                     {"tile": row_tile(inner), "gain": gain,
