@@ -1,17 +1,26 @@
 """LRN within a channel: box sums over arrays viewed as ``(planes, H, W)``.
 
-A work item is ``group`` planes laid side by side (small planes, so rows are long enough
-to vectorise) or a strip of rows of one plane (large planes, with a halo of window rows);
-box sums are O(1) per element whatever the size (block prefix/suffix sums along both axes,
-anchored to absolute positions, so any cut into strips or chunks gives the same bits).
-Which sizes run is decided in :func:`lrn_cli.dispatch.within_work`.  Common parameters:
+Forward (:func:`within_forward`): one pass down each work item.  A work item is ``group``
+whole planes laid side by side (small planes, so rows are long enough to vectorise) or a
+``strip`` of rows x ``cols`` columns of one plane (large planes).  Each input row is squared
+into a zero-padded scratch row and summed along the row by a fixed tree (pieces of 1, 2, 4,
+8, ... taps; :func:`_row_sums`), whose order depends only on the window, never on where the
+row was cut; the row sums then stream through block prefix/suffix sums down the columns
+(O(1) per element whatever the size), whose blocks are anchored to absolute rows
+(``base_h``), so any cut into strips, chunks or slabs gives the same bits.  Only two blocks
+of row sums are kept (a ring of ``2 x size`` rows), so scratch stays cache-sized.
+
+Backward (:func:`within_backward`): box sums down the columns, then transposed and along
+the rows, both by block sums anchored to ``(base_h, base_w)``.  Which sizes run is decided
+in :func:`lrn_cli.dispatch.within_work` / :func:`lrn_cli.dispatch.within_forward_work`.
+Common parameters:
 
 lo, hi : int
     The box of row (column) ``i`` spans ``[i - lo, i + hi]``, clipped to the plane.
 a, k, beta, bmode
     The resolved constants and the closed form of ``D ** -beta`` (``lrn_cli._jit.BETA_*``).
-group, strip : int
-    Planes per work item and output rows per work item.
+group, strip, cols : int
+    Planes per work item, output rows and columns per work item.
 base_h, base_w : int
     Row 0 and column 0 of these planes are row ``base_h`` and column ``base_w`` of the
     whole array (they anchor the block sums of chunked callers).
@@ -85,7 +94,289 @@ def _load_group_squares(x, g0, planes, r0, sq, one):
                 dst[w] = v * v
 
 
+# ----------------------------------------------------------------------------------------
+# forward: row sums by a fixed tree, then block sums streamed down the columns
+
+
+@njit(**_OPTS)
+def _row_squares(x, g0, gn, t, c0, cw, lo, m, q, one):
+    """``q[g*sw + p] = (x[g0+g, t, c0+p-lo] * one) ** 2`` for the columns inside the plane
+    (``sw = cw + m - 1``); the other entries of ``q`` (zero padding) are left as they are."""
+    width = x.shape[2]
+    sw = cw + m - 1
+    a = c0 - lo
+    p0 = min(sw, max(0, -a))
+    p1 = max(p0, min(sw, width - a))
+    for g in range(gn):
+        src = x[g0 + g, t, a + p0:a + p1]
+        dst = q[g * sw + p0:g * sw + p1]
+        for p in range(p1 - p0):
+            v = src[p] * one
+            dst[p] = v * v
+
+
+@njit(**_OPTS)
+def _low_pieces(q, r, low, cnt):
+    """``r[p]`` = the pieces of 1, 2 and 4 taps of the low bits ``low`` (1..7) of the window
+    starting at ``p``, added in that order (each piece a balanced tree)."""
+    q0 = q[0:cnt]
+    q1 = q[1:1 + cnt]
+    if low == 1:
+        for p in range(cnt):
+            r[p] = q0[p]
+        return
+    if low == 2:
+        for p in range(cnt):
+            r[p] = q0[p] + q1[p]
+        return
+    q2 = q[2:2 + cnt]
+    if low == 3:
+        for p in range(cnt):
+            r[p] = q0[p] + (q1[p] + q2[p])
+        return
+    q3 = q[3:3 + cnt]
+    if low == 4:
+        for p in range(cnt):
+            r[p] = (q0[p] + q1[p]) + (q2[p] + q3[p])
+        return
+    q4 = q[4:4 + cnt]
+    if low == 5:
+        for p in range(cnt):
+            r[p] = q0[p] + ((q1[p] + q2[p]) + (q3[p] + q4[p]))
+        return
+    q5 = q[5:5 + cnt]
+    if low == 6:
+        for p in range(cnt):
+            r[p] = (q0[p] + q1[p]) + ((q2[p] + q3[p]) + (q4[p] + q5[p]))
+        return
+    q6 = q[6:6 + cnt]
+    for p in range(cnt):
+        r[p] = (q0[p] + (q1[p] + q2[p])) + ((q3[p] + q4[p]) + (q5[p] + q6[p]))
+
+
+@njit(**_OPTS)
+def _add_piece(a, r, j, unit, off, cnt, first):
+    """``r[p] (+)= `` the piece of ``2**j`` values ``a[p + off + i*unit]`` (a balanced tree;
+    ``a`` holds sums of ``unit`` taps)."""
+    s0 = a[off:off + cnt]
+    s1 = a[off + unit:off + unit + cnt] if j >= 1 else s0
+    s2 = a[off + 2 * unit:off + 2 * unit + cnt] if j >= 2 else s0
+    s3 = a[off + 3 * unit:off + 3 * unit + cnt] if j >= 2 else s0
+    if j == 0:
+        if first:
+            for p in range(cnt):
+                r[p] = s0[p]
+        else:
+            for p in range(cnt):
+                r[p] = r[p] + s0[p]
+    elif j == 1:
+        if first:
+            for p in range(cnt):
+                r[p] = s0[p] + s1[p]
+        else:
+            for p in range(cnt):
+                r[p] = r[p] + (s0[p] + s1[p])
+    else:
+        if first:
+            for p in range(cnt):
+                r[p] = (s0[p] + s1[p]) + (s2[p] + s3[p])
+        else:
+            for p in range(cnt):
+                r[p] = r[p] + ((s0[p] + s1[p]) + (s2[p] + s3[p]))
+
+
+@njit(**_OPTS)
+def _level8(a, b, unit, nn):
+    """``b[p]`` = the balanced tree of the 8 values ``a[p + i*unit]`` (sums of ``8*unit``
+    taps from sums of ``unit``), ``p < nn``."""
+    s0 = a[0:nn]
+    s1 = a[unit:unit + nn]
+    s2 = a[2 * unit:2 * unit + nn]
+    s3 = a[3 * unit:3 * unit + nn]
+    s4 = a[4 * unit:4 * unit + nn]
+    s5 = a[5 * unit:5 * unit + nn]
+    s6 = a[6 * unit:6 * unit + nn]
+    s7 = a[7 * unit:7 * unit + nn]
+    dst = b[0:nn]
+    for p in range(nn):
+        dst[p] = ((s0[p] + s1[p]) + (s2[p] + s3[p])) + ((s4[p] + s5[p]) + (s6[p] + s7[p]))
+
+
+@njit(**_OPTS)
+def _row_sums(lv, r, m):
+    """``r[p] = sum(q[p:p+m])`` for ``p < len(q) - m + 1``, ``q = lv[0]``, by a fixed tree:
+    ``m`` is cut into pieces of 1, 2, 4, 8, ... taps (its binary digits, lowest first,
+    summed left to right), each piece a balanced tree.  The tree depends on ``m`` only, so
+    every cut of a row gives the same bits.  ``lv[1]``, ``lv[2]``: scratch for the sums of
+    8, 64, ... taps (rows of one 2-D array: arrays swapped in a loop defeat vectorisation)."""
+    n = lv.shape[1]
+    cnt = n - m + 1
+    low = m & 7
+    if low:
+        _low_pieces(lv[0], r, low, cnt)
+    first = low == 0
+    off = low
+    unit = 1
+    ia = 0
+    while 8 * unit <= m:
+        ib = 2 if ia == 1 else 1
+        _level8(lv[ia], lv[ib], unit, n - 8 * unit + 1)
+        unit *= 8
+        bits = (m // unit) & 7
+        for j in range(3):
+            if bits & (1 << j):
+                _add_piece(lv[ib], r, j, unit, off, cnt, first)
+                first = False
+                off += unit << j
+        ia = ib
+
+
+@njit(**_OPTS)
+def _suffix(buf, i0, i1, nv):
+    """``buf[i] <- buf[i1-1] + ... + buf[i]`` (summed from the end, in place), ``i0 <= i < i1``."""
+    for i in range(i1 - 2, i0 - 1, -1):
+        cur = buf[i, :nv]
+        nxt = buf[i + 1, :nv]
+        for p in range(nv):
+            cur[p] = nxt[p] + cur[p]
+
+
+@njit(**_OPTS)
+def _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, g0, gn, c0, cw, h0, h1, lo, hi,
+              a, k, beta, bmode, base_h, acc_like, one):
+    """One work item: output rows ``h0 .. h1``, columns ``c0 .. c0+cw`` of planes
+    ``g0 .. g0+gn``.
+
+    Rows ``u`` are grouped into blocks of ``m`` rows anchored at absolute rows:
+    ``(u + base_h + lo) // m``.  The box of row ``h`` starts in block ``b = (h+base_h)//m``
+    and is ``suffix_b(h - lo) + prefix_{b+1}(h + hi)`` (the suffix alone when it starts the
+    block); rows outside the plane count as zero (they are skipped: adding zeros first or
+    last changes no bits).  ``cur`` holds block b's suffix sums, ``nxt`` the row sums of
+    block b+1 as they arrive, ``run`` their running prefix.  ``flat``: the sums go to a
+    compact scratch and ``y``/``d`` are finished as one long span (``x1``, ``y1``, ``d1``
+    flat views of C-contiguous arrays; whole planes only).
+    """
+    height = x.shape[1]
+    m = lo + hi + 1
+    sw = cw + m - 1
+    n = gn * sw
+    nv = n - m + 1  # positions of r that hold a window sum (the rest is padding)
+    dt = acc_like.dtype
+    cur = np.empty((m, n), dtype=dt)
+    nxt = np.empty((m, n), dtype=dt)
+    lv = np.zeros((3, n), dtype=dt)  # squares and the sums of 8, 64, ... taps of a row
+    q = lv[0]  # its padding stays zero: rows only write the plane's columns
+    run = np.empty(n, dtype=dt)
+    s = np.zeros(n, dtype=dt)
+    rows = h1 - h0
+    sc = np.empty(gn * rows * cw if flat else 0, dtype=dt)
+    b = (h0 + base_h) // m
+    start = b * m - lo - base_h  # local row of block b's first row
+    t_lo = max(h0 - lo, start, 0)
+    t_hi = min(start + m, height)
+    for u in range(t_lo, t_hi):
+        _row_squares(x, g0, gn, u, c0, cw, lo, m, q, one)
+        _row_sums(lv, cur[u - start], m)
+    _suffix(cur, t_lo - start, t_hi - start, nv)
+    cur_hi = t_hi
+    h = h0
+    while True:
+        nstart = start + m
+        filled = nstart
+        have_run = False
+        hend = min(h1, nstart + lo)
+        for hh in range(h, hend):
+            u0 = max(hh - lo, 0)
+            has_suf = u0 < cur_hi
+            if (hh + base_h) % m != 0:
+                while filled <= hh + hi:
+                    if 0 <= filled < height:
+                        row = nxt[filled - nstart]
+                        _row_squares(x, g0, gn, filled, c0, cw, lo, m, q, one)
+                        _row_sums(lv, row, m)
+                        if have_run:
+                            for p in range(nv):
+                                run[p] = run[p] + row[p]
+                        else:
+                            for p in range(nv):
+                                run[p] = row[p]
+                            have_run = True
+                    filled += 1
+            sf = cur[u0 - start] if has_suf else s
+            if flat:  # s is zeros: flat items never write it
+                for g in range(gn):
+                    o = (g * rows + hh - h0) * cw
+                    dst = sc[o:o + cw]
+                    u = sf[g * sw:g * sw + cw]
+                    v = run[g * sw:g * sw + cw]
+                    if has_suf and have_run:
+                        for p in range(cw):
+                            dst[p] = u[p] + v[p]
+                    elif have_run:
+                        for p in range(cw):
+                            dst[p] = v[p]
+                    else:
+                        for p in range(cw):
+                            dst[p] = u[p]
+                continue
+            if has_suf and have_run:
+                for p in range(nv):
+                    s[p] = sf[p] + run[p]
+                acc_row = s
+            elif have_run:
+                acc_row = run
+            elif has_suf:
+                acc_row = sf
+            else:  # the box holds no row of the plane
+                s[:] = 0.0
+                acc_row = s
+            for g in range(gn):
+                acc = acc_row[g * sw:g * sw + cw]
+                if want_d:
+                    _divisor_row(acc, d[g0 + g, hh, c0:c0 + cw], a, k)
+                if want_y:
+                    _finish_row(acc, x[g0 + g, hh, c0:c0 + cw], y[g0 + g, hh, c0:c0 + cw],
+                                a, k, beta, bmode)
+        if hend >= h1:
+            break
+        lo_row = max(nstart, 0)
+        hi_row = min(nstart + m, height)
+        for u in range(max(filled, lo_row), hi_row):
+            _row_squares(x, g0, gn, u, c0, cw, lo, m, q, one)
+            _row_sums(lv, nxt[u - nstart], m)
+        if lo_row < hi_row:
+            _suffix(nxt, lo_row - nstart, hi_row - nstart, nv)
+        cur, nxt = nxt, cur
+        cur_hi = hi_row
+        start = nstart
+        h = hend
+    if flat:
+        span = gn * rows * cw
+        o = g0 * height * cw
+        if want_d:
+            _divisor_row(sc, d1[o:o + span], a, k)
+        if want_y:
+            _finish_row(sc, x1[o:o + span], y1[o:o + span], a, k, beta, bmode)
+
+
 @njit(parallel=True, **_OPTS)
+def _within_forward(x, y, d, want_y, want_d, flat, x1, y1, d1, lo, hi, a, k, beta, bmode,
+                    group, strip, cols, acc_dtype, base_h):
+    """The work items of :func:`within_forward` (``flat``: whole planes, flat views)."""
+    planes, height, width = x.shape
+    nstrips = (height + strip - 1) // strip
+    ngroups = (planes + group - 1) // group
+    ncols = (width + cols - 1) // cols
+    one = np.ones(1, dtype=x.dtype)[0]
+    for item in prange(ngroups * nstrips * ncols):
+        g0 = (item // (nstrips * ncols)) * group
+        h0 = ((item // ncols) % nstrips) * strip
+        c0 = (item % ncols) * cols
+        _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, g0, min(planes, g0 + group) - g0,
+                  c0, min(width, c0 + cols) - c0, h0, min(height, h0 + strip), lo, hi, a, k,
+                  beta, bmode, base_h, acc_dtype, one)
+
+
 def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, strip,
                    acc_dtype, base_h, base_w):
     """LRN over a ``size x size`` box in each plane of ``x``.
@@ -98,35 +389,27 @@ def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, st
     want_y, want_d : bool
         Which outputs to write.
     lo, hi, a, k, beta, bmode, group, strip, base_h, base_w
-        As in the module docstring (``a``, ``k``, ``beta`` in the accumulation dtype).
+        As in the module docstring (``a``, ``k``, ``beta`` in the accumulation dtype).  The
+        row sums need no anchor (their tree depends on the window only), so ``base_w`` is
+        not used; the columns per work item are
+        :func:`lrn_cli.dispatch.within_cols` of the shape.
     acc_dtype : ndarray
         A zero-size array whose dtype is the accumulation dtype (float64 beyond
         ``lrn_cli.dispatch.ACC32_TAPS_WITHIN`` taps); squares are formed in ``x``'s dtype.
     """
-    planes, height, width = x.shape
-    nstrips = (height + strip - 1) // strip
-    ngroups = (planes + group - 1) // group
-    m = lo + hi + 1
-    one = np.ones(1, dtype=x.dtype)[0]
-    for item in prange(ngroups * nstrips):
-        g0, gn, h0, h1, r0, rows = _strip_item(item, nstrips, group, strip, planes, height,
-                                               lo, hi)
-        sq = np.empty((rows, gn * width), dtype=acc_dtype.dtype)
-        scratch = _box_scratch(rows, gn, width, m, acc_dtype)
-        trans = scratch[1]
-        acc = np.empty(width, dtype=acc_dtype.dtype)
-        _load_group_squares(x, g0, gn, r0, sq, one)
-        _group_box_sums(sq, gn, width, lo, hi, scratch, base_h + r0, base_w)
-        for g in range(gn):
-            for h in range(h0, h1):
-                col = g * rows + h - r0
-                for w in range(width):
-                    acc[w] = trans[w, col]
-                if want_d:
-                    _divisor_row(acc, d[g0 + g, h], a, k)
-                if want_y:
-                    _finish_row(acc, x[g0 + g, h], y[g0 + g, h], a, k, beta, bmode)
+    from lrn_cli.dispatch import within_cols
 
+    planes, height, width = x.shape
+    cols = within_cols((planes, height, width), lo + hi + 1, acc_dtype.dtype.itemsize)
+    # whole planes of C-contiguous arrays: finish each work item as one long span
+    flat = (strip >= height and cols >= width and x.flags.c_contiguous
+            and (not want_y or y.flags.c_contiguous) and (not want_d or d.flags.c_contiguous))
+    empty = np.empty(0, dtype=x.dtype)
+    x1 = x.reshape(-1) if flat else empty
+    y1 = y.reshape(-1) if flat and want_y else empty
+    d1 = d.reshape(-1) if flat and want_d else empty
+    _within_forward(x, y, d, want_y, want_d, flat, x1, y1, d1, lo, hi, a, k, beta, bmode,
+                    group, strip, cols, acc_dtype, base_h)
 
 @njit(parallel=True, **_OPTS)
 def within_backward(x, gy, dx, lo, hi, a, k, beta, bmode, group, strip, base_h, base_w):

@@ -137,6 +137,12 @@ MIN_STRIP = 16
 #: Within: planes of at most ``2 * SCRATCH_ELEMS`` values are grouped, larger ones cut into
 #: strips.
 WITHIN_PLANE_MAX = 2 * SCRATCH_ELEMS
+#: Within forward: the ring of row sums (two blocks of ``size`` rows, a work item's width
+#: each) stays within this many bytes (L2-sized; planes wider than that are cut into column
+#: strips with a halo of ``size - 1`` columns) ...
+WITHIN_RING_BYTES = 256 * 1024
+#: ... but column strips are at least this wide (the halo stays a small fraction).
+WITHIN_MIN_COLS = 256
 #: Contiguous backward: channels per work item at least this many when planes are split.
 MIN_CHANNEL_CHUNK = 16
 
@@ -263,6 +269,41 @@ def within_work(shape: tuple[int, int, int], taps: int, threads: int | None = No
     return 1, max(1, min(strip, height))
 
 
+def within_cols(shape: tuple[int, int, int], taps: int, acc_itemsize: int) -> int:
+    """Columns per work item of ``within_forward``: whole rows for planes that are grouped,
+    else as many as keep its ring of ``2 * taps`` rows of row sums within
+    :data:`WITHIN_RING_BYTES` (at least :data:`WITHIN_MIN_COLS`).  Depends on the shape
+    only, not on the threads (the kernel asks it too)."""
+    _, height, width = shape
+    if height * width <= WITHIN_PLANE_MAX:
+        return max(1, width)
+    ring = WITHIN_RING_BYTES // (2 * taps * acc_itemsize) - (taps - 1)
+    cols = max(1, min(width, max(WITHIN_MIN_COLS, ring)))
+    return -(-width // -(-width // cols))  # strips of equal width
+
+
+def within_forward_work(shape: tuple[int, int, int], taps: int, acc_itemsize: int,
+                        threads: int | None = None) -> tuple[int, int, int]:
+    """Work item of ``within_forward``: (planes per group, rows per strip, columns).
+
+    Small planes are grouped side by side as in :func:`within_work` (whole planes: the
+    kernel streams down them once); large ones are cut into column strips
+    (:func:`within_cols`), and into row strips (each reads a halo of ``taps - 1`` rows)
+    only when there are too few strips to share out.
+    """
+    n = _threads(threads)
+    planes, height, width = shape
+    cols = within_cols(shape, taps, acc_itemsize)
+    if height * width <= WITHIN_PLANE_MAX:
+        group, _ = within_work(shape, taps, n)
+        return group, max(1, height), cols
+    items = planes * -(-width // cols)
+    strip = height
+    if items < ITEMS_PER_THREAD * n:
+        strip = max(MIN_STRIP, 4 * taps, -(-height * items // (ITEMS_PER_THREAD * n)))
+    return 1, max(1, min(strip, height)), cols
+
+
 def channel_chunk(outer: int, channels: int, threads: int | None = None) -> int:
     """Channels per work item of the contiguous backward kernel: whole planes when there
     are enough of them to share out, else chunks (each recomputes a halo of < 8 rows)."""
@@ -349,10 +390,12 @@ def forward_plan(x, y, d, r, mode: str, threads: int | None = None, *,
         return Plan("converted", f"{x.dtype} is computed in {cdtype} slabs",
                     {"slab_rows": rows}, forward_plan(xs, ys, ds, r, mode, threads))
     if mode == "within":
-        group, strip = within_work(x.shape, r.taps, threads)
         acc = "float64" if r.taps > ACC32_TAPS_WITHIN else str(x.dtype)
+        group, strip, cols = within_forward_work(x.shape, r.taps, np.dtype(acc).itemsize,
+                                                 threads)
         return Plan("within_forward", "within: box sums",
-                    {"group": group, "strip": strip, "accumulate": acc, "gain": gain})
+                    {"group": group, "strip": strip, "cols": cols, "accumulate": acc,
+                     "gain": gain})
     outer, channels, inner = x.shape
     short = r.taps <= ROW_KERNEL_TAPS
     if short and x.strides[1] < x.strides[2] and channels > 1:
