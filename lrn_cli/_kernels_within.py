@@ -31,7 +31,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lrn_cli._kernel_parts import _OPTS, _divisor_row, _finish_row, _gain_of, _wsum_rows_blocks
+from lrn_cli._kernel_parts import (
+    _OPTS,
+    TREE_TAPS,
+    _divisor_row,
+    _finish_row,
+    _gain_of,
+    _masked_sum8,
+    _tree4,
+    _tree8,
+    _wsum_rows_blocks,
+)
 
 
 @njit(**_OPTS)
@@ -359,6 +369,158 @@ def _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, g0, gn, c0, cw, h0, h1,
             _finish_row(sc, x1[o:o + span], y1[o:o + span], a, k, beta, bmode)
 
 
+# ----------------------------------------------------------------------------------------
+# forward, windows of at most TREE_TAPS taps per axis: one fixed tree per axis
+
+
+@njit(**_OPTS)
+def _plane_short(x1, y1, d1, want_y, want_d, o, height, width, lo, m, a, k, beta, bmode,
+                 col, qm, rb, sc, one, zero_acc):
+    """One C-contiguous plane ``x1[o:o+H*W]`` (a window of ``m <= TREE_TAPS`` taps per
+    axis), every loop over the whole plane: squares, the row trees (columns outside the
+    row masked to zero; ``col[i] = i % W``), the column trees over rows of ``rb`` (zero rows
+    above and below the plane), the finish."""
+    hw = height * width
+    ok = (True, m > 1, m > 2, m > 3, m > 4, m > 5, m > 6, m > 7)
+    xs = x1[o:o + hw]
+    dst = qm[lo:lo + hw]  # qm[i + j] is column (i % W) + j - lo of row i // W
+    for i in range(hw):
+        v = xs[i] * one
+        dst[i] = v * v
+    z = zero_acc
+    rows = rb[lo * width:lo * width + hw]
+    wu = np.uint64(width)
+    # tap j of output i is column col[i] + j of the row: inside it when below lim_j (lim_j
+    # = 0 masks the taps beyond the window)
+    lim = np.zeros(TREE_TAPS, dtype=np.uint64)
+    lim[:m] = wu
+    l0, l1, l2, l3, l4, l5, l6, l7 = lim[0], lim[1], lim[2], lim[3], lim[4], lim[5], lim[6], lim[7]
+    k0, k1, k2, k3, k4, k5, k6, k7 = ok
+    if m <= 4:
+        for i in range(np.uint64(hw)):
+            c = col[i]
+            rows[i] = _tree4(qm[i] if c < l0 else z,
+                             qm[i + np.uint64(1)] if c + np.uint64(1) < l1 else z,
+                             qm[i + np.uint64(2)] if c + np.uint64(2) < l2 else z,
+                             qm[i + np.uint64(3)] if c + np.uint64(3) < l3 else z)
+        for i in range(np.uint64(hw)):
+            sc[i] = _tree4(rb[i], rb[i + wu] if k1 else z,
+                           rb[i + np.uint64(2) * wu] if k2 else z,
+                           rb[i + np.uint64(3) * wu] if k3 else z)
+    elif m == 5:  # the common size: _tree8 with three zeros, without adding them
+        for i in range(np.uint64(hw)):
+            c = col[i]
+            rows[i] = (((qm[i] if c < l0 else z)
+                        + (qm[i + np.uint64(1)] if c + np.uint64(1) < l1 else z))
+                       + ((qm[i + np.uint64(2)] if c + np.uint64(2) < l2 else z)
+                          + (qm[i + np.uint64(3)] if c + np.uint64(3) < l3 else z))
+                       + (qm[i + np.uint64(4)] if c + np.uint64(4) < l4 else z))
+        for i in range(np.uint64(hw)):
+            sc[i] = ((rb[i] + rb[i + wu]) + (rb[i + np.uint64(2) * wu]
+                                             + rb[i + np.uint64(3) * wu])
+                     + rb[i + np.uint64(4) * wu])
+    else:
+        for i in range(np.uint64(hw)):
+            c = col[i]
+            rows[i] = _tree8(qm[i] if c < l0 else z,
+                             qm[i + np.uint64(1)] if c + np.uint64(1) < l1 else z,
+                             qm[i + np.uint64(2)] if c + np.uint64(2) < l2 else z,
+                             qm[i + np.uint64(3)] if c + np.uint64(3) < l3 else z,
+                             qm[i + np.uint64(4)] if c + np.uint64(4) < l4 else z,
+                             qm[i + np.uint64(5)] if c + np.uint64(5) < l5 else z,
+                             qm[i + np.uint64(6)] if c + np.uint64(6) < l6 else z,
+                             qm[i + np.uint64(7)] if c + np.uint64(7) < l7 else z)
+        for i in range(np.uint64(hw)):
+            sc[i] = _tree8(rb[i], rb[i + wu],
+                           rb[i + np.uint64(2) * wu], rb[i + np.uint64(3) * wu],
+                           rb[i + np.uint64(4) * wu],
+                           rb[i + np.uint64(5) * wu] if k5 else z,
+                           rb[i + np.uint64(6) * wu] if k6 else z,
+                           rb[i + np.uint64(7) * wu] if k7 else z)
+    acc = sc[:hw]
+    if want_d:
+        _divisor_row(acc, d1[o:o + hw], a, k)
+    if want_y:
+        _finish_row(acc, xs, y1[o:o + hw], a, k, beta, bmode)
+
+
+@njit(**_OPTS)
+def _planes_short(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k, beta,
+                  bmode, acc_like, one):
+    """Whole C-contiguous planes ``g0 .. g0+gn``, window of at most TREE_TAPS taps."""
+    m = lo + hi + 1
+    hw = height * width
+    dt = acc_like.dtype
+    # col[i] = (i % W) - lo as an unsigned number: tap j of i is inside the row when
+    # col[i] + j < W (negative columns wrap around to huge numbers)
+    col = np.empty(hw, dtype=np.uint64)
+    for h in range(height):
+        for w in range(width):
+            col[h * width + w] = np.uint64(w) - np.uint64(lo)
+    qm = np.zeros(hw + TREE_TAPS, dtype=dt)
+    rb = np.zeros((height + TREE_TAPS) * width, dtype=dt)
+    sc = np.zeros(hw, dtype=dt)
+    zero_acc = np.zeros(1, dtype=dt)[0]
+    for g in range(gn):
+        _plane_short(x1, y1, d1, want_y, want_d, (g0 + g) * hw, height, width, lo, m, a, k,
+                     beta, bmode, col, qm, rb, sc, one, zero_acc)
+
+
+@njit(**_OPTS)
+def _row_tree(q, r, m, cnt, z):
+    """``r[p]`` = the tree of ``q[p .. p+m-1]`` (:func:`_masked_sum8`, ``m <= TREE_TAPS``;
+    ``q`` holds ``TREE_TAPS - 1`` values beyond ``cnt + m - 1``)."""
+    ok = (True, m > 1, m > 2, m > 3, m > 4, m > 5, m > 6, m > 7)
+    u1 = np.uint64(1)
+    for p in range(np.uint64(cnt)):
+        r[p] = _masked_sum8(q[p], q[p + u1], q[p + np.uint64(2)], q[p + np.uint64(3)],
+                            q[p + np.uint64(4)], q[p + np.uint64(5)], q[p + np.uint64(6)],
+                            q[p + np.uint64(7)], ok, z)
+
+
+@njit(**_OPTS)
+def _box_item_short(x, y, d, want_y, want_d, g0, gn, c0, cw, h0, h1, lo, hi, a, k, beta,
+                    bmode, acc_like, one):
+    """:func:`_box_item` for windows of at most TREE_TAPS taps: the row trees of the last
+    ``m`` rows in a ring of TREE_TAPS rows (slot TREE_TAPS is a zero row), the column tree
+    over them; the same trees as :func:`_planes_short`, so the same bits."""
+    height = x.shape[1]
+    m = lo + hi + 1
+    sw = cw + m - 1
+    n = gn * sw
+    nv = n - m + 1
+    dt = acc_like.dtype
+    ring = np.zeros((TREE_TAPS + 1, n), dtype=dt)
+    q = np.zeros(n + TREE_TAPS, dtype=dt)
+    s = np.empty(n, dtype=dt)
+    ok = (True, m > 1, m > 2, m > 3, m > 4, m > 5, m > 6, m > 7)
+    z = np.zeros(1, dtype=dt)[0]
+    sl = np.empty(TREE_TAPS, dtype=np.int64)
+    nxt = max(0, h0 - lo)  # next row to sum
+    for hh in range(h0, h1):
+        last = min(height - 1, hh + hi)
+        while nxt <= last:
+            _row_squares(x, g0, gn, nxt, c0, cw, lo, m, q, one)
+            _row_tree(q, ring[nxt % TREE_TAPS], m, nv, z)
+            nxt += 1
+        sl[:] = TREE_TAPS
+        for j in range(m):
+            u = hh - lo + j
+            if 0 <= u < height:
+                sl[j] = u % TREE_TAPS
+        r0, r1, r2, r3 = ring[sl[0]], ring[sl[1]], ring[sl[2]], ring[sl[3]]
+        r4, r5, r6, r7 = ring[sl[4]], ring[sl[5]], ring[sl[6]], ring[sl[7]]
+        for p in range(nv):
+            s[p] = _masked_sum8(r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p], ok, z)
+        for g in range(gn):
+            acc = s[g * sw:g * sw + cw]
+            if want_d:
+                _divisor_row(acc, d[g0 + g, hh, c0:c0 + cw], a, k)
+            if want_y:
+                _finish_row(acc, x[g0 + g, hh, c0:c0 + cw], y[g0 + g, hh, c0:c0 + cw], a, k,
+                            beta, bmode)
+
+
 @njit(parallel=True, **_OPTS)
 def _within_forward(x, y, d, want_y, want_d, flat, x1, y1, d1, lo, hi, a, k, beta, bmode,
                     group, strip, cols, acc_dtype, base_h):
@@ -372,9 +534,18 @@ def _within_forward(x, y, d, want_y, want_d, flat, x1, y1, d1, lo, hi, a, k, bet
         g0 = (item // (nstrips * ncols)) * group
         h0 = ((item // ncols) % nstrips) * strip
         c0 = (item % ncols) * cols
-        _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, g0, min(planes, g0 + group) - g0,
-                  c0, min(width, c0 + cols) - c0, h0, min(height, h0 + strip), lo, hi, a, k,
-                  beta, bmode, base_h, acc_dtype, one)
+        gn = min(planes, g0 + group) - g0
+        cw = min(width, c0 + cols) - c0
+        h1 = min(height, h0 + strip)
+        if lo + hi + 1 > TREE_TAPS:
+            _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, g0, gn, c0, cw, h0, h1, lo,
+                      hi, a, k, beta, bmode, base_h, acc_dtype, one)
+        elif flat:
+            _planes_short(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k,
+                          beta, bmode, acc_dtype, one)
+        else:
+            _box_item_short(x, y, d, want_y, want_d, g0, gn, c0, cw, h0, h1, lo, hi, a, k,
+                            beta, bmode, acc_dtype, one)
 
 
 def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, strip,

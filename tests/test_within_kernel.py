@@ -154,20 +154,32 @@ def _tree_sum(vals, m):
     return total
 
 
+def _tree8_sum(vals):
+    """The short windows' tree (``_tree8`` with zeros for the taps beyond the window)."""
+    v = [np.float32(t) for t in vals] + [np.float32(0)] * (8 - len(vals))
+    f = np.float32
+    return f(f(f(v[0] + v[1]) + f(v[2] + v[3])) + f(f(v[4] + v[5]) + f(v[6] + v[7])))
+
+
 @pytest.mark.parametrize("m", [1, 2, 3, 5, 7, 8, 9, 15, 21, 24, 63, 64, 65, 100, 130])
 def test_row_sums_follow_the_documented_tree(m):
-    """``_row_sums`` gives exactly the bits of the documented tree (so its order depends on
-    the window only), for sizes that take the sums of 8 and of 64 taps."""
-    from lrn_cli._kernels_within import _row_sums
+    """The row sums give exactly the bits of the documented trees (so their order depends on
+    the window only): ``_tree8`` up to 8 taps, pieces of 1, 2, 4, 8, ... taps beyond (sums
+    of 8 and of 64 taps)."""
+    from lrn_cli._kernels_within import _row_sums, _row_tree
 
     rng = np.random.default_rng(m)
     n = m + 40
-    lv = np.zeros((3, n), np.float32)
-    lv[0] = (rng.standard_normal(n) * np.exp(2 * rng.standard_normal(n))).astype(np.float32)
+    lv = np.zeros((3, n + 8), np.float32)
+    lv[0, :n] = (rng.standard_normal(n) * np.exp(2 * rng.standard_normal(n))).astype(np.float32)
     r = np.zeros(n, np.float32)
-    _row_sums(lv, r, m)
-    want = np.array([_tree_sum(lv[0, p:p + m], m) for p in range(n - m + 1)], np.float32)
-    assert np.array_equal(r[:n - m + 1], want)
+    if m <= 8:
+        _row_tree(lv[0], r, m, n - m + 1, np.float32(0))
+        want = [_tree8_sum(lv[0, p:p + m]) for p in range(n - m + 1)]
+    else:
+        _row_sums(lv[:, :n], r, m)
+        want = [_tree_sum(lv[0, p:p + m], m) for p in range(n - m + 1)]
+    assert np.array_equal(r[:n - m + 1], np.array(want, np.float32))
 
 
 def test_nan_and_inf_stay_in_their_boxes():
