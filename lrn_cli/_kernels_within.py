@@ -109,20 +109,58 @@ def _load_group_squares(x, g0, planes, r0, sq, one):
 
 
 @njit(**_OPTS)
-def _row_squares(x, g0, gn, t, c0, cw, lo, m, q, one):
+def _row_squares(x, x2, il, g0, gn, t, c0, cw, lo, m, q, one):
     """``q[g*sw + p] = (x[g0+g, t, c0+p-lo] * one) ** 2`` for the columns inside the plane
-    (``sw = cw + m - 1``); the other entries of ``q`` (zero padding) are left as they are."""
+    (``sw = cw + m - 1``); the other entries of ``q`` (zero padding) are left as they are.
+    ``il``: the planes are interleaved (a channels-last image, ``gn`` = all of them) and
+    row ``t`` is read as the contiguous row ``x2[t]`` of ``W * gn`` values."""
     width = x.shape[2]
     sw = cw + m - 1
     a = c0 - lo
     p0 = min(sw, max(0, -a))
     p1 = max(p0, min(sw, width - a))
+    if il:
+        src2 = x2[t, (a + p0) * gn:(a + p1) * gn]
+        for g in range(gn):
+            dst = q[g * sw + p0:g * sw + p1]
+            for p in range(p1 - p0):
+                v = src2[p * gn + g] * one
+                dst[p] = v * v
+        return
     for g in range(gn):
         src = x[g0 + g, t, a + p0:a + p1]
         dst = q[g * sw + p0:g * sw + p1]
         for p in range(p1 - p0):
             v = src[p] * one
             dst[p] = v * v
+
+
+@njit(**_OPTS)
+def _emit_rows(acc_row, x, y, d, x2, y2, d2, il, ilbuf, want_y, want_d, g0, gn, h, c0, cw,
+               sw, a, k, beta, bmode):
+    """Finish output row ``h`` (columns ``c0 .. c0+cw``) of planes ``g0 .. g0+gn`` from the
+    box sums ``acc_row[g*sw + p]``; interleaved planes (``il``) are finished as one
+    contiguous span of ``x2[h]`` / ``y2[h]`` / ``d2[h]`` (the sums interleaved into
+    ``ilbuf`` first)."""
+    if il:
+        for g in range(gn):
+            src = acc_row[g * sw:g * sw + cw]
+            for p in range(cw):
+                ilbuf[p * gn + g] = src[p]
+        acc = ilbuf[:cw * gn]
+        lo_, hi_ = c0 * gn, (c0 + cw) * gn
+        if want_d:
+            _divisor_row(acc, d2[h, lo_:hi_], a, k)
+        if want_y:
+            _finish_row(acc, x2[h, lo_:hi_], y2[h, lo_:hi_], a, k, beta, bmode)
+        return
+    for g in range(gn):
+        acc = acc_row[g * sw:g * sw + cw]
+        if want_d:
+            _divisor_row(acc, d[g0 + g, h, c0:c0 + cw], a, k)
+        if want_y:
+            _finish_row(acc, x[g0 + g, h, c0:c0 + cw], y[g0 + g, h, c0:c0 + cw], a, k, beta,
+                        bmode)
 
 
 @njit(**_OPTS)
@@ -252,8 +290,8 @@ def _suffix(buf, i0, i1, nv):
 
 
 @njit(**_OPTS)
-def _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, g0, gn, c0, cw, h0, h1, lo, hi,
-              a, k, beta, bmode, base_h, acc_like, one):
+def _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, g0, gn, c0, cw,
+              h0, h1, lo, hi, a, k, beta, bmode, base_h, acc_like, one):
     """One work item: output rows ``h0 .. h1``, columns ``c0 .. c0+cw`` of planes
     ``g0 .. g0+gn``.
 
@@ -280,12 +318,13 @@ def _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, g0, gn, c0, cw, h0, h1,
     s = np.zeros(n, dtype=dt)
     rows = h1 - h0
     sc = np.empty(gn * rows * cw if flat else 0, dtype=dt)
+    ilbuf = np.empty(gn * cw if il else 0, dtype=dt)
     b = (h0 + base_h) // m
     start = b * m - lo - base_h  # local row of block b's first row
     t_lo = max(h0 - lo, start, 0)
     t_hi = min(start + m, height)
     for u in range(t_lo, t_hi):
-        _row_squares(x, g0, gn, u, c0, cw, lo, m, q, one)
+        _row_squares(x, x2, il, g0, gn, u, c0, cw, lo, m, q, one)
         _row_sums(lv, cur[u - start], m)
     _suffix(cur, t_lo - start, t_hi - start, nv)
     cur_hi = t_hi
@@ -302,7 +341,7 @@ def _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, g0, gn, c0, cw, h0, h1,
                 while filled <= hh + hi:
                     if 0 <= filled < height:
                         row = nxt[filled - nstart]
-                        _row_squares(x, g0, gn, filled, c0, cw, lo, m, q, one)
+                        _row_squares(x, x2, il, g0, gn, filled, c0, cw, lo, m, q, one)
                         _row_sums(lv, row, m)
                         if have_run:
                             for p in range(nv):
@@ -340,19 +379,14 @@ def _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, g0, gn, c0, cw, h0, h1,
             else:  # the box holds no row of the plane
                 s[:] = 0.0
                 acc_row = s
-            for g in range(gn):
-                acc = acc_row[g * sw:g * sw + cw]
-                if want_d:
-                    _divisor_row(acc, d[g0 + g, hh, c0:c0 + cw], a, k)
-                if want_y:
-                    _finish_row(acc, x[g0 + g, hh, c0:c0 + cw], y[g0 + g, hh, c0:c0 + cw],
-                                a, k, beta, bmode)
+            _emit_rows(acc_row, x, y, d, x2, y2, d2, il, ilbuf, want_y, want_d, g0, gn, hh,
+                       c0, cw, sw, a, k, beta, bmode)
         if hend >= h1:
             break
         lo_row = max(nstart, 0)
         hi_row = min(nstart + m, height)
         for u in range(max(filled, lo_row), hi_row):
-            _row_squares(x, g0, gn, u, c0, cw, lo, m, q, one)
+            _row_squares(x, x2, il, g0, gn, u, c0, cw, lo, m, q, one)
             _row_sums(lv, nxt[u - nstart], m)
         if lo_row < hi_row:
             _suffix(nxt, lo_row - nstart, hi_row - nstart, nv)
@@ -479,8 +513,8 @@ def _row_tree(q, r, m, cnt, z):
 
 
 @njit(**_OPTS)
-def _box_item_short(x, y, d, want_y, want_d, g0, gn, c0, cw, h0, h1, lo, hi, a, k, beta,
-                    bmode, acc_like, one):
+def _box_item_short(x, y, d, want_y, want_d, il, x2, y2, d2, g0, gn, c0, cw, h0, h1, lo,
+                    hi, a, k, beta, bmode, acc_like, one):
     """:func:`_box_item` for windows of at most TREE_TAPS taps: the row trees of the last
     ``m`` rows in a ring of TREE_TAPS rows (slot TREE_TAPS is a zero row), the column tree
     over them; the same trees as :func:`_planes_short`, so the same bits."""
@@ -493,6 +527,7 @@ def _box_item_short(x, y, d, want_y, want_d, g0, gn, c0, cw, h0, h1, lo, hi, a, 
     ring = np.zeros((TREE_TAPS + 1, n), dtype=dt)
     q = np.zeros(n + TREE_TAPS, dtype=dt)
     s = np.empty(n, dtype=dt)
+    ilbuf = np.empty(gn * cw if il else 0, dtype=dt)
     ok = (True, m > 1, m > 2, m > 3, m > 4, m > 5, m > 6, m > 7)
     z = np.zeros(1, dtype=dt)[0]
     sl = np.empty(TREE_TAPS, dtype=np.int64)
@@ -500,7 +535,7 @@ def _box_item_short(x, y, d, want_y, want_d, g0, gn, c0, cw, h0, h1, lo, hi, a, 
     for hh in range(h0, h1):
         last = min(height - 1, hh + hi)
         while nxt <= last:
-            _row_squares(x, g0, gn, nxt, c0, cw, lo, m, q, one)
+            _row_squares(x, x2, il, g0, gn, nxt, c0, cw, lo, m, q, one)
             _row_tree(q, ring[nxt % TREE_TAPS], m, nv, z)
             nxt += 1
         sl[:] = TREE_TAPS
@@ -512,18 +547,13 @@ def _box_item_short(x, y, d, want_y, want_d, g0, gn, c0, cw, h0, h1, lo, hi, a, 
         r4, r5, r6, r7 = ring[sl[4]], ring[sl[5]], ring[sl[6]], ring[sl[7]]
         for p in range(nv):
             s[p] = _masked_sum8(r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p], ok, z)
-        for g in range(gn):
-            acc = s[g * sw:g * sw + cw]
-            if want_d:
-                _divisor_row(acc, d[g0 + g, hh, c0:c0 + cw], a, k)
-            if want_y:
-                _finish_row(acc, x[g0 + g, hh, c0:c0 + cw], y[g0 + g, hh, c0:c0 + cw], a, k,
-                            beta, bmode)
+        _emit_rows(s, x, y, d, x2, y2, d2, il, ilbuf, want_y, want_d, g0, gn, hh, c0, cw, sw,
+                   a, k, beta, bmode)
 
 
 @njit(parallel=True, **_OPTS)
-def _within_forward(x, y, d, want_y, want_d, flat, x1, y1, d1, lo, hi, a, k, beta, bmode,
-                    group, strip, cols, acc_dtype, base_h):
+def _within_forward(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
+                    beta, bmode, group, strip, cols, acc_dtype, base_h):
     """The work items of :func:`within_forward` (``flat``: whole planes, flat views)."""
     planes, height, width = x.shape
     nstrips = (height + strip - 1) // strip
@@ -538,14 +568,14 @@ def _within_forward(x, y, d, want_y, want_d, flat, x1, y1, d1, lo, hi, a, k, bet
         cw = min(width, c0 + cols) - c0
         h1 = min(height, h0 + strip)
         if lo + hi + 1 > TREE_TAPS:
-            _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, g0, gn, c0, cw, h0, h1, lo,
-                      hi, a, k, beta, bmode, base_h, acc_dtype, one)
+            _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, g0, gn, c0,
+                      cw, h0, h1, lo, hi, a, k, beta, bmode, base_h, acc_dtype, one)
         elif flat:
             _planes_short(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k,
                           beta, bmode, acc_dtype, one)
         else:
-            _box_item_short(x, y, d, want_y, want_d, g0, gn, c0, cw, h0, h1, lo, hi, a, k,
-                            beta, bmode, acc_dtype, one)
+            _box_item_short(x, y, d, want_y, want_d, il, x2, y2, d2, g0, gn, c0, cw, h0, h1,
+                            lo, hi, a, k, beta, bmode, acc_dtype, one)
 
 
 def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, strip,
@@ -568,10 +598,13 @@ def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, st
         A zero-size array whose dtype is the accumulation dtype (float64 beyond
         ``lrn_cli.dispatch.ACC32_TAPS_WITHIN`` taps); squares are formed in ``x``'s dtype.
     """
-    from lrn_cli.dispatch import within_cols
+    from lrn_cli.dispatch import interleaved_planes, within_cols
 
     planes, height, width = x.shape
-    cols = within_cols((planes, height, width), lo + hi + 1, acc_dtype.dtype.itemsize)
+    il = group >= planes and interleaved_planes(x, y if want_y else None,
+                                                d if want_d else None)
+    cols = within_cols((planes, height, width), lo + hi + 1, acc_dtype.dtype.itemsize,
+                       planes if il else 1)
     # whole planes of C-contiguous arrays: finish each work item as one long span
     flat = (strip >= height and cols >= width and x.flags.c_contiguous
             and (not want_y or y.flags.c_contiguous) and (not want_d or d.flags.c_contiguous))
@@ -579,8 +612,18 @@ def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, st
     x1 = x.reshape(-1) if flat else empty
     y1 = y.reshape(-1) if flat and want_y else empty
     d1 = d.reshape(-1) if flat and want_d else empty
-    _within_forward(x, y, d, want_y, want_d, flat, x1, y1, d1, lo, hi, a, k, beta, bmode,
-                    group, strip, cols, acc_dtype, base_h)
+    # interleaved planes (a channels-last image): rows of W * planes contiguous values
+    empty2 = np.empty((0, 0), dtype=x.dtype)
+
+    def rows2(v):
+        return np.reshape(v.transpose(1, 2, 0), (height, width * planes), copy=False)
+
+    x2 = rows2(x) if il else empty2
+    y2 = rows2(y) if il and want_y else empty2
+    d2 = rows2(d) if il and want_d else empty2
+    _within_forward(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
+                    beta, bmode, group, strip, cols, acc_dtype, base_h)
+
 
 @njit(parallel=True, **_OPTS)
 def within_backward(x, gy, dx, lo, hi, a, k, beta, bmode, group, strip, base_h, base_w):

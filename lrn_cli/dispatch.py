@@ -143,6 +143,10 @@ WITHIN_PLANE_MAX = 2 * SCRATCH_ELEMS
 WITHIN_RING_BYTES = 256 * 1024
 #: ... but column strips are at least this wide (the halo stays a small fraction).
 WITHIN_MIN_COLS = 256
+#: Within forward: interleaved planes (a channels-last image viewed planar: the planes'
+#: values of a pixel adjacent) up to this many are taken together, each row read and
+#: written as one contiguous span.
+WITHIN_INTERLEAVED_MAX = 8
 #: Contiguous backward: channels per work item at least this many when planes are split.
 MIN_CHANNEL_CHUNK = 16
 
@@ -269,39 +273,58 @@ def within_work(shape: tuple[int, int, int], taps: int, threads: int | None = No
     return 1, max(1, min(strip, height))
 
 
-def within_cols(shape: tuple[int, int, int], taps: int, acc_itemsize: int) -> int:
+def interleaved_planes(x, y=None, d=None) -> bool:
+    """Whether the within views ``(planes, H, W)`` are a channels-last image viewed planar
+    (for each pixel the planes' values adjacent, at most :data:`WITHIN_INTERLEAVED_MAX`
+    planes, the same layout in every view): the forward kernel then reads and writes each
+    row of all planes as one contiguous span."""
+    planes = x.shape[0]
+    if not 2 <= planes <= WITHIN_INTERLEAVED_MAX or x.shape[2] < 2:
+        return False
+    for v in (x, y, d):
+        if v is not None and not (v.strides[0] == v.itemsize
+                                  and v.strides[2] == planes * v.itemsize):
+            return False
+    return True
+
+
+def within_cols(shape: tuple[int, int, int], taps: int, acc_itemsize: int,
+                group: int = 1) -> int:
     """Columns per work item of ``within_forward``: whole rows for planes that are grouped,
-    else as many as keep its ring of ``2 * taps`` rows of row sums within
-    :data:`WITHIN_RING_BYTES` (at least :data:`WITHIN_MIN_COLS`).  Depends on the shape
-    only, not on the threads (the kernel asks it too)."""
+    else as many as keep its ring of ``2 * taps`` rows of row sums (of ``group`` planes)
+    within :data:`WITHIN_RING_BYTES` (at least :data:`WITHIN_MIN_COLS`).  Depends on the
+    shape only, not on the threads (the kernel asks it too)."""
     _, height, width = shape
     if height * width <= WITHIN_PLANE_MAX:
         return max(1, width)
-    ring = WITHIN_RING_BYTES // (2 * taps * acc_itemsize) - (taps - 1)
+    ring = WITHIN_RING_BYTES // (2 * taps * acc_itemsize * group) - (taps - 1)
     cols = max(1, min(width, max(WITHIN_MIN_COLS, ring)))
     return -(-width // -(-width // cols))  # strips of equal width
 
 
 def within_forward_work(shape: tuple[int, int, int], taps: int, acc_itemsize: int,
-                        threads: int | None = None) -> tuple[int, int, int]:
+                        threads: int | None = None, interleaved: bool = False,
+                        ) -> tuple[int, int, int]:
     """Work item of ``within_forward``: (planes per group, rows per strip, columns).
 
     Small planes are grouped side by side as in :func:`within_work` (whole planes: the
     kernel streams down them once); large ones are cut into column strips
     (:func:`within_cols`), and into row strips (each reads a halo of ``taps - 1`` rows)
-    only when there are too few strips to share out.
+    only when there are too few strips to share out.  ``interleaved`` planes
+    (:func:`interleaved_planes`) are taken all together.
     """
     n = _threads(threads)
     planes, height, width = shape
-    cols = within_cols(shape, taps, acc_itemsize)
     if height * width <= WITHIN_PLANE_MAX:
         group, _ = within_work(shape, taps, n)
-        return group, max(1, height), cols
-    items = planes * -(-width // cols)
+        return group, max(1, height), within_cols(shape, taps, acc_itemsize)
+    group = planes if interleaved else 1
+    cols = within_cols(shape, taps, acc_itemsize, group)
+    items = (planes // group) * -(-width // cols)
     strip = height
     if items < ITEMS_PER_THREAD * n:
         strip = max(MIN_STRIP, 4 * taps, -(-height * items // (ITEMS_PER_THREAD * n)))
-    return 1, max(1, min(strip, height)), cols
+    return group, max(1, min(strip, height)), cols
 
 
 def channel_chunk(outer: int, channels: int, threads: int | None = None) -> int:
@@ -392,7 +415,7 @@ def forward_plan(x, y, d, r, mode: str, threads: int | None = None, *,
     if mode == "within":
         acc = "float64" if r.taps > ACC32_TAPS_WITHIN else str(x.dtype)
         group, strip, cols = within_forward_work(x.shape, r.taps, np.dtype(acc).itemsize,
-                                                 threads)
+                                                 threads, interleaved_planes(x, y, d))
         return Plan("within_forward", "within: box sums",
                     {"group": group, "strip": strip, "cols": cols, "accumulate": acc,
                      "gain": gain})

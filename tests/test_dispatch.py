@@ -83,9 +83,9 @@ TABLE = [
     ("big planes", F4, "within", 5, 0.75, "y",
      "1 x within_forward group=1 strip=57 cols=131 accumulate=float32 gain=0.75"),
     ("HWC RGB", F4, "within", 5, 0.75, "y",
-     "1 x within_forward group=1 strip=192 cols=512 accumulate=float32 gain=0.75"),
+     "1 x within_forward group=3 strip=64 cols=512 accumulate=float32 gain=0.75"),
     ("HWC RGB", F4, "within", 33, 0.75, "y",
-     "1 x within_forward group=1 strip=384 cols=256 accumulate=float64 gain=0.75"),
+     "1 x within_forward group=3 strip=132 cols=256 accumulate=float64 gain=0.75"),
     ("NHWC conv1", F4, "within", 5, 0.75, "y",
      "3072 x within_forward group=1 strip=55 cols=55 accumulate=float32 gain=0.75"),
     # channels last

@@ -35,13 +35,13 @@ def _cut(monkeypatch, group=None, strip=None, cols=None):
     """Force the work items of ``within_forward`` (planes per group, rows, columns)."""
     real = dispatch.within_forward_work
 
-    def work(shape, taps, acc_itemsize, threads=None):
-        g, s, c = real(shape, taps, acc_itemsize, threads)
+    def work(shape, taps, acc_itemsize, threads=None, interleaved=False):
+        g, s, c = real(shape, taps, acc_itemsize, threads, interleaved)
         return (group or g, strip or s, cols or c)
 
     monkeypatch.setattr(dispatch, "within_forward_work", work)
     if cols is not None:
-        monkeypatch.setattr(dispatch, "within_cols", lambda shape, taps, acc: cols)
+        monkeypatch.setattr(dispatch, "within_cols", lambda *args: cols)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -193,3 +193,26 @@ def test_nan_and_inf_stay_in_their_boxes():
         assert np.array_equal(np.isinf(y), np.isinf(want)), size
         fin = np.isfinite(want)
         np.testing.assert_allclose(y[fin], want[fin], rtol=2e-6, atol=1e-30)
+
+
+@pytest.mark.parametrize("size", [3, 5, 9, 21])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_interleaved_planes_give_the_planar_bits(size, dtype, monkeypatch):
+    """A channels-last image (H, W, C) viewed planar has its planes interleaved: the kernel
+    takes them together and reads / writes each row as one span.  Every cut of it, the
+    output alone, the divisor alone and both, give the planar copy's bits."""
+    x = _x((40, 37, 3), dtype, seed=size)
+    planar = np.ascontiguousarray(x.transpose(2, 0, 1))
+    kw = dict(size=size, alpha=2.0, beta=0.75, k=1.0, mode="within")
+    want_y, want_d = lrn(planar, **kw, channel_axis=0, return_divisor=True)
+    view = x.transpose(2, 0, 1)
+    assert dispatch.interleaved_planes(view)
+    for group, strip, cols in [(None, None, None), (3, 3, 5), (3, 16, 1), (3, 40, 37)]:
+        with monkeypatch.context() as mp:
+            if group is not None:
+                _cut(mp, group, strip, cols)
+            y, d = lrn(x, **kw, channel_axis=-1, return_divisor=True)
+            y_only = lrn(x, **kw, channel_axis=-1)
+            d_only = lrn_divisor(x, **kw, channel_axis=-1)
+        for got, want in ((y, want_y), (d, want_d), (y_only, want_y), (d_only, want_d)):
+            assert np.array_equal(got.transpose(2, 0, 1), want), (group, strip, cols)
