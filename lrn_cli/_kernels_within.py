@@ -551,31 +551,58 @@ def _box_item_short(x, y, d, want_y, want_d, il, x2, y2, d2, g0, gn, c0, cw, h0,
                    a, k, beta, bmode)
 
 
+@njit(**_OPTS)
+def _item_bounds(item, nstrips, ncols, group, strip, cols, planes, height, width):
+    """Work item ``item``: ``(g0, gn, h0, h1, c0, cw)``."""
+    g0 = (item // (nstrips * ncols)) * group
+    h0 = ((item // ncols) % nstrips) * strip
+    c0 = (item % ncols) * cols
+    return (g0, min(planes, g0 + group) - g0, h0, min(height, h0 + strip), c0,
+            min(width, c0 + cols) - c0)
+
+
+# Three drivers, so that a first run compiles only the one its input takes: whole
+# C-contiguous planes with a short window (the common case), other layouts with a short
+# window, and long windows.
+
+
 @njit(parallel=True, **_OPTS)
-def _within_forward(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
-                    beta, bmode, group, strip, cols, acc_dtype, base_h):
-    """The work items of :func:`within_forward` (``flat``: whole planes, flat views)."""
+def _forward_flat_short(x1, y1, d1, want_y, want_d, planes, height, width, lo, hi, a, k,
+                        beta, bmode, group, acc_dtype, one):
+    """Whole C-contiguous planes (flat views ``x1``, ``y1``, ``d1``), <= TREE_TAPS taps."""
+    ngroups = (planes + group - 1) // group
+    for item in prange(ngroups):
+        g0 = item * group
+        _planes_short(x1, y1, d1, want_y, want_d, g0, min(planes, g0 + group) - g0, height,
+                      width, lo, hi, a, k, beta, bmode, acc_dtype, one)
+
+
+@njit(parallel=True, **_OPTS)
+def _forward_short(x, y, d, want_y, want_d, il, x2, y2, d2, lo, hi, a, k, beta, bmode, group,
+                   strip, cols, acc_dtype, one):
+    """Any layout, <= TREE_TAPS taps (``il``: interleaved planes, rows ``x2``...)."""
     planes, height, width = x.shape
     nstrips = (height + strip - 1) // strip
-    ngroups = (planes + group - 1) // group
     ncols = (width + cols - 1) // cols
-    one = np.ones(1, dtype=x.dtype)[0]
-    for item in prange(ngroups * nstrips * ncols):
-        g0 = (item // (nstrips * ncols)) * group
-        h0 = ((item // ncols) % nstrips) * strip
-        c0 = (item % ncols) * cols
-        gn = min(planes, g0 + group) - g0
-        cw = min(width, c0 + cols) - c0
-        h1 = min(height, h0 + strip)
-        if lo + hi + 1 > TREE_TAPS:
-            _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, g0, gn, c0,
-                      cw, h0, h1, lo, hi, a, k, beta, bmode, base_h, acc_dtype, one)
-        elif flat:
-            _planes_short(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k,
-                          beta, bmode, acc_dtype, one)
-        else:
-            _box_item_short(x, y, d, want_y, want_d, il, x2, y2, d2, g0, gn, c0, cw, h0, h1,
-                            lo, hi, a, k, beta, bmode, acc_dtype, one)
+    for item in prange(((planes + group - 1) // group) * nstrips * ncols):
+        g0, gn, h0, h1, c0, cw = _item_bounds(item, nstrips, ncols, group, strip, cols, planes,
+                                              height, width)
+        _box_item_short(x, y, d, want_y, want_d, il, x2, y2, d2, g0, gn, c0, cw, h0, h1, lo,
+                        hi, a, k, beta, bmode, acc_dtype, one)
+
+
+@njit(parallel=True, **_OPTS)
+def _forward_long(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
+                  beta, bmode, group, strip, cols, acc_dtype, base_h, one):
+    """More than TREE_TAPS taps: row sums by pieces, block sums down the columns."""
+    planes, height, width = x.shape
+    nstrips = (height + strip - 1) // strip
+    ncols = (width + cols - 1) // cols
+    for item in prange(((planes + group - 1) // group) * nstrips * ncols):
+        g0, gn, h0, h1, c0, cw = _item_bounds(item, nstrips, ncols, group, strip, cols, planes,
+                                              height, width)
+        _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, g0, gn, c0, cw,
+                  h0, h1, lo, hi, a, k, beta, bmode, base_h, acc_dtype, one)
 
 
 def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, strip,
@@ -621,8 +648,16 @@ def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, st
     x2 = rows2(x) if il else empty2
     y2 = rows2(y) if il and want_y else empty2
     d2 = rows2(d) if il and want_d else empty2
-    _within_forward(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
-                    beta, bmode, group, strip, cols, acc_dtype, base_h)
+    one = x.dtype.type(1)
+    if lo + hi + 1 > TREE_TAPS:
+        _forward_long(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
+                      beta, bmode, group, strip, cols, acc_dtype, base_h, one)
+    elif flat:
+        _forward_flat_short(x1, y1, d1, want_y, want_d, planes, height, width, lo, hi, a, k,
+                            beta, bmode, group, acc_dtype, one)
+    else:
+        _forward_short(x, y, d, want_y, want_d, il, x2, y2, d2, lo, hi, a, k, beta, bmode,
+                       group, strip, cols, acc_dtype, one)
 
 
 @njit(parallel=True, **_OPTS)
