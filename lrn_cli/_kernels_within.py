@@ -1,14 +1,23 @@
 """LRN within a channel: box sums over arrays viewed as ``(planes, H, W)``.
 
-Forward (:func:`within_forward`): one pass down each work item.  A work item is ``group``
-whole planes laid side by side (small planes, so rows are long enough to vectorise) or a
-``strip`` of rows x ``cols`` columns of one plane (large planes).  Each input row is squared
-into a zero-padded scratch row and summed along the row by a fixed tree (pieces of 1, 2, 4,
-8, ... taps; :func:`_row_sums`), whose order depends only on the window, never on where the
-row was cut; the row sums then stream through block prefix/suffix sums down the columns
-(O(1) per element whatever the size), whose blocks are anchored to absolute rows
-(``base_h``), so any cut into strips, chunks or slabs gives the same bits.  Only two blocks
-of row sums are kept (a ring of ``2 x size`` rows), so scratch stays cache-sized.
+Forward (:func:`within_forward`), windows of at most ``TREE_TAPS`` (8) taps per axis: one
+fixed tree per axis, :func:`lrn_cli._kernel_parts._tree8` with zeros beyond the window (the
+across kernels' tree), along the rows and then down the columns.  Whole C-contiguous planes
+run each step as one loop over the flat plane (:func:`_planes_short`: out-of-row taps are
+masked, rows above and below the plane are zero rows); other layouts stream down strips of
+rows (:func:`_box_item_short`, a ring of the last rows' row sums).  Both add the same
+numbers in the same order, and a direct tree depends on the window only, so every cut
+(strips, chunks, slabs) gives the same bits.
+
+Longer windows (:func:`_box_item`): each row is squared into a zero-padded scratch row and
+summed by a fixed tree of pieces of 1, 2, 4, 8, ... taps (:func:`_row_sums`); the row sums
+then stream through block prefix/suffix sums down the columns (O(1) per element whatever
+the size), whose blocks are anchored to absolute rows (``base_h``), so any cut gives the
+same bits.  Only two blocks of row sums are kept (a ring of ``2 x size`` rows).
+
+A work item is ``group`` whole planes (small planes), or ``strip`` rows x ``cols`` columns
+of one plane (large planes), or of all planes when they are interleaved (a channels-last
+image viewed planar: each row of all planes is read and written as one contiguous span).
 
 Backward (:func:`within_backward`): box sums down the columns, then transposed and along
 the rows, both by block sums anchored to ``(base_h, base_w)``.  Which sizes run is decided

@@ -40,7 +40,9 @@ driver                     when
                            the unrolled row kernel (compiled per outputs and window class)
 ``across_forward``         across otherwise (long windows; channels-fastest views with more
                            than 64 channels): (C, tile) blocks copied to scratch
-``within_forward``         within: box sums, planes grouped or cut into strips
+``within_forward``         within: box sums (one tree per axis up to 8 taps, block sums
+                           down the columns beyond); small planes grouped, large ones
+                           cut into column (and row) strips, interleaved planes together
 =========================  ===================================================================
 
 Backward (``lrn_backward``, float64 arithmetic)
