@@ -1,17 +1,35 @@
 """LRN within a channel: box sums over arrays viewed as ``(planes, H, W)``.
 
-A work item is ``group`` planes laid side by side (small planes, so rows are long enough
-to vectorise) or a strip of rows of one plane (large planes, with a halo of window rows);
-box sums are O(1) per element whatever the size (block prefix/suffix sums along both axes,
-anchored to absolute positions, so any cut into strips or chunks gives the same bits).
-Which sizes run is decided in :func:`lrn_cli.dispatch.within_work`.  Common parameters:
+Forward (:func:`within_forward`), windows of at most ``TREE_TAPS`` (8) taps per axis: one
+fixed tree per axis, :func:`lrn_cli._kernel_parts._tree8` with zeros beyond the window (the
+across kernels' tree), along the rows and then down the columns.  Whole C-contiguous planes
+run each step as one loop over the flat plane (:func:`_planes_short`: out-of-row taps are
+masked, rows above and below the plane are zero rows); other layouts stream down strips of
+rows (:func:`_box_item_short`, a ring of the last rows' row sums).  Both add the same
+numbers in the same order, and a direct tree depends on the window only, so every cut
+(strips, chunks, slabs) gives the same bits.
+
+Longer windows (:func:`_box_item`): each row is squared into a zero-padded scratch row and
+summed by a fixed tree of pieces of 1, 2, 4, 8, ... taps (:func:`_row_sums`); the row sums
+then stream through block prefix/suffix sums down the columns (O(1) per element whatever
+the size), whose blocks are anchored to absolute rows (``base_h``), so any cut gives the
+same bits.  Only two blocks of row sums are kept (a ring of ``2 x size`` rows).
+
+A work item is ``group`` whole planes (small planes), or ``strip`` rows x ``cols`` columns
+of one plane (large planes), or of all planes when they are interleaved (a channels-last
+image viewed planar: each row of all planes is read and written as one contiguous span).
+
+Backward (:func:`within_backward`): box sums down the columns, then transposed and along
+the rows, both by block sums anchored to ``(base_h, base_w)``.  Which sizes run is decided
+in :func:`lrn_cli.dispatch.within_work` / :func:`lrn_cli.dispatch.within_forward_work`.
+Common parameters:
 
 lo, hi : int
     The box of row (column) ``i`` spans ``[i - lo, i + hi]``, clipped to the plane.
 a, k, beta, bmode
     The resolved constants and the closed form of ``D ** -beta`` (``lrn_cli._jit.BETA_*``).
-group, strip : int
-    Planes per work item and output rows per work item.
+group, strip, cols : int
+    Planes per work item, output rows and columns per work item.
 base_h, base_w : int
     Row 0 and column 0 of these planes are row ``base_h`` and column ``base_w`` of the
     whole array (they anchor the block sums of chunked callers).
@@ -22,7 +40,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lrn_cli._kernel_parts import _OPTS, _divisor_row, _finish_row, _gain_of, _wsum_rows_blocks
+from lrn_cli._kernel_parts import (
+    _OPTS,
+    TREE_TAPS,
+    _divisor_row,
+    _finish_row,
+    _gain_of,
+    _masked_sum8,
+    _tree4,
+    _tree8,
+    _wsum_rows_blocks,
+)
 
 
 @njit(**_OPTS)
@@ -85,7 +113,507 @@ def _load_group_squares(x, g0, planes, r0, sq, one):
                 dst[w] = v * v
 
 
+# ----------------------------------------------------------------------------------------
+# forward: row sums by a fixed tree, then block sums streamed down the columns
+
+
+@njit(**_OPTS)
+def _row_squares(x, x2, il, g0, gn, t, c0, cw, lo, m, q, one):
+    """``q[g*sw + p] = (x[g0+g, t, c0+p-lo] * one) ** 2`` for the columns inside the plane
+    (``sw = cw + m - 1``); the other entries of ``q`` (zero padding) are left as they are.
+    ``il``: the planes are interleaved (a channels-last image, ``gn`` = all of them) and
+    row ``t`` is read as the contiguous row ``x2[t]`` of ``W * gn`` values."""
+    width = x.shape[2]
+    sw = cw + m - 1
+    a = c0 - lo
+    p0 = min(sw, max(0, -a))
+    p1 = max(p0, min(sw, width - a))
+    if il:
+        src2 = x2[t, (a + p0) * gn:(a + p1) * gn]
+        for g in range(gn):
+            dst = q[g * sw + p0:g * sw + p1]
+            for p in range(p1 - p0):
+                v = src2[p * gn + g] * one
+                dst[p] = v * v
+        return
+    for g in range(gn):
+        src = x[g0 + g, t, a + p0:a + p1]
+        dst = q[g * sw + p0:g * sw + p1]
+        for p in range(p1 - p0):
+            v = src[p] * one
+            dst[p] = v * v
+
+
+@njit(**_OPTS)
+def _emit_rows(acc_row, x, y, d, x2, y2, d2, il, ilbuf, want_y, want_d, g0, gn, h, c0, cw,
+               sw, a, k, beta, bmode):
+    """Finish output row ``h`` (columns ``c0 .. c0+cw``) of planes ``g0 .. g0+gn`` from the
+    box sums ``acc_row[g*sw + p]``; interleaved planes (``il``) are finished as one
+    contiguous span of ``x2[h]`` / ``y2[h]`` / ``d2[h]`` (the sums interleaved into
+    ``ilbuf`` first)."""
+    if il:
+        for g in range(gn):
+            src = acc_row[g * sw:g * sw + cw]
+            for p in range(cw):
+                ilbuf[p * gn + g] = src[p]
+        acc = ilbuf[:cw * gn]
+        lo_, hi_ = c0 * gn, (c0 + cw) * gn
+        if want_d:
+            _divisor_row(acc, d2[h, lo_:hi_], a, k)
+        if want_y:
+            _finish_row(acc, x2[h, lo_:hi_], y2[h, lo_:hi_], a, k, beta, bmode)
+        return
+    for g in range(gn):
+        acc = acc_row[g * sw:g * sw + cw]
+        if want_d:
+            _divisor_row(acc, d[g0 + g, h, c0:c0 + cw], a, k)
+        if want_y:
+            _finish_row(acc, x[g0 + g, h, c0:c0 + cw], y[g0 + g, h, c0:c0 + cw], a, k, beta,
+                        bmode)
+
+
+@njit(**_OPTS)
+def _low_pieces(q, r, low, cnt):
+    """``r[p]`` = the pieces of 1, 2 and 4 taps of the low bits ``low`` (1..7) of the window
+    starting at ``p``, added in that order (each piece a balanced tree)."""
+    q0 = q[0:cnt]
+    q1 = q[1:1 + cnt]
+    if low == 1:
+        for p in range(cnt):
+            r[p] = q0[p]
+        return
+    if low == 2:
+        for p in range(cnt):
+            r[p] = q0[p] + q1[p]
+        return
+    q2 = q[2:2 + cnt]
+    if low == 3:
+        for p in range(cnt):
+            r[p] = q0[p] + (q1[p] + q2[p])
+        return
+    q3 = q[3:3 + cnt]
+    if low == 4:
+        for p in range(cnt):
+            r[p] = (q0[p] + q1[p]) + (q2[p] + q3[p])
+        return
+    q4 = q[4:4 + cnt]
+    if low == 5:
+        for p in range(cnt):
+            r[p] = q0[p] + ((q1[p] + q2[p]) + (q3[p] + q4[p]))
+        return
+    q5 = q[5:5 + cnt]
+    if low == 6:
+        for p in range(cnt):
+            r[p] = (q0[p] + q1[p]) + ((q2[p] + q3[p]) + (q4[p] + q5[p]))
+        return
+    q6 = q[6:6 + cnt]
+    for p in range(cnt):
+        r[p] = (q0[p] + (q1[p] + q2[p])) + ((q3[p] + q4[p]) + (q5[p] + q6[p]))
+
+
+@njit(**_OPTS)
+def _add_piece(a, r, j, unit, off, cnt, first):
+    """``r[p] (+)= `` the piece of ``2**j`` values ``a[p + off + i*unit]`` (a balanced tree;
+    ``a`` holds sums of ``unit`` taps)."""
+    s0 = a[off:off + cnt]
+    s1 = a[off + unit:off + unit + cnt] if j >= 1 else s0
+    s2 = a[off + 2 * unit:off + 2 * unit + cnt] if j >= 2 else s0
+    s3 = a[off + 3 * unit:off + 3 * unit + cnt] if j >= 2 else s0
+    if j == 0:
+        if first:
+            for p in range(cnt):
+                r[p] = s0[p]
+        else:
+            for p in range(cnt):
+                r[p] = r[p] + s0[p]
+    elif j == 1:
+        if first:
+            for p in range(cnt):
+                r[p] = s0[p] + s1[p]
+        else:
+            for p in range(cnt):
+                r[p] = r[p] + (s0[p] + s1[p])
+    else:
+        if first:
+            for p in range(cnt):
+                r[p] = (s0[p] + s1[p]) + (s2[p] + s3[p])
+        else:
+            for p in range(cnt):
+                r[p] = r[p] + ((s0[p] + s1[p]) + (s2[p] + s3[p]))
+
+
+@njit(**_OPTS)
+def _level8(a, b, unit, nn):
+    """``b[p]`` = the balanced tree of the 8 values ``a[p + i*unit]`` (sums of ``8*unit``
+    taps from sums of ``unit``), ``p < nn``."""
+    s0 = a[0:nn]
+    s1 = a[unit:unit + nn]
+    s2 = a[2 * unit:2 * unit + nn]
+    s3 = a[3 * unit:3 * unit + nn]
+    s4 = a[4 * unit:4 * unit + nn]
+    s5 = a[5 * unit:5 * unit + nn]
+    s6 = a[6 * unit:6 * unit + nn]
+    s7 = a[7 * unit:7 * unit + nn]
+    dst = b[0:nn]
+    for p in range(nn):
+        dst[p] = ((s0[p] + s1[p]) + (s2[p] + s3[p])) + ((s4[p] + s5[p]) + (s6[p] + s7[p]))
+
+
+@njit(**_OPTS)
+def _row_sums(lv, r, m):
+    """``r[p] = sum(q[p:p+m])`` for ``p < len(q) - m + 1``, ``q = lv[0]``, by a fixed tree:
+    ``m`` is cut into pieces of 1, 2, 4, 8, ... taps (its binary digits, lowest first,
+    summed left to right), each piece a balanced tree.  The tree depends on ``m`` only, so
+    every cut of a row gives the same bits.  ``lv[1]``, ``lv[2]``: scratch for the sums of
+    8, 64, ... taps (rows of one 2-D array: arrays swapped in a loop defeat vectorisation)."""
+    n = lv.shape[1]
+    cnt = n - m + 1
+    low = m & 7
+    if low:
+        _low_pieces(lv[0], r, low, cnt)
+    first = low == 0
+    off = low
+    unit = 1
+    ia = 0
+    while 8 * unit <= m:
+        ib = 2 if ia == 1 else 1
+        _level8(lv[ia], lv[ib], unit, n - 8 * unit + 1)
+        unit *= 8
+        bits = (m // unit) & 7
+        for j in range(3):
+            if bits & (1 << j):
+                _add_piece(lv[ib], r, j, unit, off, cnt, first)
+                first = False
+                off += unit << j
+        ia = ib
+
+
+@njit(**_OPTS)
+def _suffix(buf, i0, i1, nv):
+    """``buf[i] <- buf[i1-1] + ... + buf[i]`` (summed from the end, in place), ``i0 <= i < i1``."""
+    for i in range(i1 - 2, i0 - 1, -1):
+        cur = buf[i, :nv]
+        nxt = buf[i + 1, :nv]
+        for p in range(nv):
+            cur[p] = nxt[p] + cur[p]
+
+
+@njit(**_OPTS)
+def _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, g0, gn, c0, cw,
+              h0, h1, lo, hi, a, k, beta, bmode, base_h, acc_like, one):
+    """One work item: output rows ``h0 .. h1``, columns ``c0 .. c0+cw`` of planes
+    ``g0 .. g0+gn``.
+
+    Rows ``u`` are grouped into blocks of ``m`` rows anchored at absolute rows:
+    ``(u + base_h + lo) // m``.  The box of row ``h`` starts in block ``b = (h+base_h)//m``
+    and is ``suffix_b(h - lo) + prefix_{b+1}(h + hi)`` (the suffix alone when it starts the
+    block); rows outside the plane count as zero (they are skipped: adding zeros first or
+    last changes no bits).  ``cur`` holds block b's suffix sums, ``nxt`` the row sums of
+    block b+1 as they arrive, ``run`` their running prefix.  ``flat``: the sums go to a
+    compact scratch and ``y``/``d`` are finished as one long span (``x1``, ``y1``, ``d1``
+    flat views of C-contiguous arrays; whole planes only).
+    """
+    height = x.shape[1]
+    m = lo + hi + 1
+    sw = cw + m - 1
+    n = gn * sw
+    nv = n - m + 1  # positions of r that hold a window sum (the rest is padding)
+    dt = acc_like.dtype
+    cur = np.empty((m, n), dtype=dt)
+    nxt = np.empty((m, n), dtype=dt)
+    lv = np.zeros((3, n), dtype=dt)  # squares and the sums of 8, 64, ... taps of a row
+    q = lv[0]  # its padding stays zero: rows only write the plane's columns
+    run = np.empty(n, dtype=dt)
+    s = np.zeros(n, dtype=dt)
+    rows = h1 - h0
+    sc = np.empty(gn * rows * cw if flat else 0, dtype=dt)
+    ilbuf = np.empty(gn * cw if il else 0, dtype=dt)
+    b = (h0 + base_h) // m
+    start = b * m - lo - base_h  # local row of block b's first row
+    t_lo = max(h0 - lo, start, 0)
+    t_hi = min(start + m, height)
+    for u in range(t_lo, t_hi):
+        _row_squares(x, x2, il, g0, gn, u, c0, cw, lo, m, q, one)
+        _row_sums(lv, cur[u - start], m)
+    _suffix(cur, t_lo - start, t_hi - start, nv)
+    cur_hi = t_hi
+    h = h0
+    while True:
+        nstart = start + m
+        filled = nstart
+        have_run = False
+        hend = min(h1, nstart + lo)
+        for hh in range(h, hend):
+            u0 = max(hh - lo, 0)
+            has_suf = u0 < cur_hi
+            if (hh + base_h) % m != 0:
+                while filled <= hh + hi:
+                    if 0 <= filled < height:
+                        row = nxt[filled - nstart]
+                        _row_squares(x, x2, il, g0, gn, filled, c0, cw, lo, m, q, one)
+                        _row_sums(lv, row, m)
+                        if have_run:
+                            for p in range(nv):
+                                run[p] = run[p] + row[p]
+                        else:
+                            for p in range(nv):
+                                run[p] = row[p]
+                            have_run = True
+                    filled += 1
+            sf = cur[u0 - start] if has_suf else s
+            if flat:  # s is zeros: flat items never write it
+                for g in range(gn):
+                    o = (g * rows + hh - h0) * cw
+                    dst = sc[o:o + cw]
+                    u = sf[g * sw:g * sw + cw]
+                    v = run[g * sw:g * sw + cw]
+                    if has_suf and have_run:
+                        for p in range(cw):
+                            dst[p] = u[p] + v[p]
+                    elif have_run:
+                        for p in range(cw):
+                            dst[p] = v[p]
+                    else:
+                        for p in range(cw):
+                            dst[p] = u[p]
+                continue
+            if has_suf and have_run:
+                for p in range(nv):
+                    s[p] = sf[p] + run[p]
+                acc_row = s
+            elif have_run:
+                acc_row = run
+            elif has_suf:
+                acc_row = sf
+            else:  # the box holds no row of the plane
+                s[:] = 0.0
+                acc_row = s
+            _emit_rows(acc_row, x, y, d, x2, y2, d2, il, ilbuf, want_y, want_d, g0, gn, hh,
+                       c0, cw, sw, a, k, beta, bmode)
+        if hend >= h1:
+            break
+        lo_row = max(nstart, 0)
+        hi_row = min(nstart + m, height)
+        for u in range(max(filled, lo_row), hi_row):
+            _row_squares(x, x2, il, g0, gn, u, c0, cw, lo, m, q, one)
+            _row_sums(lv, nxt[u - nstart], m)
+        if lo_row < hi_row:
+            _suffix(nxt, lo_row - nstart, hi_row - nstart, nv)
+        cur, nxt = nxt, cur
+        cur_hi = hi_row
+        start = nstart
+        h = hend
+    if flat:
+        span = gn * rows * cw
+        o = g0 * height * cw
+        if want_d:
+            _divisor_row(sc, d1[o:o + span], a, k)
+        if want_y:
+            _finish_row(sc, x1[o:o + span], y1[o:o + span], a, k, beta, bmode)
+
+
+# ----------------------------------------------------------------------------------------
+# forward, windows of at most TREE_TAPS taps per axis: one fixed tree per axis
+
+
+@njit(**_OPTS)
+def _plane_short(x1, y1, d1, want_y, want_d, o, height, width, lo, m, a, k, beta, bmode,
+                 col, qm, rb, sc, one, zero_acc):
+    """One C-contiguous plane ``x1[o:o+H*W]`` (a window of ``m <= TREE_TAPS`` taps per
+    axis), every loop over the whole plane: squares, the row trees (columns outside the
+    row masked to zero; ``col[i] = i % W``), the column trees over rows of ``rb`` (zero rows
+    above and below the plane), the finish."""
+    hw = height * width
+    ok = (True, m > 1, m > 2, m > 3, m > 4, m > 5, m > 6, m > 7)
+    xs = x1[o:o + hw]
+    dst = qm[lo:lo + hw]  # qm[i + j] is column (i % W) + j - lo of row i // W
+    for i in range(hw):
+        v = xs[i] * one
+        dst[i] = v * v
+    z = zero_acc
+    rows = rb[lo * width:lo * width + hw]
+    wu = np.uint64(width)
+    # tap j of output i is column col[i] + j of the row: inside it when below lim_j (lim_j
+    # = 0 masks the taps beyond the window)
+    lim = np.zeros(TREE_TAPS, dtype=np.uint64)
+    lim[:m] = wu
+    l0, l1, l2, l3, l4, l5, l6, l7 = lim[0], lim[1], lim[2], lim[3], lim[4], lim[5], lim[6], lim[7]
+    k0, k1, k2, k3, k4, k5, k6, k7 = ok
+    if m <= 4:
+        for i in range(np.uint64(hw)):
+            c = col[i]
+            rows[i] = _tree4(qm[i] if c < l0 else z,
+                             qm[i + np.uint64(1)] if c + np.uint64(1) < l1 else z,
+                             qm[i + np.uint64(2)] if c + np.uint64(2) < l2 else z,
+                             qm[i + np.uint64(3)] if c + np.uint64(3) < l3 else z)
+        for i in range(np.uint64(hw)):
+            sc[i] = _tree4(rb[i], rb[i + wu] if k1 else z,
+                           rb[i + np.uint64(2) * wu] if k2 else z,
+                           rb[i + np.uint64(3) * wu] if k3 else z)
+    elif m == 5:  # the common size: _tree8 with three zeros, without adding them
+        for i in range(np.uint64(hw)):
+            c = col[i]
+            rows[i] = (((qm[i] if c < l0 else z)
+                        + (qm[i + np.uint64(1)] if c + np.uint64(1) < l1 else z))
+                       + ((qm[i + np.uint64(2)] if c + np.uint64(2) < l2 else z)
+                          + (qm[i + np.uint64(3)] if c + np.uint64(3) < l3 else z))
+                       + (qm[i + np.uint64(4)] if c + np.uint64(4) < l4 else z))
+        for i in range(np.uint64(hw)):
+            sc[i] = ((rb[i] + rb[i + wu]) + (rb[i + np.uint64(2) * wu]
+                                             + rb[i + np.uint64(3) * wu])
+                     + rb[i + np.uint64(4) * wu])
+    else:
+        for i in range(np.uint64(hw)):
+            c = col[i]
+            rows[i] = _tree8(qm[i] if c < l0 else z,
+                             qm[i + np.uint64(1)] if c + np.uint64(1) < l1 else z,
+                             qm[i + np.uint64(2)] if c + np.uint64(2) < l2 else z,
+                             qm[i + np.uint64(3)] if c + np.uint64(3) < l3 else z,
+                             qm[i + np.uint64(4)] if c + np.uint64(4) < l4 else z,
+                             qm[i + np.uint64(5)] if c + np.uint64(5) < l5 else z,
+                             qm[i + np.uint64(6)] if c + np.uint64(6) < l6 else z,
+                             qm[i + np.uint64(7)] if c + np.uint64(7) < l7 else z)
+        for i in range(np.uint64(hw)):
+            sc[i] = _tree8(rb[i], rb[i + wu],
+                           rb[i + np.uint64(2) * wu], rb[i + np.uint64(3) * wu],
+                           rb[i + np.uint64(4) * wu],
+                           rb[i + np.uint64(5) * wu] if k5 else z,
+                           rb[i + np.uint64(6) * wu] if k6 else z,
+                           rb[i + np.uint64(7) * wu] if k7 else z)
+    acc = sc[:hw]
+    if want_d:
+        _divisor_row(acc, d1[o:o + hw], a, k)
+    if want_y:
+        _finish_row(acc, xs, y1[o:o + hw], a, k, beta, bmode)
+
+
+@njit(**_OPTS)
+def _planes_short(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k, beta,
+                  bmode, acc_like, one):
+    """Whole C-contiguous planes ``g0 .. g0+gn``, window of at most TREE_TAPS taps."""
+    m = lo + hi + 1
+    hw = height * width
+    dt = acc_like.dtype
+    # col[i] = (i % W) - lo as an unsigned number: tap j of i is inside the row when
+    # col[i] + j < W (negative columns wrap around to huge numbers)
+    col = np.empty(hw, dtype=np.uint64)
+    for h in range(height):
+        for w in range(width):
+            col[h * width + w] = np.uint64(w) - np.uint64(lo)
+    qm = np.zeros(hw + TREE_TAPS, dtype=dt)
+    rb = np.zeros((height + TREE_TAPS) * width, dtype=dt)
+    sc = np.zeros(hw, dtype=dt)
+    zero_acc = np.zeros(1, dtype=dt)[0]
+    for g in range(gn):
+        _plane_short(x1, y1, d1, want_y, want_d, (g0 + g) * hw, height, width, lo, m, a, k,
+                     beta, bmode, col, qm, rb, sc, one, zero_acc)
+
+
+@njit(**_OPTS)
+def _row_tree(q, r, m, cnt, z):
+    """``r[p]`` = the tree of ``q[p .. p+m-1]`` (:func:`_masked_sum8`, ``m <= TREE_TAPS``;
+    ``q`` holds ``TREE_TAPS - 1`` values beyond ``cnt + m - 1``)."""
+    ok = (True, m > 1, m > 2, m > 3, m > 4, m > 5, m > 6, m > 7)
+    u1 = np.uint64(1)
+    for p in range(np.uint64(cnt)):
+        r[p] = _masked_sum8(q[p], q[p + u1], q[p + np.uint64(2)], q[p + np.uint64(3)],
+                            q[p + np.uint64(4)], q[p + np.uint64(5)], q[p + np.uint64(6)],
+                            q[p + np.uint64(7)], ok, z)
+
+
+@njit(**_OPTS)
+def _box_item_short(x, y, d, want_y, want_d, il, x2, y2, d2, g0, gn, c0, cw, h0, h1, lo,
+                    hi, a, k, beta, bmode, acc_like, one):
+    """:func:`_box_item` for windows of at most TREE_TAPS taps: the row trees of the last
+    ``m`` rows in a ring of TREE_TAPS rows (slot TREE_TAPS is a zero row), the column tree
+    over them; the same trees as :func:`_planes_short`, so the same bits."""
+    height = x.shape[1]
+    m = lo + hi + 1
+    sw = cw + m - 1
+    n = gn * sw
+    nv = n - m + 1
+    dt = acc_like.dtype
+    ring = np.zeros((TREE_TAPS + 1, n), dtype=dt)
+    q = np.zeros(n + TREE_TAPS, dtype=dt)
+    s = np.empty(n, dtype=dt)
+    ilbuf = np.empty(gn * cw if il else 0, dtype=dt)
+    ok = (True, m > 1, m > 2, m > 3, m > 4, m > 5, m > 6, m > 7)
+    z = np.zeros(1, dtype=dt)[0]
+    sl = np.empty(TREE_TAPS, dtype=np.int64)
+    nxt = max(0, h0 - lo)  # next row to sum
+    for hh in range(h0, h1):
+        last = min(height - 1, hh + hi)
+        while nxt <= last:
+            _row_squares(x, x2, il, g0, gn, nxt, c0, cw, lo, m, q, one)
+            _row_tree(q, ring[nxt % TREE_TAPS], m, nv, z)
+            nxt += 1
+        sl[:] = TREE_TAPS
+        for j in range(m):
+            u = hh - lo + j
+            if 0 <= u < height:
+                sl[j] = u % TREE_TAPS
+        r0, r1, r2, r3 = ring[sl[0]], ring[sl[1]], ring[sl[2]], ring[sl[3]]
+        r4, r5, r6, r7 = ring[sl[4]], ring[sl[5]], ring[sl[6]], ring[sl[7]]
+        for p in range(nv):
+            s[p] = _masked_sum8(r0[p], r1[p], r2[p], r3[p], r4[p], r5[p], r6[p], r7[p], ok, z)
+        _emit_rows(s, x, y, d, x2, y2, d2, il, ilbuf, want_y, want_d, g0, gn, hh, c0, cw, sw,
+                   a, k, beta, bmode)
+
+
+@njit(**_OPTS)
+def _item_bounds(item, nstrips, ncols, group, strip, cols, planes, height, width):
+    """Work item ``item``: ``(g0, gn, h0, h1, c0, cw)``."""
+    g0 = (item // (nstrips * ncols)) * group
+    h0 = ((item // ncols) % nstrips) * strip
+    c0 = (item % ncols) * cols
+    return (g0, min(planes, g0 + group) - g0, h0, min(height, h0 + strip), c0,
+            min(width, c0 + cols) - c0)
+
+
+# Three drivers, so that a first run compiles only the one its input takes: whole
+# C-contiguous planes with a short window (the common case), other layouts with a short
+# window, and long windows.
+
+
 @njit(parallel=True, **_OPTS)
+def _forward_flat_short(x1, y1, d1, want_y, want_d, planes, height, width, lo, hi, a, k,
+                        beta, bmode, group, acc_dtype, one):
+    """Whole C-contiguous planes (flat views ``x1``, ``y1``, ``d1``), <= TREE_TAPS taps."""
+    ngroups = (planes + group - 1) // group
+    for item in prange(ngroups):
+        g0 = item * group
+        _planes_short(x1, y1, d1, want_y, want_d, g0, min(planes, g0 + group) - g0, height,
+                      width, lo, hi, a, k, beta, bmode, acc_dtype, one)
+
+
+@njit(parallel=True, **_OPTS)
+def _forward_short(x, y, d, want_y, want_d, il, x2, y2, d2, lo, hi, a, k, beta, bmode, group,
+                   strip, cols, acc_dtype, one):
+    """Any layout, <= TREE_TAPS taps (``il``: interleaved planes, rows ``x2``...)."""
+    planes, height, width = x.shape
+    nstrips = (height + strip - 1) // strip
+    ncols = (width + cols - 1) // cols
+    for item in prange(((planes + group - 1) // group) * nstrips * ncols):
+        g0, gn, h0, h1, c0, cw = _item_bounds(item, nstrips, ncols, group, strip, cols, planes,
+                                              height, width)
+        _box_item_short(x, y, d, want_y, want_d, il, x2, y2, d2, g0, gn, c0, cw, h0, h1, lo,
+                        hi, a, k, beta, bmode, acc_dtype, one)
+
+
+@njit(parallel=True, **_OPTS)
+def _forward_long(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
+                  beta, bmode, group, strip, cols, acc_dtype, base_h, one):
+    """More than TREE_TAPS taps: row sums by pieces, block sums down the columns."""
+    planes, height, width = x.shape
+    nstrips = (height + strip - 1) // strip
+    ncols = (width + cols - 1) // cols
+    for item in prange(((planes + group - 1) // group) * nstrips * ncols):
+        g0, gn, h0, h1, c0, cw = _item_bounds(item, nstrips, ncols, group, strip, cols, planes,
+                                              height, width)
+        _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, g0, gn, c0, cw,
+                  h0, h1, lo, hi, a, k, beta, bmode, base_h, acc_dtype, one)
+
+
 def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, strip,
                    acc_dtype, base_h, base_w):
     """LRN over a ``size x size`` box in each plane of ``x``.
@@ -98,34 +626,47 @@ def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, st
     want_y, want_d : bool
         Which outputs to write.
     lo, hi, a, k, beta, bmode, group, strip, base_h, base_w
-        As in the module docstring (``a``, ``k``, ``beta`` in the accumulation dtype).
+        As in the module docstring (``a``, ``k``, ``beta`` in the accumulation dtype).  The
+        row sums need no anchor (their tree depends on the window only), so ``base_w`` is
+        not used; the columns per work item are
+        :func:`lrn_cli.dispatch.within_cols` of the shape.
     acc_dtype : ndarray
         A zero-size array whose dtype is the accumulation dtype (float64 beyond
         ``lrn_cli.dispatch.ACC32_TAPS_WITHIN`` taps); squares are formed in ``x``'s dtype.
     """
+    from lrn_cli.dispatch import interleaved_planes, within_cols
+
     planes, height, width = x.shape
-    nstrips = (height + strip - 1) // strip
-    ngroups = (planes + group - 1) // group
-    m = lo + hi + 1
-    one = np.ones(1, dtype=x.dtype)[0]
-    for item in prange(ngroups * nstrips):
-        g0, gn, h0, h1, r0, rows = _strip_item(item, nstrips, group, strip, planes, height,
-                                               lo, hi)
-        sq = np.empty((rows, gn * width), dtype=acc_dtype.dtype)
-        scratch = _box_scratch(rows, gn, width, m, acc_dtype)
-        trans = scratch[1]
-        acc = np.empty(width, dtype=acc_dtype.dtype)
-        _load_group_squares(x, g0, gn, r0, sq, one)
-        _group_box_sums(sq, gn, width, lo, hi, scratch, base_h + r0, base_w)
-        for g in range(gn):
-            for h in range(h0, h1):
-                col = g * rows + h - r0
-                for w in range(width):
-                    acc[w] = trans[w, col]
-                if want_d:
-                    _divisor_row(acc, d[g0 + g, h], a, k)
-                if want_y:
-                    _finish_row(acc, x[g0 + g, h], y[g0 + g, h], a, k, beta, bmode)
+    il = group >= planes and interleaved_planes(x, y if want_y else None,
+                                                d if want_d else None)
+    cols = within_cols((planes, height, width), lo + hi + 1, acc_dtype.dtype.itemsize,
+                       planes if il else 1)
+    # whole planes of C-contiguous arrays: finish each work item as one long span
+    flat = (strip >= height and cols >= width and x.flags.c_contiguous
+            and (not want_y or y.flags.c_contiguous) and (not want_d or d.flags.c_contiguous))
+    empty = np.empty(0, dtype=x.dtype)
+    x1 = x.reshape(-1) if flat else empty
+    y1 = y.reshape(-1) if flat and want_y else empty
+    d1 = d.reshape(-1) if flat and want_d else empty
+    # interleaved planes (a channels-last image): rows of W * planes contiguous values
+    empty2 = np.empty((0, 0), dtype=x.dtype)
+
+    def rows2(v):
+        return np.reshape(v.transpose(1, 2, 0), (height, width * planes), copy=False)
+
+    x2 = rows2(x) if il else empty2
+    y2 = rows2(y) if il and want_y else empty2
+    d2 = rows2(d) if il and want_d else empty2
+    one = x.dtype.type(1)
+    if lo + hi + 1 > TREE_TAPS:
+        _forward_long(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
+                      beta, bmode, group, strip, cols, acc_dtype, base_h, one)
+    elif flat:
+        _forward_flat_short(x1, y1, d1, want_y, want_d, planes, height, width, lo, hi, a, k,
+                            beta, bmode, group, acc_dtype, one)
+    else:
+        _forward_short(x, y, d, want_y, want_d, il, x2, y2, d2, lo, hi, a, k, beta, bmode,
+                       group, strip, cols, acc_dtype, one)
 
 
 @njit(parallel=True, **_OPTS)

@@ -44,7 +44,9 @@ driver                     when
                            the unrolled row kernel (compiled per outputs and window class)
 ``across_forward``         across otherwise (long windows; channels-fastest views with more
                            than 64 channels): (C, tile) blocks copied to scratch
-``within_forward``         within: box sums, planes grouped or cut into strips
+``within_forward``         within: box sums (one tree per axis up to 8 taps, block sums
+                           down the columns beyond); small planes grouped, large ones
+                           cut into column (and row) strips, interleaved planes together
 =========================  ===================================================================
 
 Backward (``lrn_backward``, float64 arithmetic)
@@ -142,6 +144,16 @@ MIN_STRIP = 16
 #: Within: planes of at most ``2 * SCRATCH_ELEMS`` values are grouped, larger ones cut into
 #: strips.
 WITHIN_PLANE_MAX = 2 * SCRATCH_ELEMS
+#: Within forward: the ring of row sums (two blocks of ``size`` rows, a work item's width
+#: each) stays within this many bytes (L2-sized; planes wider than that are cut into column
+#: strips with a halo of ``size - 1`` columns) ...
+WITHIN_RING_BYTES = 256 * 1024
+#: ... but column strips are at least this wide (the halo stays a small fraction).
+WITHIN_MIN_COLS = 256
+#: Within forward: interleaved planes (a channels-last image viewed planar: the planes'
+#: values of a pixel adjacent) up to this many are taken together, each row read and
+#: written as one contiguous span.
+WITHIN_INTERLEAVED_MAX = 8
 #: Contiguous backward: channels per work item at least this many when planes are split.
 MIN_CHANNEL_CHUNK = 16
 
@@ -269,6 +281,60 @@ def within_work(shape: tuple[int, int, int], taps: int, threads: int | None = No
     return 1, max(1, min(strip, height))
 
 
+def interleaved_planes(x, y=None, d=None) -> bool:
+    """Whether the within views ``(planes, H, W)`` are a channels-last image viewed planar
+    (for each pixel the planes' values adjacent, at most :data:`WITHIN_INTERLEAVED_MAX`
+    planes, the same layout in every view): the forward kernel then reads and writes each
+    row of all planes as one contiguous span."""
+    planes = x.shape[0]
+    if not 2 <= planes <= WITHIN_INTERLEAVED_MAX or x.shape[2] < 2:
+        return False
+    for v in (x, y, d):
+        if v is not None and not (v.strides[0] == v.itemsize
+                                  and v.strides[2] == planes * v.itemsize):
+            return False
+    return True
+
+
+def within_cols(shape: tuple[int, int, int], taps: int, acc_itemsize: int,
+                group: int = 1) -> int:
+    """Columns per work item of ``within_forward``: whole rows for planes that are grouped,
+    else as many as keep its ring of ``2 * taps`` rows of row sums (of ``group`` planes)
+    within :data:`WITHIN_RING_BYTES` (at least :data:`WITHIN_MIN_COLS`).  Depends on the
+    shape only, not on the threads (the kernel asks it too)."""
+    _, height, width = shape
+    if height * width <= WITHIN_PLANE_MAX:
+        return max(1, width)
+    ring = WITHIN_RING_BYTES // (2 * taps * acc_itemsize * group) - (taps - 1)
+    cols = max(1, min(width, max(WITHIN_MIN_COLS, ring)))
+    return -(-width // -(-width // cols))  # strips of equal width
+
+
+def within_forward_work(shape: tuple[int, int, int], taps: int, acc_itemsize: int,
+                        threads: int | None = None, interleaved: bool = False,
+                        ) -> tuple[int, int, int]:
+    """Work item of ``within_forward``: (planes per group, rows per strip, columns).
+
+    Small planes are grouped side by side as in :func:`within_work` (whole planes: the
+    kernel streams down them once); large ones are cut into column strips
+    (:func:`within_cols`), and into row strips (each reads a halo of ``taps - 1`` rows)
+    only when there are too few strips to share out.  ``interleaved`` planes
+    (:func:`interleaved_planes`) are taken all together.
+    """
+    n = _threads(threads)
+    planes, height, width = shape
+    if height * width <= WITHIN_PLANE_MAX:
+        group, _ = within_work(shape, taps, n)
+        return group, max(1, height), within_cols(shape, taps, acc_itemsize)
+    group = planes if interleaved else 1
+    cols = within_cols(shape, taps, acc_itemsize, group)
+    items = (planes // group) * -(-width // cols)
+    strip = height
+    if items < ITEMS_PER_THREAD * n:
+        strip = max(MIN_STRIP, 4 * taps, -(-height * items // (ITEMS_PER_THREAD * n)))
+    return group, max(1, min(strip, height)), cols
+
+
 def channel_chunk(outer: int, channels: int, threads: int | None = None) -> int:
     """Channels per work item of the contiguous backward kernel: whole planes when there
     are enough of them to share out, else chunks (each recomputes a halo of < 8 rows)."""
@@ -355,10 +421,12 @@ def forward_plan(x, y, d, r, mode: str, threads: int | None = None, *,
         return Plan("converted", f"{x.dtype} is computed in {cdtype} slabs",
                     {"slab_rows": rows}, forward_plan(xs, ys, ds, r, mode, threads))
     if mode == "within":
-        group, strip = within_work(x.shape, r.taps, threads)
         acc = "float64" if r.taps > ACC32_TAPS_WITHIN else str(x.dtype)
+        group, strip, cols = within_forward_work(x.shape, r.taps, np.dtype(acc).itemsize,
+                                                 threads, interleaved_planes(x, y, d))
         return Plan("within_forward", "within: box sums",
-                    {"group": group, "strip": strip, "accumulate": acc, "gain": gain})
+                    {"group": group, "strip": strip, "cols": cols, "accumulate": acc,
+                     "gain": gain})
     outer, channels, inner = x.shape
     short = r.taps <= ROW_KERNEL_TAPS
     if short and x.strides[1] < x.strides[2] and channels > 1:

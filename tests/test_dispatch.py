@@ -85,20 +85,20 @@ TABLE = [
      "1 x across_rows_contiguous span=4096 gain=0.75 variant=Y"),
     # within
     ("NCHW conv1", F4, "within", 5, 0.75, "y",
-     "1 x within_forward group=10 strip=55 accumulate=float32 gain=0.75"),
+     "1 x within_forward group=10 strip=55 cols=55 accumulate=float32 gain=0.75"),
     ("NCHW conv1", F4, "within", 33, 0.75, "y",
-     "1 x within_forward group=10 strip=55 accumulate=float64 gain=0.75"),
+     "1 x within_forward group=10 strip=55 cols=55 accumulate=float64 gain=0.75"),
     ("NCHW conv2", F4, "within", 5, 0.75, "yd",
-     "1 x within_forward group=19 strip=27 accumulate=float32 gain=0.75"),
+     "1 x within_forward group=19 strip=27 cols=27 accumulate=float32 gain=0.75"),
     ("NCHW conv1", F4, "within", 5, 0.75, "bwd", "1 x within_backward group=10 strip=55 gain=0.75"),
     ("big planes", F4, "within", 5, 0.75, "y",
-     "1 x within_forward group=1 strip=57 accumulate=float32 gain=0.75"),
+     "1 x within_forward group=1 strip=57 cols=131 accumulate=float32 gain=0.75"),
     ("HWC RGB", F4, "within", 5, 0.75, "y",
-     "1 x within_forward group=1 strip=32 accumulate=float32 gain=0.75"),
+     "1 x within_forward group=3 strip=64 cols=512 accumulate=float32 gain=0.75"),
     ("HWC RGB", F4, "within", 33, 0.75, "y",
-     "1 x within_forward group=1 strip=132 accumulate=float64 gain=0.75"),
+     "1 x within_forward group=3 strip=132 cols=256 accumulate=float64 gain=0.75"),
     ("NHWC conv1", F4, "within", 5, 0.75, "y",
-     "3072 x within_forward group=1 strip=55 accumulate=float32 gain=0.75"),
+     "3072 x within_forward group=1 strip=55 cols=55 accumulate=float32 gain=0.75"),
     # channels last
     ("NHWC conv1", F4, "across", 5, 0.75, "y",
      "1 x across_channels_last block=86 gain=0.75 variant=Y"),
@@ -151,7 +151,7 @@ TABLE = [
     ("HWC RGB", F2, "across", 5, 0.75, "bwd",
      "1 x converted slab_rows=1 | across_rows_backward tile=5461 gain=0.75"),
     ("HWC RGB strided", F2, "within", 5, 0.75, "yd",
-     "1 x converted slab_rows=21 | within_forward group=1 strip=64 accumulate=float32 "
+     "1 x converted slab_rows=21 | within_forward group=1 strip=64 cols=64 accumulate=float32 "
      "gain=0.75"),
 ]
 
