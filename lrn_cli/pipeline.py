@@ -245,7 +245,10 @@ def normalize(loaded: Loaded, settings: Settings, *, keep_output: bool = True,
                 raise InputError(loaded.source, f"{_label(item.key)}{exc}") from None
         if d is not None:
             before = array_stats(item.array, item.channel_axis)
-            div = divisor_stats(d, settings.beta)
+            if loaded.kind == "image" and d.ndim == 3:  # the in-place path's sums, in its order
+                div = _divisor_by_slabs(d, settings)
+            else:
+                div = divisor_stats(d, settings.beta)
         after = array_stats(y, item.channel_axis)
         results.append(ItemResult(item.key, item.layout, item.channel_axis,
                                   y if keep_output or keep_arrays else None, before, after, div,
@@ -269,16 +272,9 @@ def _lrn_in_place(item: Item, settings: Settings) -> tuple[np.ndarray, Any]:
     from lrn_cli.stats_divisor import DivisorAccumulator
 
     x = item.array
-    height, _, channels = x.shape
-    slabs: list[Any]
-    if settings.mode == "within":
-        slabs = [np.s_[:, :, c:c + 1] for c in range(channels)]
-    else:
-        step = max(1, -(-height // _IN_PLACE_SLABS))
-        slabs = [np.s_[h:h + step] for h in range(0, height, step)]
     acc = DivisorAccumulator(settings.beta)
     y_slab = d_slab = np.empty(0, x.dtype)
-    for idx in slabs:
+    for idx in _picture_slabs(x.shape, settings.mode):
         xs = x[idx]
         if y_slab.shape != xs.shape:
             y_slab, d_slab = np.empty_like(xs), np.empty_like(xs)
@@ -287,6 +283,28 @@ def _lrn_in_place(item: Item, settings: Settings) -> tuple[np.ndarray, Any]:
         acc.add(d_slab)
         xs[...] = y_slab  # LRN of the other slabs reads nothing of this one
     return x, acc.result()
+
+
+def _picture_slabs(shape: tuple[int, ...], mode: str) -> list[Any]:
+    """The slabs of an ``(H, W, C)`` picture that LRN reads nothing outside of: channel
+    planes within channels, :data:`_IN_PLACE_SLABS` runs of pixel rows across them."""
+    height, _, channels = shape
+    if mode == "within":
+        return [np.s_[:, :, c:c + 1] for c in range(channels)]
+    step = max(1, -(-height // _IN_PLACE_SLABS))
+    return [np.s_[h:h + step] for h in range(0, height, step)]
+
+
+def _divisor_by_slabs(d: np.ndarray, settings: Settings) -> Any:
+    """Statistics of a picture's whole divisor summed slab by slab as the in-place path
+    sums them, so a picture prints the same figures to the last digit with or without a
+    panel (a whole-array sum adds in another order: the last bits differ)."""
+    from lrn_cli.stats_divisor import DivisorAccumulator
+
+    acc = DivisorAccumulator(settings.beta)
+    for idx in _picture_slabs(d.shape, settings.mode):
+        acc.add(d[idx])
+    return acc.result()
 
 
 def default_output_suffix(loaded_kind: str, source: str, fmt: str | None = None) -> str:

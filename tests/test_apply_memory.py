@@ -60,3 +60,26 @@ def test_apply_holds_one_image_and_slabs(tmp_path: Path, mode: str, pil_mode: st
 def test_panels_keep_their_arrays(tmp_path: Path) -> None:
     # keep_arrays (a panel draws input, output and divisor): nothing is overwritten
     assert peak_in_images(tmp_path, "within", "RGB", keep_arrays=True) >= 3.0
+
+
+@pytest.mark.parametrize("mode", ["within", "across"])
+@pytest.mark.parametrize("pil_mode", ["RGB", "L"])
+def test_a_picture_prints_the_same_figures_with_or_without_a_panel(mode: str,
+                                                                  pil_mode: str) -> None:
+    # the in-place path sums D slab by slab; the panel path (keep_arrays) holds D whole and
+    # must sum it in the same order, or the JSON's full-precision floats differ in the last bits
+    from lrn_cli.pipeline import load, normalize
+
+    rng = np.random.default_rng(3)
+    shape = (97, 131, 3) if pil_mode == "RGB" else (97, 131)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, shape).astype(np.uint8)).save(buf, format="PNG")
+    settings = Settings(mode=mode, size=4, alpha=1.0, k=0.5)
+    results = []
+    for keep_arrays in (True, False):
+        loaded = load("p.png", ReadOptions(), mode, data=buf.getvalue())
+        results.append(normalize(loaded, settings, keep_arrays=keep_arrays,
+                                 reuse_input=not keep_arrays)[0])
+    panel, plain = results
+    assert panel.divisor == plain.divisor
+    assert panel.before == plain.before and panel.after == plain.after
