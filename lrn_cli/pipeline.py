@@ -274,14 +274,25 @@ def _lrn_in_place(item: Item, settings: Settings) -> tuple[np.ndarray, Any]:
     x = item.array
     acc = DivisorAccumulator(settings.beta)
     y_slab = d_slab = np.empty(0, x.dtype)
+    across = settings.mode != "within"
     for idx in _picture_slabs(x.shape, settings.mode):
         xs = x[idx]
+        if across:
+            # a contiguous (1, C, pixels) copy: the same kernel (and so the same compiled
+            # code on a first run) as a C-contiguous array's output and divisor; an across
+            # window reads only along the channels, so the bits are the same in any layout
+            xs = np.ascontiguousarray(np.moveaxis(xs, 2, 0)).reshape(1, xs.shape[2], -1)
         if y_slab.shape != xs.shape:
             y_slab, d_slab = np.empty_like(xs), np.empty_like(xs)
-        lrn(xs, **settings.lrn_kwargs(), channel_axis=item.channel_axis, out=y_slab,
-            divisor_out=d_slab)
-        acc.add(d_slab)
-        xs[...] = y_slab  # LRN of the other slabs reads nothing of this one
+        lrn(xs, **settings.lrn_kwargs(), channel_axis=1 if across else item.channel_axis,
+            out=y_slab, divisor_out=d_slab)
+        if across:
+            rows = x[idx]
+            acc.add(np.moveaxis(d_slab.reshape(rows.shape[2], *rows.shape[:2]), 0, 2))
+            rows[...] = np.moveaxis(y_slab.reshape(rows.shape[2], *rows.shape[:2]), 0, 2)
+        else:
+            acc.add(d_slab)
+            xs[...] = y_slab  # LRN of the other slabs reads nothing of this one
     return x, acc.result()
 
 
