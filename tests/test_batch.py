@@ -808,7 +808,7 @@ if "--multiprocessing-fork" in sys.argv:
 def test_workers_that_always_die_fail_the_files_without_hanging(clean_tree: Tree,
                                                                 workdir: Path) -> None:
     result = lrn_proc(str(clean_tree.root), "-o", "out", "-j", "2", cwd=workdir,
-                      env=hooked_env(workdir, ALWAYS_KILLED_WORKER), timeout=60)
+                      env=hooked_env(workdir, ALWAYS_KILLED_WORKER), timeout=180)
     err = result.stderr.decode()
     assert result.returncode == 1, err
     assert "Traceback" not in err
