@@ -65,6 +65,9 @@ def _matches(rel: str, patterns: Iterable[str]) -> bool:
 
 #: What a folder always contributes without ``--glob`` (no need to ask Pillow for these).
 _COMMON_SUFFIXES = frozenset({".npy", ".npz"})
+#: Sidecar files often found beside images that no Pillow plugin claims (a test checks it):
+#: skipped without asking Pillow either.
+_NEVER_IMAGES = frozenset({".json", ".txt", ".csv", ".md", ".yaml", ".yml", ".log"})
 
 
 def _default_match(rel: str) -> bool:
@@ -76,6 +79,8 @@ def _default_match(rel: str) -> bool:
     dot = name.rfind(".")
     if dot >= 0 and (name[dot:] in IMAGE_SUFFIXES or name[dot:] in _COMMON_SUFFIXES):
         return True  # "*.png" matches every name ending in ".png"
+    if dot >= 0 and name[dot:] in _NEVER_IMAGES:
+        return False
     return _matches(rel, default_patterns())
 
 
