@@ -65,3 +65,23 @@ def quantize(values, out, top):
                 u = 0.0 if u < 0.0 else u
                 u = 1.0 if u > 1.0 else u
                 out[h, w, c] = np.rint(u * top)
+
+
+@njit(**_OPTS)
+def unit_codes(values, out, lo, hi, scale, per_channel, top):
+    """:func:`to_unit` then :func:`quantize` in one pass: the float32 display value of
+    ``to_unit`` (rounded to float32 as it stores it) becomes ``rint(u * top)`` in ``out``
+    (an unsigned integer array), bit for bit what the two passes write."""
+    height, width, channels = values.shape
+    for c in range(channels):
+        g = c if per_channel else 0
+        stretch = hi[g] > lo[g]
+        low = lo[g] if stretch else 0.0
+        span = (hi[g] - lo[g]) if stretch else scale
+        for h in range(height):
+            for w in range(width):
+                u = (np.float64(values[h, w, c]) - low) / span
+                u = 0.0 if u < 0.0 else u
+                u = 1.0 if u > 1.0 else u
+                u = 0.0 if np.isnan(u) else u
+                out[h, w, c] = np.rint(np.float64(np.float32(u)) * top)

@@ -10,9 +10,11 @@ exists, ``--skip-existing``) and which are refused (their output may not be writ
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,9 +58,52 @@ def default_patterns() -> tuple[str, ...]:
 
 
 def _matches(rel: str, patterns: Iterable[str]) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatch(name.lower(), p.lower()) or fnmatch.fnmatch(rel, p)
-               for p in patterns)
+    """Whether the file name (lower case) or the relative path matches one of ``patterns``
+    (as :func:`fnmatch.fnmatch` matches them)."""
+    return _matcher(tuple(patterns))(rel)
+
+
+#: What a folder always contributes without ``--glob`` (no need to ask Pillow for these).
+_COMMON_SUFFIXES = frozenset({".npy", ".npz"})
+#: Sidecar files often found beside images that no Pillow plugin claims (a test checks it):
+#: skipped without asking Pillow either.
+_NEVER_IMAGES = frozenset({".json", ".txt", ".csv", ".md", ".yaml", ".yml", ".log"})
+
+
+def _default_match(rel: str) -> bool:
+    """:func:`_matches` with :func:`default_patterns`, without importing Pillow's plugins
+    (a second or so) for names with the usual suffixes."""
+    from lrn_cli.image_formats import IMAGE_SUFFIXES
+
+    name = rel.rsplit("/", 1)[-1].lower()
+    dot = name.rfind(".")
+    if dot >= 0 and (name[dot:] in IMAGE_SUFFIXES or name[dot:] in _COMMON_SUFFIXES):
+        return True  # "*.png" matches every name ending in ".png"
+    if dot >= 0 and name[dot:] in _NEVER_IMAGES:
+        return False
+    return _matches(rel, default_patterns())
+
+
+@functools.lru_cache(maxsize=16)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """One compiled test for all of ``patterns`` (fnmatch per file and pattern took most of
+    the time a folder of a few hundred files spent in discovery)."""
+    if not patterns:
+        return lambda rel: False
+
+    def union(texts: Iterable[str]) -> Callable[[str], re.Match[str] | None]:
+        return re.compile("|".join(fnmatch.translate(os.path.normcase(t))
+                                   for t in texts)).match
+
+    by_name = union(p.lower() for p in patterns)
+    by_path = union(patterns)
+
+    def match(rel: str) -> bool:
+        name = rel.rsplit("/", 1)[-1]
+        return (by_name(os.path.normcase(name.lower())) is not None
+                or by_path(os.path.normcase(rel)) is not None)
+
+    return match
 
 
 def _walk(root: Path, problems: list[Problem]) -> Iterator[Path]:
@@ -154,7 +199,7 @@ def _check_regular(path: Path) -> str | None:
 def discover(inputs: Iterable[str], *, patterns: tuple[str, ...] = (),
              exclude: tuple[str, ...] = ()) -> tuple[list[Source], list[Problem]]:
     """Expand files and folders (recursively) into sources; report what cannot be used."""
-    patterns = patterns or default_patterns()
+    wanted = (lambda rel: _matches(rel, patterns)) if patterns else _default_match
     sources: list[Source] = []
     problems: list[Problem] = []
     for given in inputs:
@@ -168,7 +213,7 @@ def discover(inputs: Iterable[str], *, patterns: tuple[str, ...] = (),
         if path.is_dir():
             for file in _walk(path, problems):
                 rel = file.relative_to(path).as_posix()
-                if not _matches(rel, patterns) or (exclude and _matches(rel, exclude)):
+                if not wanted(rel) or (exclude and _matches(rel, exclude)):
                     continue
                 reason = _check_regular(file)
                 if reason:

@@ -153,12 +153,69 @@ def write_image(
     OutputError
         The destination is refused or cannot be written.
     """
-    pixels = np.asarray(unit_pixels)
+    pixels, alpha = _checked_planes(unit_pixels, alpha)
+    level = check_png_compression(png_compression)
+    fmt = check_image_output(
+        path,
+        channels=pixels.shape[2],
+        has_alpha=alpha is not None,
+        bit_depth=bit_depth,
+        file_format=file_format,
+    )
+    planes = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=2)
+    if bit_depth == 32:
+        samples = np.ascontiguousarray(planes[..., :1], dtype=np.float32)
+    elif bit_depth == 16:
+        samples = _quantize(planes if fmt == "PNG" else planes[..., :1], 65535, np.uint16)
+    else:
+        samples = _quantize(planes, 255, np.uint8)
+    return _write_samples(path, samples, fmt, pixels.shape[2], bit_depth, icc_profile, level,
+                          overwrite=overwrite, protect=protect)
+
+
+def write_codes(
+    path: PathLike,
+    codes: np.ndarray,
+    *,
+    alpha: np.ndarray | None = None,
+    icc_profile: bytes | None = None,
+    overwrite: bool = False,
+    protect: Iterable[PathLike] = (),
+    png_compression: int = PNG_COMPRESSION,
+) -> Path:
+    """:func:`write_image` of pixels already quantised (see :func:`rescaled_codes`).
+
+    ``codes`` (and ``alpha``, if any) are uint8 (8-bit output) or uint16 (16-bit) codes,
+    ``(H, W, C)`` with C 1 or 3 (alpha ``(H, W)`` or ``(H, W, 1)``); the file is the one
+    :func:`write_image` writes for the values those codes quantise.  Parameters, returns
+    and raises as :func:`write_image` (the bit depth is the codes' dtype).
+    """
+    codes = np.asarray(codes)
+    bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(codes.dtype)
+    if bit_depth is None:
+        raise ParameterError(f"image codes must be uint8 or uint16, not {codes.dtype}")
+    codes, alpha = _checked_planes(codes, alpha)
+    if alpha is not None and alpha.dtype != codes.dtype:
+        raise ParameterError(f"alpha codes are {alpha.dtype}, the pixels {codes.dtype}")
+    level = check_png_compression(png_compression)
+    fmt = check_image_output(path, channels=codes.shape[2], has_alpha=alpha is not None,
+                             bit_depth=bit_depth)
+    samples = codes if alpha is None else np.concatenate([codes, alpha[..., None]], axis=2)
+    if bit_depth == 16 and fmt != "PNG":
+        samples = samples[..., :1]
+    return _write_samples(path, samples, fmt, codes.shape[2], bit_depth, icc_profile, level,
+                          overwrite=overwrite, protect=protect)
+
+
+def _checked_planes(pixels: np.ndarray,
+                    alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(H, W, C)`` pixels and ``(H, W)`` alpha of an image to write, or a ParameterError."""
+    pixels = np.asarray(pixels)
     if pixels.ndim == 2:
         pixels = pixels[..., np.newaxis]
     if pixels.ndim != 3 or pixels.shape[2] not in (1, 3):
         raise ParameterError(f"image pixels must be (H, W, 1) or (H, W, 3), got {pixels.shape}")
-    height, width, channels = pixels.shape
+    height, width, _ = pixels.shape
     if height == 0 or width == 0:
         raise ParameterError(f"cannot write an empty image ({height} x {width})")
     if alpha is not None:
@@ -169,32 +226,21 @@ def write_image(
             raise ParameterError(
                 f"alpha shape {alpha.shape} does not match the image ({height}, {width})"
             )
-    level = check_png_compression(png_compression)
-    fmt = check_image_output(
-        path,
-        channels=channels,
-        has_alpha=alpha is not None,
-        bit_depth=bit_depth,
-        file_format=file_format,
-    )
-    planes = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=2)
+    return pixels, alpha
 
+
+def _write_samples(path: PathLike, samples: np.ndarray, fmt: str, channels: int,
+                   bit_depth: int, icc_profile: bytes | None, level: int, *,
+                   overwrite: bool, protect: Iterable[PathLike]) -> Path:
+    """Encode ``(H, W, N)`` samples (codes, or float32 for 32 bits) as ``fmt``, atomically."""
     if bit_depth == 16 and fmt == "PNG":
-        samples = _quantize(planes, 65535, np.uint16)
 
         def write_png16(handle: IO[bytes]) -> None:
             _write_png16(handle, samples, icc_profile, level)
 
         return atomic_write(path, write_png16, overwrite=overwrite, protect=protect)
 
-    if bit_depth == 32:
-        data = np.ascontiguousarray(planes[..., 0], dtype=np.float32)
-    elif bit_depth == 16:
-        data = _quantize(planes[..., 0], 65535, np.uint16)
-    else:
-        data = _quantize(planes, 255, np.uint8)
-        if data.shape[2] == 1:
-            data = data[..., 0]
+    data = samples[..., 0] if samples.shape[2] == 1 else samples
     params: dict[str, object] = {}
     if fmt == "JPEG":
         params.update(quality=95, subsampling=0)
@@ -211,6 +257,48 @@ def write_image(
         Image.fromarray(data).save(handle, format=fmt, **params)
 
     return atomic_write(path, write_pillow, overwrite=overwrite, protect=protect)
+
+
+def _absolute_scale(value_range: str, bit_depth: int) -> float:
+    """What ``rescale(..., "none")`` divides values in ``value_range`` by."""
+    if value_range == "raw" and bit_depth != 32:
+        return 255.0 if bit_depth == 8 else 65535.0
+    return {"unit": 1.0, "byte": 255.0, "raw": 1.0}[value_range]
+
+
+def rescaled_codes(values: np.ndarray, method: str, *, per_channel: bool = True,
+                   value_range: str = "unit", bit_depth: int = 8, out_bits: int = 8,
+                   ranges: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray | None:
+    """``_quantize(rescale(values, ...))`` in one pass, bit for bit, without the float32
+    display image in between: uint8 codes for ``out_bits`` 8, uint16 for 16.
+
+    ``values`` is a native float32 ``(H, W, C)`` array (any strides); ``method`` ``minmax``
+    or ``none``.  ``ranges`` (``minmax`` only): the smallest and largest finite value of each
+    channel (of all values, one entry, without ``per_channel``) when the caller has them
+    already (the output's statistics), so they are not scanned for again.  Returns None,
+    computing nothing, for anything else (the caller then rescales and quantises).
+    """
+    if (method not in ("minmax", "none") or value_range not in ("unit", "byte", "raw")
+            or bit_depth not in (8, 16, 32) or out_bits not in (8, 16) or values.ndim != 3
+            or not values.size or values.dtype != np.float32 or not values.dtype.isnative):
+        return None
+    from lrn_cli import _image_kernels as kernels
+
+    groups = values.shape[2] if per_channel else 1
+    if method == "none":
+        lo = hi = np.zeros(groups)
+    elif ranges is not None and len(ranges[0]) == len(ranges[1]) == groups:
+        lo, hi = (np.array(r, dtype=np.float64) for r in ranges)
+    else:
+        lo, hi = np.zeros(groups), np.zeros(groups)
+        kernels.finite_range(values, lo, hi, per_channel)
+        none = lo > hi  # no finite value: 0 and 0, as rescale does
+        lo[none] = hi[none] = 0.0
+    top, dtype = (255, np.uint8) if out_bits == 8 else (65535, np.uint16)
+    out = np.empty(values.shape, dtype=dtype)
+    kernels.unit_codes(values, out, lo, hi, _absolute_scale(value_range, bit_depth),
+                       per_channel, top)
+    return out
 
 
 def rescale_in_place(values: np.ndarray, method: str, *, per_channel: bool = True,

@@ -369,11 +369,27 @@ def save(loaded: Loaded, results: list[ItemResult], out: str | os.PathLike,
     if okind == "npz":
         members = {r.key or "arr_0": _kept(r) for r in results}
         return arrays.write_npz(out, members, overwrite=wopts.overwrite, protect=protect)
-    from lrn_cli.image_write import rescale_in_place
+    from lrn_cli.image_write import rescale_in_place, rescaled_codes, write_codes
     from lrn_cli.images import rescale, write_image
 
     image = loaded.image
     y = _kept(results[0])
+    codes = None
+    if wopts.bits in (8, 16) and okind == "image":
+        codes = rescaled_codes(y, wopts.rescale, per_channel=wopts.per_channel,
+                               value_range=image.value_range, bit_depth=image.bit_depth,
+                               out_bits=wopts.bits,
+                               ranges=_finite_ranges(results[0].after, y, wopts.per_channel))
+    if codes is not None:
+        alpha_codes = None
+        if image.alpha is not None:
+            alpha_codes = rescaled_codes(image.alpha[..., None], "none",
+                                         value_range=image.value_range,
+                                         bit_depth=image.bit_depth, out_bits=wopts.bits)
+        if image.alpha is None or alpha_codes is not None:
+            return write_codes(out, codes, alpha=alpha_codes, icc_profile=image.icc_profile,
+                               overwrite=wopts.overwrite, protect=protect,
+                               png_compression=wopts.png_compression)
     if consume and rescale_in_place(y, wopts.rescale, per_channel=wopts.per_channel,
                                     value_range=image.value_range, bit_depth=image.bit_depth):
         unit = y
@@ -387,6 +403,29 @@ def save(loaded: Loaded, results: list[ItemResult], out: str | os.PathLike,
     return write_image(out, unit, alpha=alpha, bit_depth=wopts.bits,
                        icc_profile=image.icc_profile, overwrite=wopts.overwrite,
                        protect=protect, png_compression=wopts.png_compression)
+
+
+def _finite_ranges(after: Any, y: np.ndarray,
+                   per_channel: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """The smallest and largest finite value of each channel of ``y`` (of all of it without
+    ``per_channel``) from its statistics ``after``, as ``rescale`` finds them (0 and 0 for
+    none), or None when ``after`` does not describe ``y`` that way.
+
+    Only for float32 ``y``: its squares never overflow float64, so the statistics never
+    rescale it, and the min and max of finite values are exact in any order.
+    """
+    from lrn_cli.stats import ArrayStats
+
+    if (not isinstance(after, ArrayStats) or y.dtype != np.float32 or y.ndim != 3
+            or tuple(after.shape) != y.shape or after.channel_axis not in (2, -1)
+            or len(after.channels) != y.shape[2]):
+        return None
+    figures = after.channels if per_channel else (after.overall,)
+    lo = np.array([f.min if f.count else 0.0 for f in figures], dtype=np.float64)
+    hi = np.array([f.max if f.count else 0.0 for f in figures], dtype=np.float64)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all() and (lo <= hi).all()):
+        return None
+    return lo, hi
 
 
 @dataclass

@@ -83,3 +83,38 @@ def test_open_never_tries_eps_for_other_names() -> None:
 
     assert "EPS" not in (_open_formats("fake.png") or [])
     assert _open_formats("drawing.eps") is None  # every format, EPS included
+
+
+def test_the_default_match_needs_pillow_only_for_unusual_suffixes(tmp_path: Path) -> None:
+    """Folders of usual files (and their .json/.txt sidecars) are matched without Pillow's
+    plugin list (a parent-side cost before the workers start); it decides the same as the
+    patterns for every name."""
+    import fnmatch
+    import subprocess
+    import sys
+
+    from conftest import ROOT, clean_env
+
+    from lrn_cli.discovery import _NEVER_IMAGES, _default_match, _matches
+
+    def by_fnmatch(rel: str, patterns) -> bool:  # what _matches did before it was compiled
+        name = rel.rsplit("/", 1)[-1]
+        return any(fnmatch.fnmatch(name.lower(), p.lower()) or fnmatch.fnmatch(rel, p)
+                   for p in patterns)
+
+    names = ["a.png", "B.PNG", "c.Npy", "s/d.TIF", "e.pfm", "f.ICO", "g.eps", "h.txt",
+             "noext", ".png.bak", "i.tar.gz", "img_0042.png", "s/t/u.webp",
+             *(f"x{s.upper()}" for s in sorted(_NEVER_IMAGES))]
+    assert not _NEVER_IMAGES & readable_image_suffixes()
+    for patterns in (default_patterns(), ("*.PNG", "s/*"), ("img_00[0-3]?.png", "*/t/*")):
+        assert [_matches(n, patterns) for n in names] == [by_fnmatch(n, patterns)
+                                                          for n in names], patterns
+    assert [_default_match(n) for n in names] == [by_fnmatch(n, default_patterns())
+                                                  for n in names]
+    for name in ("a.png", "b.npy", "labels.json"):
+        (tmp_path / name).write_bytes(b"")
+    code = ("import sys; from lrn_cli.discovery import discover; "
+            f"print(len(discover([{str(tmp_path)!r}])[0]), 'PIL' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=clean_env(), cwd=ROOT, check=True)
+    assert done.stdout.split() == ["2", "False"]

@@ -561,6 +561,41 @@ def test_rescale_and_quantize_match_the_numpy_formulas(shape, method, per_channe
             assert codes.flags.c_contiguous
 
 
+def test_one_pass_codes_write_the_file_rescale_then_write_image_writes(tmp_path: Path) -> None:
+    """``save`` quantises a picture in one pass (``rescaled_codes``), taking minmax's range
+    from the output statistics: the same bytes as ``write_image(rescale(y))``, with NaN,
+    infinities, a channel without finite values and a constant one."""
+    from lrn_cli.image_read import ImageData
+    from lrn_cli.pipeline import ItemResult, Loaded, WriteOptions, _finite_ranges, save
+    from lrn_cli.stats import array_stats
+
+    rng = np.random.default_rng(7)
+    y = np.empty((3, 9, 8), np.float32).transpose(1, 2, 0)  # planar, as LRN returns a picture
+    y[...] = rng.standard_normal((9, 8, 3)) * 3
+    y[0, :3, 0] = [np.nan, np.inf, -np.inf]
+    y[1, :4, 0] = [2.5, 4.5, 6.5, 8.5]  # "none": codes that need to_unit's float32 rounding
+    y[..., 1] = np.nan
+    alpha = rng.random((9, 8)).astype(np.float32)
+    image = ImageData(y, alpha, "RGBA", 8, ("R", "G", "B"), None, "PNG", value_range="byte")
+    for case, per_channel in ((0, True), (0, False), (1, True)):
+        if case:
+            y[..., 2] = 0.25  # a constant channel: mapped as by "none"
+        after = array_stats(y, 2)
+        assert _finite_ranges(after, y, per_channel) is not None  # the statistics' range
+        for method in ("minmax", "none"):
+            for bits in (8, 16):
+                wopts = WriteOptions(rescale=method, per_channel=per_channel, bits=bits,
+                                     overwrite=True)
+                got = save(Loaded("p.png", "image", [], image=image),
+                           [ItemResult("", "HWC", 2, y.copy(), None, after, None)],
+                           tmp_path / "got.png", wopts)
+                unit = rescale(y, method, per_channel=per_channel, value_range="byte")
+                want = write_image(tmp_path / "want.png", unit, overwrite=True,
+                                   alpha=rescale(alpha, "none", value_range="byte"),
+                                   bit_depth=bits)
+                assert got.read_bytes() == want.read_bytes(), (case, per_channel, method, bits)
+
+
 def test_colour_pixels_are_planar_behind_the_hwc_view(tmp_path: Path) -> None:
     """Each channel of a decoded colour image is contiguous (the kernels walk channels)."""
     path = write_image(tmp_path / "rgb.png", RNG.random((6, 7, 3)))
