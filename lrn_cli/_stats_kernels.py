@@ -45,10 +45,12 @@ def _stack_f64(typingctx, size):
 # loop reads, and it cannot for two NumPy arrays, so lanes held in an array stayed scalar
 # loads and stores (the divisor figures of conv1: scalar vsqrtsd/vdivsd).  The memory of
 # an ``alloca`` is the function's own: LLVM keeps such lanes in vector registers for the
-# whole loop (12 zmm registers for the six moment figures) and the loop runs near memory
-# speed, with the same additions in the same order, hence the same bits.  The buffer must
-# be created in the function that runs the loop (LLVM sees it only there, or where that
-# function is inlined): each lane loop copies its lanes in and out.
+# whole loop (12 zmm registers for the six moment figures of _fast_row: a row in cache at
+# ~0.16 ns per value on one thread, 3x the array-held lanes), with the same additions in
+# the same order, hence the same bits.  The buffer must be created in the function that
+# runs the loop (LLVM sees it only there, or where that function is inlined): each lane
+# loop copies its lanes in and out.  (_dominance, on float64 partials, still compiles to
+# scalar vdivsd: LLVM leaves it scalar; it runs once per pixel, not per value.)
 
 # ----------------------------------------------------------------------------------------
 # the moments of an array: one pass, in fixed blocks
