@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from lrn_cli._jit import KERNEL_OPTIONS as _OPTS
 from lrn_cli._jit import Variants
@@ -22,6 +24,33 @@ from lrn_cli._jit import Variants
 #: Lanes of the lane-wise accumulators: each lane sums every LANES-th value, so the loops
 #: vectorise without reassociating anything (the order is fixed by the data's positions).
 LANES = 16
+
+
+@intrinsic
+def _stack_f64(typingctx, size):
+    """A pointer to ``size`` (a compile-time integer) float64 values on the stack of the
+    function that calls it (an ``alloca`` in its entry block): see the comment below."""
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+    n = size.literal_value
+
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once(builder, context.get_value_type(types.float64), size=n)
+
+    return types.CPointer(types.float64)(size), codegen
+
+
+# Why the lane loops keep their accumulators on the stack: LLVM vectorises a loop over
+# lanes only if it can prove that the accumulators' memory does not overlap the data the
+# loop reads, and it cannot for two NumPy arrays, so lanes held in an array stayed scalar
+# loads and stores (the divisor figures of conv1: scalar vsqrtsd/vdivsd).  The memory of
+# an ``alloca`` is the function's own: LLVM keeps such lanes in vector registers for the
+# whole loop (12 zmm registers for the six moment figures of _fast_row: a row in cache at
+# ~0.16 ns per value on one thread, 3x the array-held lanes), with the same additions in
+# the same order, hence the same bits.  The buffer must be created in the function that
+# runs the loop (LLVM sees it only there, or where that function is inlined): each lane
+# loop copies its lanes in and out.  (_dominance, on float64 partials, still compiles to
+# scalar vdivsd: LLVM leaves it scalar; it runs once per pixel, not per value.)
 
 # ----------------------------------------------------------------------------------------
 # the moments of an array: one pass, in fixed blocks
@@ -45,7 +74,7 @@ ROWS, GATHER, TRANSPOSE = 0, 1, 2
 _AS1, _AS2, _AMIN_, _AMAX_, _AL1, _AAMIN = (np.int64(f * LANES) for f in range(6))
 _ACC = 6 * LANES
 _LANE0 = np.int64(0)
-_DOM_N = np.int64(LANES)  # the dominance counts, after its sums
+_DOM_N = np.int64(LANES)  # the dominance's count of pixels, after its sums
 
 
 @njit(**_OPTS)
@@ -75,8 +104,11 @@ def _fast_lane(acc, lane, v, k):
 
 
 @njit(**_OPTS)
-def _fast_row(row, k, acc):
-    """Value ``t`` of ``row`` into lane ``t % LANES`` of ``acc``, shifted by ``k``."""
+def _fast_row(row, k, out):
+    """Value ``t`` of ``row`` into lane ``t % LANES`` of ``out``, shifted by ``k``."""
+    acc = carray(_stack_f64(_ACC), _ACC)  # see _stack_f64's comment
+    for i in range(_ACC):
+        acc[i] = out[i]
     inner = row.shape[0]
     full = inner // LANES * LANES
     for b in range(0, full, LANES):
@@ -84,6 +116,8 @@ def _fast_row(row, k, acc):
             _fast_lane(acc, lane, np.float64(row[b + lane]), k)
     for t in range(full, inner):
         _fast_lane(acc, t - full, np.float64(row[t]), k)
+    for i in range(_ACC):
+        out[i] = acc[i]
 
 
 @njit(**_OPTS)
@@ -132,18 +166,33 @@ def _row_step(row, c, shift, count, acc, scratch, amax_px, asum_px):
 
 
 @njit(**_OPTS)
+def _dominance_lane(acc, lane, top, s):
+    """``top / s`` into lane ``lane`` if the pixel's sum ``s`` is positive and finite
+    (branch-free); returns 1 if it is, else 0."""
+    good = (s > 0.0) & np.isfinite(s)
+    ratio = top / (s if good else 1.0)
+    acc[lane] += ratio if good else 0.0
+    return 1 if good else 0
+
+
+@njit(**_OPTS)
 def _dominance(amax_px, asum_px, inner, lanes):
-    """Lane-wise sum (``lanes[:LANES]``) and count (``lanes[LANES:]``) of ``max/sum`` over
-    pixels ``[0, inner)`` whose sum is positive and finite (branch-free), pixel ``t`` in
-    lane ``t % LANES``."""
+    """Lane-wise sum (``lanes[:LANES]``) of ``max/sum`` over pixels ``[0, inner)`` whose
+    sum is positive and finite (branch-free), pixel ``t`` in lane ``t % LANES``, and their
+    number added to ``lanes[LANES]`` (a count: exact in any order)."""
+    acc = carray(_stack_f64(LANES), LANES)  # see _stack_f64's comment
+    for lane in range(LANES):
+        acc[lane] = lanes[lane]
+    good = 0
     full = inner // LANES * LANES
-    for b in range(0, inner, LANES):
-        for lane in range(LANES if b < full else inner - full):
-            s = asum_px[b + lane]
-            good = (s > 0.0) & np.isfinite(s)
-            ratio = amax_px[b + lane] / (s if good else 1.0)
-            lanes[lane] += ratio if good else 0.0
-            lanes[LANES + lane] += 1.0 if good else 0.0
+    for b in range(0, full, LANES):  # whole lane rows: a loop of constant length
+        for lane in range(LANES):
+            good += _dominance_lane(acc, lane, amax_px[b + lane], asum_px[b + lane])
+    for t in range(full, inner):
+        good += _dominance_lane(acc, t - full, amax_px[t], asum_px[t])
+    for lane in range(LANES):
+        lanes[lane] = acc[lane]
+    lanes[_DOM_N] += good
 
 
 @njit(**_OPTS)
@@ -156,23 +205,35 @@ def _deinterleave3(seg, r0, r1, r2):
 
 
 @njit(**_OPTS)
+def _dominance3_lane(acc, lane, v0, v1, v2):
+    """:func:`_dominance_lane` of one pixel of three channels."""
+    a0 = abs(np.float64(v0))
+    a1 = abs(np.float64(v1))
+    a2 = abs(np.float64(v2))
+    s = a0 + a1 + a2
+    m = a1 if a1 > a0 else a0
+    m = a2 if a2 > m else m
+    return _dominance_lane(acc, lane, m, s)
+
+
+@njit(**_OPTS)
 def _dominance3(r0, r1, r2, lanes):
     """:func:`_dominance` of three channels' rows read directly (pictures: the same
     arithmetic as summing them into per-pixel partials, without those)."""
+    acc = carray(_stack_f64(LANES), LANES)  # see _stack_f64's comment
+    for lane in range(LANES):
+        acc[lane] = lanes[lane]
+    good = 0
     inner = r0.shape[0]
     full = inner // LANES * LANES
-    for b in range(0, inner, LANES):
-        for lane in range(LANES if b < full else inner - full):
-            a0 = abs(np.float64(r0[b + lane]))
-            a1 = abs(np.float64(r1[b + lane]))
-            a2 = abs(np.float64(r2[b + lane]))
-            s = a0 + a1 + a2
-            m = a1 if a1 > a0 else a0
-            m = a2 if a2 > m else m
-            good = (s > 0.0) & np.isfinite(s)
-            ratio = m / (s if good else 1.0)
-            lanes[lane] += ratio if good else 0.0
-            lanes[LANES + lane] += 1.0 if good else 0.0
+    for b in range(0, full, LANES):
+        for lane in range(LANES):
+            good += _dominance3_lane(acc, lane, r0[b + lane], r1[b + lane], r2[b + lane])
+    for t in range(full, inner):
+        good += _dominance3_lane(acc, t - full, r0[t], r1[t], r2[t])
+    for lane in range(LANES):
+        lanes[lane] = acc[lane]
+    lanes[_DOM_N] += good
 
 
 @njit(**_OPTS)
@@ -306,6 +367,7 @@ def _lane_max(acc, f):
 # lane-wise (count, sum, min, max) groups of the divisor kernel
 _LN = np.int64(0)
 _GAIN = np.int64(4 * LANES)  # the divisor's gain figures, after those of D
+_DIV_ACC = 8 * LANES
 
 
 @njit(**_OPTS)
@@ -343,35 +405,50 @@ def _gain(v, mode, nb):
 
 @njit(**_OPTS)
 def _divisor_fast_lane(acc, lane, v, mode, nb):
-    """Sum, min and max of ``v`` and of its gain, assuming both finite (no masks)."""
+    """Sum, min and max of ``v`` and the sum of its gain, assuming both finite (no masks);
+    with ``pow`` also the gain's min and max (see :func:`_divisor_fast`)."""
     g = _gain(v, mode, nb)
     acc[LANES + lane] += v
     acc[2 * LANES + lane] = v if v < acc[2 * LANES + lane] else acc[2 * LANES + lane]
     acc[3 * LANES + lane] = v if v > acc[3 * LANES + lane] else acc[3 * LANES + lane]
     acc[_GAIN + LANES + lane] += g
-    lo = acc[_GAIN + 2 * LANES + lane]
-    hi = acc[_GAIN + 3 * LANES + lane]
-    acc[_GAIN + 2 * LANES + lane] = g if g < lo else lo
-    acc[_GAIN + 3 * LANES + lane] = g if g > hi else hi
+    if mode == 0:
+        lo = acc[_GAIN + 2 * LANES + lane]
+        hi = acc[_GAIN + 3 * LANES + lane]
+        acc[_GAIN + 2 * LANES + lane] = g if g < lo else lo
+        acc[_GAIN + 3 * LANES + lane] = g if g > hi else hi
 
 
 @njit(**_OPTS)
-def _divisor_fast(d, i0, i1, mode, nb, acc):
-    """Lane-wise divisor and gain figures of ``d[i0:i1]`` into ``acc`` (8 * LANES,) without
+def _divisor_fast(d, i0, i1, mode, nb, out):
+    """Lane-wise divisor and gain figures of ``d[i0:i1]`` into ``out`` (8 * LANES,) without
     masks (the loop over lanes vectorises), for a chunk whose values are all finite and
-    positive with finite gains; returns False (``acc`` is then to be discarded) if they
-    are not."""
-    full = i0 + (i1 - i0) // LANES * LANES
-    for b in range(i0, full, LANES):
+    positive with finite gains; returns False (``out`` is then to be discarded) if they
+    are not.
+
+    The closed forms of the gain (modes 1 and 2) are monotone decreasing: square roots,
+    products of positive values and divisions rounded correctly are monotone, so the
+    smallest gain is exactly the gain of the largest D and the largest that of the
+    smallest.  Their lanes are not tracked (the caller takes the gains of D's extremes);
+    ``pow`` is not known to round monotonically and keeps them."""
+    acc = carray(_stack_f64(_DIV_ACC), _DIV_ACC)  # see _stack_f64's comment
+    for i in range(_DIV_ACC):
+        acc[i] = out[i]
+    seg = d[i0:i1]  # a view from 0: d[i0 + t] would be read by gathers (see _fast_row)
+    n = i1 - i0
+    full = n // LANES * LANES
+    for b in range(0, full, LANES):
         for lane in range(LANES):
-            _divisor_fast_lane(acc, lane, np.float64(d[b + lane]), mode, nb)
-    for i in range(full, i1):
-        _divisor_fast_lane(acc, _LANE0, np.float64(d[i]), mode, nb)
-    total = _lane_sum(acc, LANES) + _lane_sum(acc, _GAIN + LANES)
-    if not (np.isfinite(total) and _lane_min(acc, 2 * LANES) > 0.0):
+            _divisor_fast_lane(acc, lane, np.float64(seg[b + lane]), mode, nb)
+    for t in range(full, n):
+        _divisor_fast_lane(acc, _LANE0, np.float64(seg[t]), mode, nb)
+    for i in range(_DIV_ACC):
+        out[i] = acc[i]
+    total = _lane_sum(out, LANES) + _lane_sum(out, _GAIN + LANES)
+    if not (np.isfinite(total) and _lane_min(out, 2 * LANES) > 0.0):
         return False
-    acc[0] = i1 - i0
-    acc[_GAIN] = i1 - i0
+    out[0] = i1 - i0
+    out[_GAIN] = i1 - i0
     return True
 
 
@@ -389,7 +466,7 @@ def _divisor_chunks(d, beta, chunks, c0, c1, part):
     loop costs a first run more than NumPy on such rare chunks."""
     size = d.shape[0]
     nb = -beta
-    acc = np.empty(8 * LANES)
+    acc = np.empty(_DIV_ACC)
     for ch in range(c0, c1):
         i0, i1 = _chunk_range(ch, chunks, size)
         _divisor_reset(acc)
@@ -402,6 +479,9 @@ def _divisor_chunks(d, beta, chunks, c0, c1, part):
             part[ch, 4 * f + 1] = _lane_sum(acc, base + LANES)
             part[ch, 4 * f + 2] = _lane_min(acc, base + 2 * LANES)
             part[ch, 4 * f + 3] = _lane_max(acc, base + 3 * LANES)
+        if GAIN_MODE != 0 and i1 > i0:  # monotone: the gains of D's extremes
+            part[ch, 6] = _gain(part[ch, 3], GAIN_MODE, nb)
+            part[ch, 7] = _gain(part[ch, 2], GAIN_MODE, nb)
 
 
 _divisor_chunks_for = Variants(_divisor_chunks, **_OPTS)

@@ -205,6 +205,20 @@ def test_divisor_fast_and_masked_chunks(beta: float) -> None:
     assert clean.gain_mean == pytest.approx(s.gain_mean, rel=1e-14)
 
 
+@pytest.mark.parametrize("beta", [0.75, 0.5])
+def test_closed_form_gain_extremes_are_exact(beta: float) -> None:
+    # the kernels take the gains of D's extremes (the closed forms round monotonically)
+    # instead of tracking every gain: the same values as the min and max of all of them
+    rng = np.random.default_rng(9)
+    d = np.exp(rng.uniform(-30, 30, 50_003)).astype(np.float32)
+    d[[3, 40_000]] = d[[40_000, 3]] * np.float32(1 + 1e-6)  # near-ties across chunks
+    v = d.astype(np.float64)
+    g = 1.0 / (np.sqrt(v) * np.sqrt(np.sqrt(v))) if beta == 0.75 else 1.0 / np.sqrt(v)
+    s = divisor_stats(d, beta)
+    assert (s.gain_min, s.gain_max) == (g.min(), g.max())
+    assert s.gain_mean == pytest.approx(math.fsum(g) / g.size, rel=1e-13)
+
+
 # --- lrn apply: a picture normalized in place ------------------------------------------------
 
 
