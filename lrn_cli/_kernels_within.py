@@ -460,6 +460,27 @@ BAND_ELEMS = 4096
 
 
 @njit(**_OPTS)
+def _emit_long(sc, rs, run, u, suf, pre, h, gn, height, width, gap, sp, lo, ln):
+    """Output row ``h`` of :func:`_planes_long`'s planes, compactly into ``sc``: the suffix
+    sums of row ``u`` of ``rs`` (if ``suf``) plus the running prefix ``run`` (if ``pre``)."""
+    wu = np.uint64(width)
+    for g in range(gn):
+        c = gap + g * sp - lo
+        do = np.uint64((g * height + h) * width)
+        so = np.uint64(u * ln + c)
+        po = np.uint64(c)
+        if suf and pre:
+            for w in range(wu):
+                sc[do + w] = rs[so + w] + run[po + w]
+        elif pre:
+            for w in range(wu):
+                sc[do + w] = run[po + w]
+        else:
+            for w in range(wu):
+                sc[do + w] = rs[so + w]
+
+
+@njit(**_OPTS)
 def _planes_long(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k, beta,
                  bmode, base_h, acc_like, one):
     """:func:`_box_item` for whole C-contiguous planes ``g0 .. g0+gn`` (flat views), every
@@ -485,7 +506,6 @@ def _planes_long(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k
     lv = np.zeros((3, band * ln + m - 1), dtype=dt)  # gaps stay zero: only data are written
     q = lv[0]
     rs = np.empty(nbands * band * ln, dtype=dt)
-    pre = np.empty(height * ln, dtype=dt)
     sc = np.empty(gn * hw, dtype=dt)
     for b0 in range(0, height, band):
         for r in range(min(band, height - b0)):
@@ -496,51 +516,44 @@ def _planes_long(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k
                     v = x1[s0 + w] * one
                     q[t0 + w] = v * v
         _row_sums(lv, rs[b0 * ln:(b0 + band) * ln], m)
-    # blocks of m rows anchored at absolute rows: local row u is in block (u+base_h+lo)//m
+    # blocks of m rows anchored at absolute rows: local row u is in block (u+base_h+lo)//m.
+    # Block by block: the running prefix `run` of its row sums (each output row whose window
+    # ends in it is written as it arrives: the previous block's suffix + run), then its
+    # suffix sums in place in `rs` (and the rows whose window has no prefix part).
+    run = np.empty(ln, dtype=dt)
     bs = ((base_h + lo) // m) * m - lo - base_h
     while bs < height:
         u0 = max(bs, 0)
         u1 = min(bs + m, height)
-        for u in range(u0, u1):
-            row = rs[u * ln:(u + 1) * ln]
-            cur = pre[u * ln:(u + 1) * ln]
-            if u == u0:
+        for v in range(u0, u1):
+            row = rs[v * ln:(v + 1) * ln]
+            if v == u0:
                 for p in range(ln):
-                    cur[p] = row[p]
+                    run[p] = row[p]
             else:
-                prv = pre[(u - 1) * ln:u * ln]
                 for p in range(ln):
-                    cur[p] = prv[p] + row[p]
+                    run[p] = run[p] + row[p]
+            h = v - hi
+            if h >= 0 and (h + base_h) % m != 0:
+                _emit_long(sc, rs, run, max(h - lo, 0), bs > 0, True, h, gn, height, width,
+                           gap, sp, lo, ln)
+        if u1 == height:  # windows reaching below the plane: their prefix ends here
+            for h in range(max(0, height - hi), height):
+                if (h + base_h) % m != 0 and ((h + base_h) // m + 1) * m - lo - base_h == bs:
+                    _emit_long(sc, rs, run, max(h - lo, 0), bs > 0, True, h, gn, height,
+                               width, gap, sp, lo, ln)
         for u in range(u1 - 2, u0 - 1, -1):
             cur = rs[u * ln:(u + 1) * ln]
             nxt = rs[(u + 1) * ln:(u + 2) * ln]
             for p in range(ln):
                 cur[p] = nxt[p] + cur[p]
+        # windows starting in this block without a prefix part: the one the block is, and
+        # all of them when the next block starts below the plane
+        for h in range(max(0, bs + lo), min(height, bs + lo + m)):
+            if h == bs + lo or bs + m >= height:
+                _emit_long(sc, rs, run, max(h - lo, 0), True, False, h, gn, height, width,
+                           gap, sp, lo, ln)
         bs += m
-    for h in range(height):
-        bstart = ((h + base_h) // m) * m - lo - base_h
-        u0 = max(h - lo, 0)
-        has_suf = u0 < min(bstart + m, height)
-        has_pre = (h + base_h) % m != 0 and bstart + m < height
-        v0 = min(h + hi, height - 1)
-        wu = np.uint64(width)
-        for g in range(gn):
-            c = gap + g * sp - lo
-            do = np.uint64((g * height + h) * width)
-            so = np.uint64(u0 * ln + c)
-            po = np.uint64(v0 * ln + c)
-            if has_suf and has_pre:
-                for w in range(wu):
-                    sc[do + w] = rs[so + w] + pre[po + w]
-            elif has_pre:
-                for w in range(wu):
-                    sc[do + w] = pre[po + w]
-            elif has_suf:
-                for w in range(wu):
-                    sc[do + w] = rs[so + w]
-            else:
-                for w in range(wu):
-                    sc[do + w] = 0.0
     span = gn * hw
     if want_d:
         _divisor_row(sc, d1[o:o + span], a, k)
