@@ -13,7 +13,10 @@ Longer windows (:func:`_box_item`): each row is squared into a zero-padded scrat
 summed by a fixed tree of pieces of 1, 2, 4, 8, ... taps (:func:`_row_sums`); the row sums
 then stream through block prefix/suffix sums down the columns (O(1) per element whatever
 the size), whose blocks are anchored to absolute rows (``base_h``), so any cut gives the
-same bits.  Only two blocks of row sums are kept (a ring of ``2 x size`` rows).
+same bits.  Only two blocks of row sums are kept (a ring of ``2 x size`` rows).  Whole
+C-contiguous planes take :func:`_planes_long` instead: the same trees and blocks, every
+step a few long loops over all the group's rows (short per-row loops index with unsigned
+offsets: slices and signed offsets there cost more than the sums), so the same bits.
 
 A work item is ``group`` whole planes (small planes), or ``strip`` rows x ``cols`` columns
 of one plane (large planes), or of all planes when they are interleaved (a channels-last
