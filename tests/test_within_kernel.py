@@ -4,7 +4,7 @@ columns (``lrn_cli._kernels_within.within_forward``).
 Every work-item cut (planes per group, row strips, column strips), every layout and the
 flat (whole C-contiguous planes) and row-by-row finishes must give the same bits, and the
 results must match the float64 reference over sizes odd and even, larger than the planes,
-and long enough to take the sums of 8 and 64 taps.
+and long enough to take the sums of 4, 16 and 64 taps.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def _tree8_sum(vals):
 def test_row_sums_follow_the_documented_tree(m):
     """The row sums give exactly the bits of the documented trees (so their order depends on
     the window only): ``_tree8`` up to 8 taps, pieces of 1, 2, 4, 8, ... taps beyond (sums
-    of 8 and of 64 taps)."""
+    of 4, 16 and 64 taps: pieces of 8 and 16 from sums of 4, of 32 and more from levels)."""
     from lrn_cli._kernels_within import _row_sums, _row_tree
 
     rng = np.random.default_rng(m)
