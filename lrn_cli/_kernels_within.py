@@ -460,6 +460,8 @@ def _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, g0, gn,
 #: Values of squares per band of rows of :func:`_planes_long` (its tree's three level rows
 #: stay in L1).
 BAND_ELEMS = 4096
+#: ... and values of its row sums per work item at most (more: the ring of :func:`_box_item`).
+FLAT_LONG_MAX = 1 << 20
 
 
 @njit(**_OPTS)
@@ -754,15 +756,16 @@ def _forward_short(x, y, d, want_y, want_d, il, x2, y2, d2, lo, hi, a, k, beta, 
 
 @njit(parallel=True, **_OPTS)
 def _forward_long(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
-                  beta, bmode, group, strip, cols, acc_dtype, base_h, one):
-    """More than TREE_TAPS taps: row sums by pieces, block sums down the columns."""
+                  beta, bmode, group, strip, cols, acc_dtype, base_h, one, whole):
+    """More than TREE_TAPS taps: row sums by pieces, block sums down the columns
+    (``whole``: flat items take :func:`_planes_long`)."""
     planes, height, width = x.shape
     nstrips = (height + strip - 1) // strip
     ncols = (width + cols - 1) // cols
     for item in prange(((planes + group - 1) // group) * nstrips * ncols):
         g0, gn, h0, h1, c0, cw = _item_bounds(item, nstrips, ncols, group, strip, cols, planes,
                                               height, width)
-        if flat:
+        if whole:
             _planes_long(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k,
                          beta, bmode, base_h, acc_dtype, one)
         else:
@@ -815,8 +818,12 @@ def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, st
     d2 = rows2(d) if il and want_d else empty2
     one = x.dtype.type(1)
     if lo + hi + 1 > TREE_TAPS:
+        # whole planes go through _planes_long unless its scratch (row sums of the group's
+        # rows, gaps included) would be far larger than the ring's: same bits either way
+        gap = max(lo, hi)
+        whole = flat and height * (group * (width + gap) + gap) <= FLAT_LONG_MAX
         _forward_long(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
-                      beta, bmode, group, strip, cols, acc_dtype, base_h, one)
+                      beta, bmode, group, strip, cols, acc_dtype, base_h, one, whole)
     elif flat:
         _forward_flat_short(x1, y1, d1, want_y, want_d, planes, height, width, lo, hi, a, k,
                             beta, bmode, group, acc_dtype, one)

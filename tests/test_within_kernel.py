@@ -216,3 +216,17 @@ def test_interleaved_planes_give_the_planar_bits(size, dtype, monkeypatch):
             d_only = lrn_divisor(x, **kw, channel_axis=-1)
         for got, want in ((y, want_y), (d, want_d), (y_only, want_y), (d_only, want_d)):
             assert np.array_equal(got.transpose(2, 0, 1), want), (group, strip, cols)
+
+
+def test_whole_planes_past_the_scratch_bound_take_the_ring(monkeypatch):
+    """Whole planes whose row-sum scratch would exceed ``FLAT_LONG_MAX`` values stream through
+    the ring of rows instead (:func:`_box_item`, its flat finish): the same bits."""
+    from lrn_cli import _kernels_within as kern
+
+    x = _x((3, 40, 37), np.float32, seed=3)
+    want_y, want_d = lrn(x, 21, 2.0, 0.75, 1.0, mode="within", channel_axis=0,
+                         return_divisor=True)
+    monkeypatch.setattr(kern, "FLAT_LONG_MAX", 0)
+    y, d = lrn(x, 21, 2.0, 0.75, 1.0, mode="within", channel_axis=0, return_divisor=True)
+    assert np.array_equal(y, want_y)
+    assert np.array_equal(d, want_d)
