@@ -13,7 +13,10 @@ Longer windows (:func:`_box_item`): each row is squared into a zero-padded scrat
 summed by a fixed tree of pieces of 1, 2, 4, 8, ... taps (:func:`_row_sums`); the row sums
 then stream through block prefix/suffix sums down the columns (O(1) per element whatever
 the size), whose blocks are anchored to absolute rows (``base_h``), so any cut gives the
-same bits.  Only two blocks of row sums are kept (a ring of ``2 x size`` rows).
+same bits.  Only two blocks of row sums are kept (a ring of ``2 x size`` rows).  Whole
+C-contiguous planes take :func:`_planes_long` instead: the same trees and blocks, every
+step a few long loops over all the group's rows (short per-row loops index with unsigned
+offsets: slices and signed offsets there cost more than the sums), so the same bits.
 
 A work item is ``group`` whole planes (small planes), or ``strip`` rows x ``cols`` columns
 of one plane (large planes), or of all planes when they are interleaved (a channels-last
@@ -173,90 +176,117 @@ def _emit_rows(acc_row, x, y, d, x2, y2, d2, il, ilbuf, want_y, want_d, g0, gn, 
 
 
 @njit(**_OPTS)
-def _low_pieces(q, r, low, cnt):
+def _sums4(a, b, unit, nn):
+    """``b[p] = (a[p] + a[p+u]) + (a[p+2u] + a[p+3u])``, ``u = unit``, ``p < nn``."""
+    u1 = np.uint64(unit)
+    u2 = np.uint64(2 * unit)
+    u3 = np.uint64(3 * unit)
+    for p in range(np.uint64(nn)):
+        b[p] = (a[p] + a[p + u1]) + (a[p + u2] + a[p + u3])
+
+
+@njit(**_OPTS)
+def _low_pieces(q, s4, r, low, cnt):
     """``r[p]`` = the pieces of 1, 2 and 4 taps of the low bits ``low`` (1..7) of the window
-    starting at ``p``, added in that order (each piece a balanced tree)."""
-    q0 = q[0:cnt]
-    q1 = q[1:1 + cnt]
+    starting at ``p``, added in that order, ``p < cnt``; the same pass writes the sums of 4
+    taps ``s4[p]`` (the rest of ``s4`` is left to :func:`_sums4`)."""
+    c = np.uint64(cnt)
+    u1 = np.uint64(1)
+    u2 = np.uint64(2)
+    u3 = np.uint64(3)
+    u4 = np.uint64(4)
+    u5 = np.uint64(5)
+    u6 = np.uint64(6)
     if low == 1:
-        for p in range(cnt):
-            r[p] = q0[p]
-        return
-    if low == 2:
-        for p in range(cnt):
-            r[p] = q0[p] + q1[p]
-        return
-    q2 = q[2:2 + cnt]
-    if low == 3:
-        for p in range(cnt):
-            r[p] = q0[p] + (q1[p] + q2[p])
-        return
-    q3 = q[3:3 + cnt]
-    if low == 4:
-        for p in range(cnt):
-            r[p] = (q0[p] + q1[p]) + (q2[p] + q3[p])
-        return
-    q4 = q[4:4 + cnt]
-    if low == 5:
-        for p in range(cnt):
-            r[p] = q0[p] + ((q1[p] + q2[p]) + (q3[p] + q4[p]))
-        return
-    q5 = q[5:5 + cnt]
-    if low == 6:
-        for p in range(cnt):
-            r[p] = (q0[p] + q1[p]) + ((q2[p] + q3[p]) + (q4[p] + q5[p]))
-        return
-    q6 = q[6:6 + cnt]
-    for p in range(cnt):
-        r[p] = (q0[p] + (q1[p] + q2[p])) + ((q3[p] + q4[p]) + (q5[p] + q6[p]))
-
-
-@njit(**_OPTS)
-def _add_piece(a, r, j, unit, off, cnt, first):
-    """``r[p] (+)= `` the piece of ``2**j`` values ``a[p + off + i*unit]`` (a balanced tree;
-    ``a`` holds sums of ``unit`` taps)."""
-    s0 = a[off:off + cnt]
-    s1 = a[off + unit:off + unit + cnt] if j >= 1 else s0
-    s2 = a[off + 2 * unit:off + 2 * unit + cnt] if j >= 2 else s0
-    s3 = a[off + 3 * unit:off + 3 * unit + cnt] if j >= 2 else s0
-    if j == 0:
-        if first:
-            for p in range(cnt):
-                r[p] = s0[p]
-        else:
-            for p in range(cnt):
-                r[p] = r[p] + s0[p]
-    elif j == 1:
-        if first:
-            for p in range(cnt):
-                r[p] = s0[p] + s1[p]
-        else:
-            for p in range(cnt):
-                r[p] = r[p] + (s0[p] + s1[p])
+        for p in range(c):
+            s4[p] = (q[p] + q[p + u1]) + (q[p + u2] + q[p + u3])
+            r[p] = q[p]
+    elif low == 2:
+        for p in range(c):
+            s4[p] = (q[p] + q[p + u1]) + (q[p + u2] + q[p + u3])
+            r[p] = q[p] + q[p + u1]
+    elif low == 3:
+        for p in range(c):
+            s4[p] = (q[p] + q[p + u1]) + (q[p + u2] + q[p + u3])
+            r[p] = q[p] + (q[p + u1] + q[p + u2])
+    elif low == 4:
+        for p in range(c):
+            t = (q[p] + q[p + u1]) + (q[p + u2] + q[p + u3])
+            s4[p] = t
+            r[p] = t
+    elif low == 5:
+        for p in range(c):
+            s4[p] = (q[p] + q[p + u1]) + (q[p + u2] + q[p + u3])
+            r[p] = q[p] + ((q[p + u1] + q[p + u2]) + (q[p + u3] + q[p + u4]))
+    elif low == 6:
+        for p in range(c):
+            s4[p] = (q[p] + q[p + u1]) + (q[p + u2] + q[p + u3])
+            r[p] = (q[p] + q[p + u1]) + ((q[p + u2] + q[p + u3]) + (q[p + u4] + q[p + u5]))
     else:
-        if first:
-            for p in range(cnt):
-                r[p] = (s0[p] + s1[p]) + (s2[p] + s3[p])
-        else:
-            for p in range(cnt):
-                r[p] = r[p] + ((s0[p] + s1[p]) + (s2[p] + s3[p]))
+        for p in range(c):
+            s4[p] = (q[p] + q[p + u1]) + (q[p + u2] + q[p + u3])
+            r[p] = ((q[p] + (q[p + u1] + q[p + u2]))
+                    + ((q[p + u3] + q[p + u4]) + (q[p + u5] + q[p + u6])))
 
 
 @njit(**_OPTS)
-def _level8(a, b, unit, nn):
-    """``b[p]`` = the balanced tree of the 8 values ``a[p + i*unit]`` (sums of ``8*unit``
-    taps from sums of ``unit``), ``p < nn``."""
-    s0 = a[0:nn]
-    s1 = a[unit:unit + nn]
-    s2 = a[2 * unit:2 * unit + nn]
-    s3 = a[3 * unit:3 * unit + nn]
-    s4 = a[4 * unit:4 * unit + nn]
-    s5 = a[5 * unit:5 * unit + nn]
-    s6 = a[6 * unit:6 * unit + nn]
-    s7 = a[7 * unit:7 * unit + nn]
-    dst = b[0:nn]
-    for p in range(nn):
-        dst[p] = ((s0[p] + s1[p]) + (s2[p] + s3[p])) + ((s4[p] + s5[p]) + (s6[p] + s7[p]))
+def _add_level_piece(a, r, off, unit, pair, cnt, first):
+    """``r[p] (+)= a[p+off]`` (a sum of ``unit`` taps), or ``a[p+off] + a[p+off+unit]``
+    when ``pair``."""
+    c = np.uint64(cnt)
+    o = np.uint64(off)
+    o2 = np.uint64(off + unit)
+    if pair:
+        if first:
+            for p in range(c):
+                r[p] = a[p + o] + a[p + o2]
+        else:
+            for p in range(c):
+                r[p] = r[p] + (a[p + o] + a[p + o2])
+    elif first:
+        for p in range(c):
+            r[p] = a[p + o]
+    else:
+        for p in range(c):
+            r[p] = r[p] + a[p + o]
+
+
+@njit(**_OPTS)
+def _add_8_16(s4, r, off, b8, b16, cnt, first):
+    """``r[p] (+)=`` the pieces of 8 taps (if ``b8``) then 16 taps (if ``b16``) starting at
+    ``p + off``, both from the sums of 4 taps ``s4``, in one pass."""
+    c = np.uint64(cnt)
+    o = np.uint64(off)
+    u4 = np.uint64(off + 4)
+    if b8 and b16:
+        v = np.uint64(off + 8)
+        v4 = np.uint64(off + 12)
+        v8 = np.uint64(off + 16)
+        v12 = np.uint64(off + 20)
+        if first:
+            for p in range(c):
+                r[p] = (s4[p + o] + s4[p + u4]) + ((s4[p + v] + s4[p + v4])
+                                                   + (s4[p + v8] + s4[p + v12]))
+        else:
+            for p in range(c):
+                r[p] = (r[p] + (s4[p + o] + s4[p + u4])) + ((s4[p + v] + s4[p + v4])
+                                                            + (s4[p + v8] + s4[p + v12]))
+    elif b8:
+        if first:
+            for p in range(c):
+                r[p] = s4[p + o] + s4[p + u4]
+        else:
+            for p in range(c):
+                r[p] = r[p] + (s4[p + o] + s4[p + u4])
+    else:
+        u8 = np.uint64(off + 8)
+        u12 = np.uint64(off + 12)
+        if first:
+            for p in range(c):
+                r[p] = (s4[p + o] + s4[p + u4]) + (s4[p + u8] + s4[p + u12])
+        else:
+            for p in range(c):
+                r[p] = r[p] + ((s4[p + o] + s4[p + u4]) + (s4[p + u8] + s4[p + u12]))
 
 
 @njit(**_OPTS)
@@ -264,28 +294,43 @@ def _row_sums(lv, r, m):
     """``r[p] = sum(q[p:p+m])`` for ``p < len(q) - m + 1``, ``q = lv[0]``, by a fixed tree:
     ``m`` is cut into pieces of 1, 2, 4, 8, ... taps (its binary digits, lowest first,
     summed left to right), each piece a balanced tree.  The tree depends on ``m`` only, so
-    every cut of a row gives the same bits.  ``lv[1]``, ``lv[2]``: scratch for the sums of
-    8, 64, ... taps (rows of one 2-D array: arrays swapped in a loop defeat vectorisation)."""
+    every cut of a row gives the same bits.  The pieces are read from the sums of 4, 16,
+    64, ... taps (``lv[1]``, ``lv[2]``: rows of one 2-D array, arrays swapped in a loop
+    defeat vectorisation): a piece of 8 taps is two sums of 4, of 16 four, of 32 two sums of
+    16.  Every loop indexes with unsigned offsets (signed ones defeat vectorisation)."""
     n = lv.shape[1]
     cnt = n - m + 1
     low = m & 7
+    if m < 4:  # pieces of 1 and 2 taps only (the kernels take such windows elsewhere)
+        q = lv[0]
+        for p in range(cnt):
+            r[p] = q[p] if m == 1 else (q[p] + q[p + 1] if m == 2 else q[p] + (q[p + 1] + q[p + 2]))
+        return
     if low:
-        _low_pieces(lv[0], r, low, cnt)
+        _low_pieces(lv[0], lv[1], r, low, cnt)
+    if m >= 4:  # the sums of 4 taps the low pieces' pass did not write
+        done = cnt if low else 0
+        _sums4(lv[0][done:], lv[1][done:], 1, n - 3 - done)
     first = low == 0
     off = low
-    unit = 1
-    ia = 0
-    while 8 * unit <= m:
-        ib = 2 if ia == 1 else 1
-        _level8(lv[ia], lv[ib], unit, n - 8 * unit + 1)
-        unit *= 8
-        bits = (m // unit) & 7
-        for j in range(3):
-            if bits & (1 << j):
-                _add_piece(lv[ib], r, j, unit, off, cnt, first)
-                first = False
-                off += unit << j
-        ia = ib
+    if m & 24:
+        _add_8_16(lv[1], r, off, m & 8, m & 16, cnt, first)
+        first = False
+        off += m & 24
+    ia = 1  # lv[ia] holds the sums of `unit` taps
+    unit = 4
+    b = 5
+    while (1 << b) <= m:  # pieces of 32, 64, 128, ... taps: one or two sums of 4**(b//2)
+        while unit < (1 << (2 * (b // 2))):
+            ib = 3 - ia
+            _sums4(lv[ia], lv[ib], unit, n - 4 * unit + 1)
+            unit *= 4
+            ia = ib
+        if m & (1 << b):
+            _add_level_piece(lv[ia], r, off, unit, b & 1 == 1, cnt, first)
+            first = False
+            off += 1 << b
+        b += 1
 
 
 @njit(**_OPTS)
@@ -410,6 +455,115 @@ def _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, g0, gn,
             _divisor_row(sc, d1[o:o + span], a, k)
         if want_y:
             _finish_row(sc, x1[o:o + span], y1[o:o + span], a, k, beta, bmode)
+
+
+#: Values of squares per band of rows of :func:`_planes_long` (its tree's three level rows
+#: stay in L1).
+BAND_ELEMS = 4096
+#: ... and values of its row sums per work item at most (more: the ring of :func:`_box_item`).
+FLAT_LONG_MAX = 1 << 20
+
+
+@njit(**_OPTS)
+def _emit_long(sc, rs, run, u, suf, pre, h, gn, height, width, gap, sp, lo, ln):
+    """Output row ``h`` of :func:`_planes_long`'s planes, compactly into ``sc``: the suffix
+    sums of row ``u`` of ``rs`` (if ``suf``) plus the running prefix ``run`` (if ``pre``)."""
+    wu = np.uint64(width)
+    for g in range(gn):
+        c = gap + g * sp - lo
+        do = np.uint64((g * height + h) * width)
+        so = np.uint64(u * ln + c)
+        po = np.uint64(c)
+        if suf and pre:
+            for w in range(wu):
+                sc[do + w] = rs[so + w] + run[po + w]
+        elif pre:
+            for w in range(wu):
+                sc[do + w] = run[po + w]
+        else:
+            for w in range(wu):
+                sc[do + w] = rs[so + w]
+
+
+@njit(**_OPTS)
+def _planes_long(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k, beta,
+                 bmode, base_h, acc_like, one):
+    """:func:`_box_item` for whole C-contiguous planes ``g0 .. g0+gn`` (flat views), every
+    step as a few long loops: the same trees and blocks, so the same bits.
+
+    The planes' rows lie side by side, ``gap = max(lo, hi)`` zeros before each (and after
+    the last): row ``h`` of the buffers is ``[gap zeros, plane g0's row h, gap zeros, ...]``,
+    ``L`` values, so every window inside a row sees zeros beyond the plane.  The row sums
+    (:func:`_row_sums`) run over bands of whole rows at once; then, block by block
+    (anchored to absolute rows), the prefix sums go to ``pre`` and the suffix sums replace
+    the row sums in ``rs``; each output row is ``suffix + prefix`` (or one of them), written
+    compactly and finished as one span.
+    """
+    m = lo + hi + 1
+    gap = max(lo, hi)
+    sp = width + gap  # stride of the planes in a row
+    ln = gn * sp + gap
+    hw = height * width
+    o = g0 * hw
+    dt = acc_like.dtype
+    band = max(1, min(height, BAND_ELEMS // ln))
+    nbands = (height + band - 1) // band
+    lv = np.zeros((3, band * ln + m - 1), dtype=dt)  # gaps stay zero: only data are written
+    q = lv[0]
+    rs = np.empty(nbands * band * ln, dtype=dt)
+    sc = np.empty(gn * hw, dtype=dt)
+    for b0 in range(0, height, band):
+        for r in range(min(band, height - b0)):
+            for g in range(gn):
+                s0 = np.uint64(o + (g * height + b0 + r) * width)
+                t0 = np.uint64(r * ln + gap + g * sp)
+                for w in range(np.uint64(width)):
+                    v = x1[s0 + w] * one
+                    q[t0 + w] = v * v
+        _row_sums(lv, rs[b0 * ln:(b0 + band) * ln], m)
+    # blocks of m rows anchored at absolute rows: local row u is in block (u+base_h+lo)//m.
+    # Block by block: the running prefix `run` of its row sums (each output row whose window
+    # ends in it is written as it arrives: the previous block's suffix + run), then its
+    # suffix sums in place in `rs` (and the rows whose window has no prefix part).
+    run = np.empty(ln, dtype=dt)
+    bs = ((base_h + lo) // m) * m - lo - base_h
+    while bs < height:
+        u0 = max(bs, 0)
+        u1 = min(bs + m, height)
+        for v in range(u0, u1):
+            row = rs[v * ln:(v + 1) * ln]
+            if v == u0:
+                for p in range(ln):
+                    run[p] = row[p]
+            else:
+                for p in range(ln):
+                    run[p] = run[p] + row[p]
+            h = v - hi
+            if h >= 0 and (h + base_h) % m != 0:
+                _emit_long(sc, rs, run, max(h - lo, 0), bs > 0, True, h, gn, height, width,
+                           gap, sp, lo, ln)
+        if u1 == height:  # windows reaching below the plane: their prefix ends here
+            for h in range(max(0, height - hi), height):
+                if (h + base_h) % m != 0 and ((h + base_h) // m + 1) * m - lo - base_h == bs:
+                    _emit_long(sc, rs, run, max(h - lo, 0), bs > 0, True, h, gn, height,
+                               width, gap, sp, lo, ln)
+        for u in range(u1 - 2, u0 - 1, -1):
+            cur = rs[u * ln:(u + 1) * ln]
+            nxt = rs[(u + 1) * ln:(u + 2) * ln]
+            for p in range(ln):
+                cur[p] = nxt[p] + cur[p]
+        # windows starting in this block without a prefix part: the one the block is, and
+        # all of them when the next block starts below the plane
+        for h in range(max(0, bs + lo), min(height, bs + lo + m)):
+            if h == bs + lo or bs + m >= height:
+                _emit_long(sc, rs, run, max(h - lo, 0), True, False, h, gn, height, width,
+                           gap, sp, lo, ln)
+        bs += m
+    span = gn * hw
+    if want_d:
+        _divisor_row(sc, d1[o:o + span], a, k)
+    if want_y:
+        _finish_row(sc, x1[o:o + span], y1[o:o + span], a, k, beta, bmode)
 
 
 # ----------------------------------------------------------------------------------------
@@ -602,16 +756,21 @@ def _forward_short(x, y, d, want_y, want_d, il, x2, y2, d2, lo, hi, a, k, beta, 
 
 @njit(parallel=True, **_OPTS)
 def _forward_long(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
-                  beta, bmode, group, strip, cols, acc_dtype, base_h, one):
-    """More than TREE_TAPS taps: row sums by pieces, block sums down the columns."""
+                  beta, bmode, group, strip, cols, acc_dtype, base_h, one, whole):
+    """More than TREE_TAPS taps: row sums by pieces, block sums down the columns
+    (``whole``: flat items take :func:`_planes_long`)."""
     planes, height, width = x.shape
     nstrips = (height + strip - 1) // strip
     ncols = (width + cols - 1) // cols
     for item in prange(((planes + group - 1) // group) * nstrips * ncols):
         g0, gn, h0, h1, c0, cw = _item_bounds(item, nstrips, ncols, group, strip, cols, planes,
                                               height, width)
-        _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, g0, gn, c0, cw,
-                  h0, h1, lo, hi, a, k, beta, bmode, base_h, acc_dtype, one)
+        if whole:
+            _planes_long(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k,
+                         beta, bmode, base_h, acc_dtype, one)
+        else:
+            _box_item(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, g0, gn, c0,
+                      cw, h0, h1, lo, hi, a, k, beta, bmode, base_h, acc_dtype, one)
 
 
 def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, strip,
@@ -659,8 +818,12 @@ def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, st
     d2 = rows2(d) if il and want_d else empty2
     one = x.dtype.type(1)
     if lo + hi + 1 > TREE_TAPS:
+        # whole planes go through _planes_long unless its scratch (row sums of the group's
+        # rows, gaps included) would be far larger than the ring's: same bits either way
+        gap = max(lo, hi)
+        whole = flat and height * (group * (width + gap) + gap) <= FLAT_LONG_MAX
         _forward_long(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
-                      beta, bmode, group, strip, cols, acc_dtype, base_h, one)
+                      beta, bmode, group, strip, cols, acc_dtype, base_h, one, whole)
     elif flat:
         _forward_flat_short(x1, y1, d1, want_y, want_d, planes, height, width, lo, hi, a, k,
                             beta, bmode, group, acc_dtype, one)

@@ -4,7 +4,7 @@ columns (``lrn_cli._kernels_within.within_forward``).
 Every work-item cut (planes per group, row strips, column strips), every layout and the
 flat (whole C-contiguous planes) and row-by-row finishes must give the same bits, and the
 results must match the float64 reference over sizes odd and even, larger than the planes,
-and long enough to take the sums of 8 and 64 taps.
+and long enough to take the sums of 4, 16 and 64 taps.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def _tree8_sum(vals):
 def test_row_sums_follow_the_documented_tree(m):
     """The row sums give exactly the bits of the documented trees (so their order depends on
     the window only): ``_tree8`` up to 8 taps, pieces of 1, 2, 4, 8, ... taps beyond (sums
-    of 8 and of 64 taps)."""
+    of 4, 16 and 64 taps: pieces of 8 and 16 from sums of 4, of 32 and more from levels)."""
     from lrn_cli._kernels_within import _row_sums, _row_tree
 
     rng = np.random.default_rng(m)
@@ -216,3 +216,17 @@ def test_interleaved_planes_give_the_planar_bits(size, dtype, monkeypatch):
             d_only = lrn_divisor(x, **kw, channel_axis=-1)
         for got, want in ((y, want_y), (d, want_d), (y_only, want_y), (d_only, want_d)):
             assert np.array_equal(got.transpose(2, 0, 1), want), (group, strip, cols)
+
+
+def test_whole_planes_past_the_scratch_bound_take_the_ring(monkeypatch):
+    """Whole planes whose row-sum scratch would exceed ``FLAT_LONG_MAX`` values stream through
+    the ring of rows instead (:func:`_box_item`, its flat finish): the same bits."""
+    from lrn_cli import _kernels_within as kern
+
+    x = _x((3, 40, 37), np.float32, seed=3)
+    want_y, want_d = lrn(x, 21, 2.0, 0.75, 1.0, mode="within", channel_axis=0,
+                         return_divisor=True)
+    monkeypatch.setattr(kern, "FLAT_LONG_MAX", 0)
+    y, d = lrn(x, 21, 2.0, 0.75, 1.0, mode="within", channel_axis=0, return_divisor=True)
+    assert np.array_equal(y, want_y)
+    assert np.array_equal(d, want_d)
