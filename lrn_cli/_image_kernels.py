@@ -35,22 +35,33 @@ def finite_range(values, lo, hi, per_channel):
         hi[g] = high
 
 
+@njit(inline="always", **_OPTS)
+def _unit_span(lo, hi, g, scale):
+    """``(low, span)`` of channel group ``g``: its range, or ``(0, scale)`` where ``hi <= lo``
+    (inlined by Numba: no function of its own to compile on a first run)."""
+    stretch = hi[g] > lo[g]
+    return (lo[g] if stretch else 0.0), ((hi[g] - lo[g]) if stretch else scale)
+
+
+@njit(inline="always", **_OPTS)
+def _unit_value(v, low, span):
+    """``clip((v - low) / span, 0, 1)`` with NaN to 0, in float64 (inlined as above)."""
+    u = (v - low) / span
+    u = 0.0 if u < 0.0 else u
+    u = 1.0 if u > 1.0 else u
+    return 0.0 if np.isnan(u) else u
+
+
 @njit(**_OPTS)
 def to_unit(values, out, lo, hi, scale, per_channel):
     """``out = clip((v - lo) / (hi - lo), 0, 1)`` per channel group (``v / scale`` where
     ``hi <= lo``), NaN to 0, in float64 rounded to ``out``'s dtype."""
     height, width, channels = values.shape
     for c in range(channels):
-        g = c if per_channel else 0
-        stretch = hi[g] > lo[g]
-        low = lo[g] if stretch else 0.0
-        span = (hi[g] - lo[g]) if stretch else scale
+        low, span = _unit_span(lo, hi, c if per_channel else 0, scale)
         for h in range(height):
             for w in range(width):
-                u = (np.float64(values[h, w, c]) - low) / span
-                u = 0.0 if u < 0.0 else u
-                u = 1.0 if u > 1.0 else u
-                out[h, w, c] = 0.0 if np.isnan(u) else u
+                out[h, w, c] = _unit_value(np.float64(values[h, w, c]), low, span)
 
 
 @njit(**_OPTS)
@@ -74,14 +85,8 @@ def unit_codes(values, out, lo, hi, scale, per_channel, top):
     (an unsigned integer array), bit for bit what the two passes write."""
     height, width, channels = values.shape
     for c in range(channels):
-        g = c if per_channel else 0
-        stretch = hi[g] > lo[g]
-        low = lo[g] if stretch else 0.0
-        span = (hi[g] - lo[g]) if stretch else scale
+        low, span = _unit_span(lo, hi, c if per_channel else 0, scale)
         for h in range(height):
             for w in range(width):
-                u = (np.float64(values[h, w, c]) - low) / span
-                u = 0.0 if u < 0.0 else u
-                u = 1.0 if u > 1.0 else u
-                u = 0.0 if np.isnan(u) else u
+                u = _unit_value(np.float64(values[h, w, c]), low, span)
                 out[h, w, c] = np.rint(np.float64(np.float32(u)) * top)
