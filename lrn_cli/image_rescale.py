@@ -70,10 +70,7 @@ def rescale(
     if bit_depth not in (8, 16, 32):
         raise ParameterError(f"bit depth must be 8, 16 or 32, not {bit_depth!r}")
     low_pct, high_pct = _check_percentiles(percentiles) if method == "percentile" else (0, 100)
-    if value_range == "raw" and bit_depth != 32:
-        absolute_scale = 255.0 if bit_depth == 8 else 65535.0
-    else:
-        absolute_scale = {"unit": 1.0, "byte": 255.0, "raw": 1.0}[value_range]
+    absolute_scale = _absolute_scale(value_range, bit_depth)
     values = np.asarray(values)
     if method != "percentile" and values.ndim in (2, 3) and values.size:
         return _rescale_fast(values, method, per_channel, absolute_scale)
@@ -114,16 +111,44 @@ def _rescale_fast(values: np.ndarray, method: str, per_channel: bool,
     if cube.dtype.kind not in "fiu" or cube.dtype.itemsize > 8 or not cube.dtype.isnative:
         cube = cube.astype(np.float64)
     per_channel = per_channel and values.ndim == 3
+    lo, hi = _unit_ranges(cube, method, per_channel)
+    out = np.empty_like(cube, dtype=np.float32)
+    kernels.to_unit(cube, out, lo, hi, absolute_scale, per_channel)
+    return out if values.ndim == 3 else out[..., 0]
+
+
+def _absolute_scale(value_range: str, bit_depth: int) -> float:
+    """What ``rescale(..., "none")`` divides values in ``value_range`` by (raw codes by
+    their bit depth's top code; float images, bit depth 32, as they are)."""
+    if value_range == "raw" and bit_depth != 32:
+        return 255.0 if bit_depth == 8 else 65535.0
+    return {"unit": 1.0, "byte": 255.0, "raw": 1.0}[value_range]
+
+
+def _unit_ranges(cube: np.ndarray, method: str,
+                 per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The ``lo`` and ``hi`` the ``to_unit``/``unit_codes`` kernels take for ``minmax`` or
+    ``none`` of an ``(H, W, C)`` array: each channel's (or, without ``per_channel``, all
+    values') smallest and largest finite value, 0 and 0 where there is none (as the NumPy
+    formula of :func:`rescale`), and zeros for ``none``."""
     groups = cube.shape[2] if per_channel else 1
     lo = np.zeros(groups)
     hi = np.zeros(groups)
     if method == "minmax":
+        from lrn_cli import _image_kernels as kernels
+
         kernels.finite_range(cube, lo, hi, per_channel)
-        none = lo > hi  # no finite value: 0 and 0, as the NumPy formula
+        none = lo > hi  # no finite value
         lo[none] = hi[none] = 0.0
-    out = np.empty_like(cube, dtype=np.float32)
-    kernels.to_unit(cube, out, lo, hi, absolute_scale, per_channel)
-    return out if values.ndim == 3 else out[..., 0]
+    return lo, hi
+
+
+def _fast_float32(values: np.ndarray, method: str, value_range: str, bit_depth: int) -> bool:
+    """Whether the one-pass kernels can map ``values`` as :func:`rescale` does: a native
+    float32 ``(H, W, C)`` array, ``minmax`` or ``none``, a known range and bit depth."""
+    return (method in ("minmax", "none") and value_range in ("unit", "byte", "raw")
+            and bit_depth in (8, 16, 32) and values.ndim == 3 and values.size > 0
+            and values.dtype == np.float32 and values.dtype.isnative)
 
 
 def _check_percentiles(percentiles: Sequence[float]) -> tuple[float, float]:

@@ -17,6 +17,7 @@ import numpy as np
 from lrn_cli.atomic import PathLike, atomic_write
 from lrn_cli.errors import ParameterError
 from lrn_cli.image_formats import WRITABLE_IMAGE_SUFFIXES
+from lrn_cli.image_rescale import _absolute_scale, _fast_float32, _unit_ranges
 
 if TYPE_CHECKING:
     pass
@@ -259,13 +260,6 @@ def _write_samples(path: PathLike, samples: np.ndarray, fmt: str, channels: int,
     return atomic_write(path, write_pillow, overwrite=overwrite, protect=protect)
 
 
-def _absolute_scale(value_range: str, bit_depth: int) -> float:
-    """What ``rescale(..., "none")`` divides values in ``value_range`` by."""
-    if value_range == "raw" and bit_depth != 32:
-        return 255.0 if bit_depth == 8 else 65535.0
-    return {"unit": 1.0, "byte": 255.0, "raw": 1.0}[value_range]
-
-
 def rescaled_codes(values: np.ndarray, method: str, *, per_channel: bool = True,
                    value_range: str = "unit", bit_depth: int = 8, out_bits: int = 8,
                    ranges: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray | None:
@@ -278,22 +272,15 @@ def rescaled_codes(values: np.ndarray, method: str, *, per_channel: bool = True,
     already (the output's statistics), so they are not scanned for again.  Returns None,
     computing nothing, for anything else (the caller then rescales and quantises).
     """
-    if (method not in ("minmax", "none") or value_range not in ("unit", "byte", "raw")
-            or bit_depth not in (8, 16, 32) or out_bits not in (8, 16) or values.ndim != 3
-            or not values.size or values.dtype != np.float32 or not values.dtype.isnative):
+    if out_bits not in (8, 16) or not _fast_float32(values, method, value_range, bit_depth):
         return None
     from lrn_cli import _image_kernels as kernels
 
     groups = values.shape[2] if per_channel else 1
-    if method == "none":
-        lo = hi = np.zeros(groups)
-    elif ranges is not None and len(ranges[0]) == len(ranges[1]) == groups:
+    if method == "minmax" and ranges is not None and len(ranges[0]) == len(ranges[1]) == groups:
         lo, hi = (np.array(r, dtype=np.float64) for r in ranges)
     else:
-        lo, hi = np.zeros(groups), np.zeros(groups)
-        kernels.finite_range(values, lo, hi, per_channel)
-        none = lo > hi  # no finite value: 0 and 0, as rescale does
-        lo[none] = hi[none] = 0.0
+        lo, hi = _unit_ranges(values, method, per_channel)
     top, dtype = (255, np.uint8) if out_bits == 8 else (65535, np.uint16)
     out = np.empty(values.shape, dtype=dtype)
     kernels.unit_codes(values, out, lo, hi, _absolute_scale(value_range, bit_depth),
@@ -307,25 +294,13 @@ def rescale_in_place(values: np.ndarray, method: str, *, per_channel: bool = Tru
     native float32 ``(H, W, C)`` writable array, ``minmax`` or ``none`` (the same kernels
     and arithmetic as ``rescale``, which writes each value from itself alone).  Returns
     False, touching nothing, otherwise (the caller then calls ``rescale``)."""
-    if (method not in ("minmax", "none") or value_range not in ("unit", "byte", "raw")
-            or bit_depth not in (8, 16, 32) or values.ndim != 3 or not values.size
-            or values.dtype != np.float32 or not values.dtype.isnative
-            or not values.flags.writeable):
+    if not (_fast_float32(values, method, value_range, bit_depth) and values.flags.writeable):
         return False
     from lrn_cli import _image_kernels as kernels
 
-    if value_range == "raw" and bit_depth != 32:
-        absolute_scale = 255.0 if bit_depth == 8 else 65535.0
-    else:
-        absolute_scale = {"unit": 1.0, "byte": 255.0, "raw": 1.0}[value_range]
-    groups = values.shape[2] if per_channel else 1
-    lo = np.zeros(groups)
-    hi = np.zeros(groups)
-    if method == "minmax":
-        kernels.finite_range(values, lo, hi, per_channel)
-        none = lo > hi  # no finite value: 0 and 0, as rescale does
-        lo[none] = hi[none] = 0.0
-    kernels.to_unit(values, values, lo, hi, absolute_scale, per_channel)
+    lo, hi = _unit_ranges(values, method, per_channel)
+    kernels.to_unit(values, values, lo, hi, _absolute_scale(value_range, bit_depth),
+                    per_channel)
     return True
 
 
