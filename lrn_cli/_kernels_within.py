@@ -308,9 +308,8 @@ def _row_sums(lv, r, m):
         return
     if low:
         _low_pieces(lv[0], lv[1], r, low, cnt)
-    if m >= 4:  # the sums of 4 taps the low pieces' pass did not write
-        done = cnt if low else 0
-        _sums4(lv[0][done:], lv[1][done:], 1, n - 3 - done)
+    done = cnt if low else 0  # the sums of 4 taps the low pieces' pass did not write
+    _sums4(lv[0][done:], lv[1][done:], 1, n - 3 - done)
     first = low == 0
     off = low
     if m & 24:
