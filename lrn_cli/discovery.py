@@ -54,7 +54,7 @@ def default_patterns() -> tuple[str, ...]:
     """Files a folder contributes when no ``--glob`` is given: arrays and images."""
     from lrn_cli.images import readable_image_suffixes
 
-    return tuple(f"*{s}" for s in sorted({".npy", ".npz", *readable_image_suffixes()}))
+    return tuple(f"*{s}" for s in sorted({*_COMMON_SUFFIXES, *readable_image_suffixes()}))
 
 
 def _matches(rel: str, patterns: Iterable[str]) -> bool:
@@ -63,7 +63,8 @@ def _matches(rel: str, patterns: Iterable[str]) -> bool:
     return _matcher(tuple(patterns))(rel)
 
 
-#: What a folder always contributes without ``--glob`` (no need to ask Pillow for these).
+#: What a folder always contributes without ``--glob`` besides images (no need to ask Pillow
+#: for these; :func:`default_patterns` lists them too).
 _COMMON_SUFFIXES = frozenset({".npy", ".npz"})
 #: Sidecar files often found beside images that no Pillow plugin claims (a test checks it):
 #: skipped without asking Pillow either.
