@@ -272,9 +272,10 @@ def _moments_blocks(flat, how, outer, channels, inner, so, sc, si, group, tile, 
         for i in range(2 * LANES):
             lanes[i] = 0.0
         for o in range(o0, o1):
-            for t in range(n):
-                amax_px[t] = 0.0
-                asum_px[t] = 0.0
+            if channels >= 2 and channels != 3:  # the per-pixel partials _row_step adds to
+                for t in range(n):
+                    amax_px[t] = 0.0
+                    asum_px[t] = 0.0
             if how == TRANSPOSE:  # interleaved pixels to planar rows
                 start = o * so + t0 * si
                 if channels == 3:
@@ -404,10 +405,34 @@ def _gain(v, mode, nb):
 
 
 @njit(**_OPTS)
-def _divisor_fast_lane(acc, lane, v, mode, nb):
-    """Sum, min and max of ``v`` and the sum of its gain, assuming both finite (no masks);
-    with ``pow`` also the gain's min and max (see :func:`_divisor_fast`)."""
-    g = _gain(v, mode, nb)
+def _lane_gain(raw, v, mode, nb):
+    """The gain of ``v = float64(raw)`` the divisor's sums add: :func:`_gain`, or for a
+    float32 ``raw`` (modes 3 and 4, beta 0.75 and 0.5) its float32 closed form refined in
+    float64 by the series of ``(1 - e) ** -beta`` to ``e**2``, ``e`` the estimate's residual
+    (within ~1 ulp of the exact power: closer than the float64 closed form's ~2 ulp).  The
+    float64 square roots and division of the closed forms are what bounded the divisor's
+    figures on cores with a slow float64 divider; float32 roots and multiplications are
+    cheap."""
+    if mode == 3:
+        q = np.sqrt(np.float32(raw))
+        g = np.float64(np.float32(1.0) / (q * np.sqrt(q)))
+        g2 = g * g
+        e = 1.0 - v * v * v * (g2 * g2)  # v**3 * g**4 = 1 - e
+        return g + g * (e * (0.25 + e * 0.15625))  # g * (1 - e)**-(1/4)
+    if mode == 4:
+        g = np.float64(np.float32(1.0) / np.sqrt(np.float32(raw)))
+        e = 1.0 - v * (g * g)  # v * g**2 = 1 - e
+        return g + g * (e * (0.5 + e * 0.375))  # g * (1 - e)**-(1/2)
+    return _gain(v, mode, nb)
+
+
+@njit(**_OPTS)
+def _divisor_fast_lane(acc, lane, raw, mode, nb):
+    """Sum, min and max of ``v = float64(raw)`` and the sum of its gain, assuming both
+    finite (no masks); with ``pow`` also the gain's min and max (see
+    :func:`_divisor_fast`)."""
+    v = np.float64(raw)
+    g = _lane_gain(raw, v, mode, nb)
     acc[LANES + lane] += v
     acc[2 * LANES + lane] = v if v < acc[2 * LANES + lane] else acc[2 * LANES + lane]
     acc[3 * LANES + lane] = v if v > acc[3 * LANES + lane] else acc[3 * LANES + lane]
@@ -439,9 +464,9 @@ def _divisor_fast(d, i0, i1, mode, nb, out):
     full = n // LANES * LANES
     for b in range(0, full, LANES):
         for lane in range(LANES):
-            _divisor_fast_lane(acc, lane, np.float64(seg[b + lane]), mode, nb)
+            _divisor_fast_lane(acc, lane, seg[b + lane], mode, nb)
     for t in range(full, n):
-        _divisor_fast_lane(acc, _LANE0, np.float64(seg[t]), mode, nb)
+        _divisor_fast_lane(acc, _LANE0, seg[t], mode, nb)
     for i in range(_DIV_ACC):
         out[i] = acc[i]
     total = _lane_sum(out, LANES) + _lane_sum(out, _GAIN + LANES)
@@ -453,7 +478,9 @@ def _divisor_fast(d, i0, i1, mode, nb, out):
 
 
 #: The closed form of ``d ** -beta`` a variant of :func:`_divisor_sums` is compiled for:
-#: 1 for beta 0.75, 2 for 0.5, 0 for ``pow`` (a default, never compiled).
+#: 1 for beta 0.75, 2 for 0.5, 0 for ``pow`` (a default, never compiled); 3 and 4 for
+#: beta 0.75 and 0.5 of a float32 ``d``, summing refined float32 estimates (see
+#: :func:`_lane_gain`; the extremes still come from the closed forms 1 and 2).
 GAIN_MODE = 0
 
 
@@ -479,9 +506,10 @@ def _divisor_chunks(d, beta, chunks, c0, c1, part):
             part[ch, 4 * f + 1] = _lane_sum(acc, base + LANES)
             part[ch, 4 * f + 2] = _lane_min(acc, base + 2 * LANES)
             part[ch, 4 * f + 3] = _lane_max(acc, base + 3 * LANES)
-        if GAIN_MODE != 0 and i1 > i0:  # monotone: the gains of D's extremes
-            part[ch, 6] = _gain(part[ch, 3], GAIN_MODE, nb)
-            part[ch, 7] = _gain(part[ch, 2], GAIN_MODE, nb)
+        if GAIN_MODE != 0 and i1 > i0:  # monotone: the closed form's gains of D's extremes
+            closed = GAIN_MODE - 2 if GAIN_MODE > 2 else GAIN_MODE
+            part[ch, 6] = _gain(part[ch, 3], closed, nb)
+            part[ch, 7] = _gain(part[ch, 2], closed, nb)
 
 
 _divisor_chunks_for = Variants(_divisor_chunks, **_OPTS)
@@ -490,10 +518,12 @@ _divisor_chunks_for = Variants(_divisor_chunks, **_OPTS)
 def divisor_sums(d, beta, chunks):
     """Partial (n, sum, min, max) of finite ``d`` and of the gain ``d**-beta`` (d > 0).
 
-    beta 0.75 and 0.5 use closed forms (``pow`` costs ~10x more); only the kernel of the
-    form ``beta`` needs is compiled.
+    beta 0.75 and 0.5 use closed forms (``pow`` costs ~10x more), refined float32
+    estimates for a float32 ``d``; only the kernel of the form ``beta`` needs is compiled.
     """
     mode = 1 if beta == 0.75 else 2 if beta == 0.5 else 0
+    if mode and d.dtype == np.float32:
+        mode += 2  # float32 estimates refined in float64 (see _lane_gain)
     part = np.zeros((chunks, 8))
     _in_threads(_divisor_chunks_for(GAIN_MODE=mode), chunks, d, float(beta), chunks, part=part)
     return part

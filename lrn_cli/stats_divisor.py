@@ -91,16 +91,41 @@ def _numpy_divisor_sums(d: np.ndarray, beta: float) -> np.ndarray:
         b = b[np.isfinite(b)]
         if b.size == 0:
             return _no_divisor_sums()
-        if beta == 0.75:  # the kernel's closed forms, so chunks agree with their neighbours
-            q = np.sqrt(b[b > 0])
+        pos = b[b > 0]
+        refined = d.dtype.kind == "f" and d.dtype.itemsize == 4 and beta in (0.75, 0.5)
+        if refined:  # the kernel's float32 estimates refined in float64 (_lane_gain)
+            p32 = pos.astype(np.float32)
+            if beta == 0.75:
+                q = np.sqrt(p32)
+                g = (np.float32(1.0) / (q * np.sqrt(q))).astype(np.float64)
+                g2 = g * g
+                e = 1.0 - pos * pos * pos * (g2 * g2)
+                g = g + g * (e * (0.25 + e * 0.15625))
+            else:
+                g = (np.float32(1.0) / np.sqrt(p32)).astype(np.float64)
+                e = 1.0 - pos * (g * g)
+                g = g + g * (e * (0.5 + e * 0.375))
+        elif beta == 0.75:  # the kernel's closed forms, so chunks agree with their neighbours
+            q = np.sqrt(pos)
             g = 1.0 / (q * np.sqrt(q))
         elif beta == 0.5:
-            g = 1.0 / np.sqrt(b[b > 0])
+            g = 1.0 / np.sqrt(pos)
         else:
-            g = np.power(b[b > 0], -beta)
+            g = np.power(pos, -beta)
         g = g[np.isfinite(g)]
-        return np.array([b.size, b.sum(), b.min(), b.max(), g.size, g.sum(),
-                         g.min(initial=math.inf), g.max(initial=-math.inf)])
+        gmin, gmax = g.min(initial=math.inf), g.max(initial=-math.inf)
+        if refined and g.size:  # the extremes from the closed form, as the kernel does
+            gmin, gmax = (float(v) for v in _numpy_closed_gain(np.array([pos.max(), pos.min()]),
+                                                               beta))
+        return np.array([b.size, b.sum(), b.min(), b.max(), g.size, g.sum(), gmin, gmax])
+
+
+def _numpy_closed_gain(v: np.ndarray, beta: float) -> np.ndarray:
+    """The float64 closed form of ``v ** -beta`` for beta 0.75 or 0.5 (monotone)."""
+    if beta == 0.75:
+        q = np.sqrt(v)
+        return 1.0 / (q * np.sqrt(q))
+    return 1.0 / np.sqrt(v)
 
 
 def _no_divisor_sums() -> np.ndarray:

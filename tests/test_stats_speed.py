@@ -302,3 +302,20 @@ def test_read_only_and_broadcast_arrays() -> None:
         assert array_stats(frozen, ch).as_dict() == array_stats(layout, ch).as_dict()
     wide = np.broadcast_to(x[:, :1], (4, 5, 50, 7))  # zero strides
     check_against_reference(wide, 1, 1e-12)
+
+
+@pytest.mark.parametrize("beta", [0.75, 0.5])
+def test_refined_float32_gain_is_as_exact_as_the_closed_form(beta: float) -> None:
+    # a float32 divisor's gains are its float32 closed form refined in float64: each within
+    # ~1 ulp of the exact power, so the mean is that of the exact gains to float64 rounding;
+    # the kernel and the NumPy path of a chunk holding a NaN sum the same refined values
+    rng = np.random.default_rng(11)
+    d = np.exp(rng.uniform(-100, 85, 40_001)).astype(np.float32)
+    exact = np.power(d.astype(np.longdouble), -np.longdouble(beta))
+    s = divisor_stats(d, beta)
+    assert s.gain_mean == pytest.approx(float(exact.sum() / exact.size), rel=4e-16)
+    with_nan = np.concatenate([d, np.array([np.nan], np.float32)])  # last chunk via NumPy
+    assert divisor_stats(with_nan, beta).gain_mean == pytest.approx(s.gain_mean, rel=1e-15)
+    big_endian = divisor_stats(d.astype(">f4"), beta)  # the NumPy path for every chunk
+    assert big_endian.gain_mean == pytest.approx(s.gain_mean, rel=1e-15)
+    assert (big_endian.gain_min, big_endian.gain_max) == (s.gain_min, s.gain_max)
