@@ -121,13 +121,13 @@ def _fast_row(row, k, out):
 
 
 @njit(**_OPTS)
-def _row_step(row, c, shift, count, acc, scratch, amax_px, asum_px):
+def _row_step(row, c, shift, count, acc, scratch, per_pixel, amax_px, asum_px):
     """One row of channel ``c`` of a block into its accumulator ``acc``.
 
     Its shift is the block's first finite value of the channel (``count[c] < 0`` until one
     is found).  The row goes through the branch-free loop into ``scratch``; if its sums came
     out non-finite (a NaN or an infinity in the row) it is summed again, value by value,
-    skipping them.  With several channels, the dominance's per-pixel partials: running max
+    skipping them.  With ``per_pixel``, the dominance's per-pixel partials: running max
     and sum of |x| (a non-finite value makes the sum non-finite: the pixel is left out)."""
     n = row.shape[0]
     if count[c] < 0.0:
@@ -158,7 +158,7 @@ def _row_step(row, c, shift, count, acc, scratch, amax_px, asum_px):
             if np.isfinite(v):
                 count[c] += 1.0
                 _fast_lane(acc, t % LANES, v, k)
-    if shift.shape[0] >= 2 and shift.shape[0] != 3:
+    if per_pixel:
         for t in range(n):
             a = abs(np.float64(row[t]))
             asum_px[t] += a
@@ -258,6 +258,7 @@ def _moments_blocks(flat, how, outer, channels, inner, so, sc, si, group, tile, 
     amax_px = np.empty(tile)
     asum_px = np.empty(tile)
     lanes = np.empty(2 * LANES)
+    per_pixel = channels >= 2 and channels != 3  # three channels: _dominance3, no partials
     buf = np.empty((channels if how != ROWS else 1, tile), dtype=flat.dtype)
     for b in range(b0, b1):
         g = b // ntiles
@@ -272,7 +273,7 @@ def _moments_blocks(flat, how, outer, channels, inner, so, sc, si, group, tile, 
         for i in range(2 * LANES):
             lanes[i] = 0.0
         for o in range(o0, o1):
-            if channels >= 2 and channels != 3:  # the per-pixel partials _row_step adds to
+            if per_pixel:  # the partials _row_step adds to
                 for t in range(n):
                     amax_px[t] = 0.0
                     asum_px[t] = 0.0
@@ -289,12 +290,13 @@ def _moments_blocks(flat, how, outer, channels, inner, so, sc, si, group, tile, 
                 start = o * so + c * sc + t0 * si
                 if how == ROWS:
                     _row_step(flat[start:start + n], c, shift, count, acc[c], scratch,
-                              amax_px, asum_px)
+                              per_pixel, amax_px, asum_px)
                     continue
                 if how == GATHER:
                     for t in range(n):
                         buf[c, t] = flat[start + t * si]
-                _row_step(buf[c, :n], c, shift, count, acc[c], scratch, amax_px, asum_px)
+                _row_step(buf[c, :n], c, shift, count, acc[c], scratch, per_pixel, amax_px,
+                          asum_px)
             if channels == 3:
                 if how == ROWS:
                     start = o * so + t0 * si
@@ -302,7 +304,7 @@ def _moments_blocks(flat, how, outer, channels, inner, so, sc, si, group, tile, 
                                 flat[start + 2 * sc:start + 2 * sc + n], lanes)
                 else:  # the rows are in buf
                     _dominance3(buf[0, :n], buf[1, :n], buf[2, :n], lanes)
-            elif channels >= 2:
+            elif per_pixel:
                 _dominance(amax_px, asum_px, n, lanes)
         total = (o1 - o0) * n
         for c in range(channels):

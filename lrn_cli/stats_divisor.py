@@ -105,18 +105,16 @@ def _numpy_divisor_sums(d: np.ndarray, beta: float) -> np.ndarray:
                 g = (np.float32(1.0) / np.sqrt(p32)).astype(np.float64)
                 e = 1.0 - pos * (g * g)
                 g = g + g * (e * (0.5 + e * 0.375))
-        elif beta == 0.75:  # the kernel's closed forms, so chunks agree with their neighbours
-            q = np.sqrt(pos)
-            g = 1.0 / (q * np.sqrt(q))
-        elif beta == 0.5:
-            g = 1.0 / np.sqrt(pos)
+        elif beta in (0.75, 0.5):  # the kernel's closed forms, so chunks agree
+            g = _numpy_closed_gain(pos, beta)
         else:
             g = np.power(pos, -beta)
         g = g[np.isfinite(g)]
-        gmin, gmax = g.min(initial=math.inf), g.max(initial=-math.inf)
         if refined and g.size:  # the extremes from the closed form, as the kernel does
             gmin, gmax = (float(v) for v in _numpy_closed_gain(np.array([pos.max(), pos.min()]),
                                                                beta))
+        else:
+            gmin, gmax = g.min(initial=math.inf), g.max(initial=-math.inf)
         return np.array([b.size, b.sum(), b.min(), b.max(), g.size, g.sum(), gmin, gmax])
 
 
