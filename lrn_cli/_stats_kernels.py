@@ -75,6 +75,9 @@ _AS1, _AS2, _AMIN_, _AMAX_, _AL1, _AAMIN = (np.int64(f * LANES) for f in range(6
 _ACC = 6 * LANES
 _LANE0 = np.int64(0)
 _DOM_N = np.int64(LANES)  # the dominance's count of pixels, after its sums
+#: Longest tile of the moments kernel (``lrn_cli.stats._BLOCK_TILE``): the dominance's
+#: per-pixel partials are held on the stack at this size.
+TILE_MAX = 4096
 
 
 @njit(**_OPTS)
@@ -121,14 +124,13 @@ def _fast_row(row, k, out):
 
 
 @njit(**_OPTS)
-def _row_step(row, c, shift, count, acc, scratch, per_pixel, amax_px, asum_px):
+def _row_step(row, c, shift, count, acc, scratch):
     """One row of channel ``c`` of a block into its accumulator ``acc``.
 
     Its shift is the block's first finite value of the channel (``count[c] < 0`` until one
     is found).  The row goes through the branch-free loop into ``scratch``; if its sums came
     out non-finite (a NaN or an infinity in the row) it is summed again, value by value,
-    skipping them.  With ``per_pixel``, the dominance's per-pixel partials: running max
-    and sum of |x| (a non-finite value makes the sum non-finite: the pixel is left out)."""
+    skipping them."""
     n = row.shape[0]
     if count[c] < 0.0:
         for t in range(n):
@@ -158,11 +160,55 @@ def _row_step(row, c, shift, count, acc, scratch, per_pixel, amax_px, asum_px):
             if np.isfinite(v):
                 count[c] += 1.0
                 _fast_lane(acc, t % LANES, v, k)
-    if per_pixel:
+
+
+@njit(**_OPTS)
+def _pixel_partials(src, s0, step, rows, n, amax_px, asum_px):
+    """Add ``rows`` rows of ``n`` values, ``src[s0 + r * step + t]``, to the dominance's
+    per-pixel partials: running max and sum of ``|x|`` (a non-finite value makes the sum
+    non-finite: :func:`_dominance` leaves the pixel out), row after row.
+
+    Eight rows per pass over the partials, each pixel's eight values added in row order in
+    registers: the same additions as one pass per row, with an eighth of the partials'
+    loads and stores (which bounded the one-row loop, its max a masked store)."""
+    r = 0
+    while r + 8 <= rows:
+        b = s0 + r * step  # rows as slices: indices from range() need no wraparound (gathers)
+        r0 = src[b:b + n]
+        r1 = src[b + step:b + step + n]
+        r2 = src[b + 2 * step:b + 2 * step + n]
+        r3 = src[b + 3 * step:b + 3 * step + n]
+        r4 = src[b + 4 * step:b + 4 * step + n]
+        r5 = src[b + 5 * step:b + 5 * step + n]
+        r6 = src[b + 6 * step:b + 6 * step + n]
+        r7 = src[b + 7 * step:b + 7 * step + n]
+        for t in range(n):
+            a0 = abs(np.float64(r0[t]))
+            a1 = abs(np.float64(r1[t]))
+            a2 = abs(np.float64(r2[t]))
+            a3 = abs(np.float64(r3[t]))
+            a4 = abs(np.float64(r4[t]))
+            a5 = abs(np.float64(r5[t]))
+            a6 = abs(np.float64(r6[t]))
+            a7 = abs(np.float64(r7[t]))
+            asum_px[t] = asum_px[t] + a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7
+            m = amax_px[t]
+            m = a0 if a0 > m else m
+            m = a1 if a1 > m else m
+            m = a2 if a2 > m else m
+            m = a3 if a3 > m else m
+            m = a4 if a4 > m else m
+            m = a5 if a5 > m else m
+            m = a6 if a6 > m else m
+            amax_px[t] = a7 if a7 > m else m
+        r += 8
+    while r < rows:
+        row = src[s0 + r * step:s0 + r * step + n]
         for t in range(n):
             a = abs(np.float64(row[t]))
             asum_px[t] += a
             amax_px[t] = a if a > amax_px[t] else amax_px[t]
+        r += 1
 
 
 @njit(**_OPTS)
@@ -255,11 +301,14 @@ def _moments_blocks(flat, how, outer, channels, inner, so, sc, si, group, tile, 
     scratch = np.empty(_ACC)
     shift = np.empty(channels)
     count = np.empty(channels)
-    amax_px = np.empty(tile)
-    asum_px = np.empty(tile)
+    # the dominance's per-pixel partials, on this function's stack: see _stack_f64's comment
+    # (held in arrays, their update loop over each row compiled to scalar code)
+    amax_px = carray(_stack_f64(TILE_MAX), TILE_MAX)
+    asum_px = carray(_stack_f64(TILE_MAX), TILE_MAX)
     lanes = np.empty(2 * LANES)
     per_pixel = channels >= 2 and channels != 3  # three channels: _dominance3, no partials
     buf = np.empty((channels if how != ROWS else 1, tile), dtype=flat.dtype)
+    bflat = buf.reshape(buf.size)
     for b in range(b0, b1):
         g = b // ntiles
         t0 = (b - g * ntiles) * tile
@@ -289,14 +338,21 @@ def _moments_blocks(flat, how, outer, channels, inner, so, sc, si, group, tile, 
             for c in range(channels):
                 start = o * so + c * sc + t0 * si
                 if how == ROWS:
-                    _row_step(flat[start:start + n], c, shift, count, acc[c], scratch,
-                              per_pixel, amax_px, asum_px)
-                    continue
-                if how == GATHER:
-                    for t in range(n):
-                        buf[c, t] = flat[start + t * si]
-                _row_step(buf[c, :n], c, shift, count, acc[c], scratch, per_pixel, amax_px,
-                          asum_px)
+                    row = flat[start:start + n]
+                else:
+                    if how == GATHER:
+                        for t in range(n):
+                            buf[c, t] = flat[start + t * si]
+                    row = buf[c, :n]
+                _row_step(row, c, shift, count, acc[c], scratch)
+                if per_pixel and (c % 8 == 7 or c == channels - 1):
+                    c0 = c // 8 * 8  # the rows c0..c, while they are in cache
+                    if how == ROWS:
+                        _pixel_partials(flat, o * so + c0 * sc + t0 * si, sc, c + 1 - c0, n,
+                                        amax_px, asum_px)
+                    else:
+                        _pixel_partials(bflat, c0 * tile, tile, c + 1 - c0, n, amax_px,
+                                        asum_px)
             if channels == 3:
                 if how == ROWS:
                     start = o * so + t0 * si
@@ -328,6 +384,8 @@ def moments(flat, how, shape, strides, group, tile):
     ``flat`` (a 1-D C-contiguous float32/float64 array) of ``shape`` (outer, C, inner) and
     element ``strides``; see :func:`_moments_blocks`."""
     outer, channels, inner = shape
+    if tile > TILE_MAX:
+        raise ValueError(f"tile {tile} > TILE_MAX {TILE_MAX}")
     blocks = -(-outer // group) * -(-inner // tile)
     part = np.empty((blocks, channels, NCOLS))
     dom = np.empty((blocks, 2))

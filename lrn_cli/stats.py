@@ -398,7 +398,7 @@ def array_stats(x: np.ndarray, channel_axis: int | None) -> ArrayStats:
 #: it, long rows cut at it); the number of blocks then depends on the shape only.
 _BLOCK_VALUES = 2048
 #: Longest row piece of a block, in values.
-_BLOCK_TILE = 4096
+_BLOCK_TILE = 4096  # at most _stats_kernels.TILE_MAX
 #: Most values (all channels) of a tile of interleaved pixels transposed to planar scratch:
 #: up to 8 channels the tile is the planar one, so a picture's figures are the same bits
 #: whether its channels are interleaved or planar.
