@@ -71,7 +71,7 @@ class StatsAccumulator:
         """The statistics of everything added, for an array of ``shape``."""
         mom = self._mom
         if self._has_channels:
-            channels = tuple(mom.channel(i) for i in range(self._nch))
+            channels = mom.channels()
             overall = mom.overall()
         else:
             channels, overall = (), mom.channel(0)
