@@ -344,8 +344,9 @@ def _finish_all(
     cols = [np.where(empty, nan, v).tolist() for v in (mean, std, vmin, vmax, rms, mich, hoyer)]
     counts = n.tolist()
     return tuple(
-        ChannelStats(*figures, nonfinite=int(bad), count=int(c))
-        for *figures, bad, c in zip(*cols, nonfinite.tolist(), counts, strict=True)
+        ChannelStats(m, sd, lo, hi, rc, mc, hs, int(bad), int(c))
+        for m, sd, lo, hi, rc, mc, hs, bad, c in zip(*cols, nonfinite.tolist(), counts,
+                                                      strict=True)
     )
 
 
