@@ -100,6 +100,38 @@ def measure(fn: Callable[[], Any], repeat: int, warmup: int = 2,
     return Timing(statistics.median(times), min(times), times)
 
 
+def measure_rounds(fns: dict[str, Callable[[], Any]], repeat: int, warmup: int = 2,
+                   setups: dict[str, Callable[[], Any]] | None = None) -> dict[str, Timing]:
+    """:func:`measure` of several calls in interleaved rounds (each round calls every one
+    once, in order): the two sides of a ratio then see the same machine state (a noisy
+    neighbour, the allocator's state, a thread pool still spinning), so the ratio of their
+    medians moves less than the calls measured one block after another."""
+    setups = setups or {}
+    for _ in range(warmup):
+        for key, fn in fns.items():
+            if key in setups:
+                setups[key]()
+            fn()
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    times: dict[str, list[float]] = {key: [] for key in fns}
+    try:
+        for _ in range(repeat):
+            for key, fn in fns.items():
+                if key in setups:
+                    setups[key]()
+                t0 = time.perf_counter()
+                fn()
+                times[key].append((time.perf_counter() - t0) * 1e3)
+                time.sleep(0.002)  # the previous call's thread pools go idle
+    finally:
+        if enabled:
+            gc.enable()
+    time.sleep(0.05)
+    return {key: Timing(statistics.median(t), min(t), t) for key, t in times.items()}
+
+
 def rel_err(got, ref) -> float:
     """Largest ``|got - ref| / |ref|``, with ``|ref|`` floored at 1e-3 of ``max|ref|``."""
     got = np.asarray(got, dtype=np.float64)
@@ -272,6 +304,16 @@ class Bench:
         log(f"    {label:<34} median {t.median_ms:9.2f} ms   min {t.min_ms:9.2f} ms")
         return t
 
+    def time_rounds(self, calls: dict[str, tuple[str, Callable[[], Any]]],
+                    setups: dict[str, Callable[[], Any]] | None = None) -> dict[str, Timing]:
+        """Time ``{key: (label, fn)}`` in interleaved rounds (:func:`measure_rounds`)."""
+        got = measure_rounds({key: fn for key, (_, fn) in calls.items()}, self.repeat,
+                             setups=setups)
+        for key, (label, _) in calls.items():
+            t = got[key]
+            log(f"    {label:<34} median {t.median_ms:9.2f} ms   min {t.min_ms:9.2f} ms")
+        return got
+
     # across
 
     def across(self) -> None:
@@ -428,9 +470,17 @@ class Bench:
         rows: dict[str, Timing] = {}
         ref = lrn_backward(x, g, SIZE, ALPHA, BETA, K)
         out = np.empty_like(x)
-        rows["copyto"] = self.time("np.copyto(out, x)", partial(np.copyto, out, x))
-        rows["lrn_out"] = self.time("lrn_backward(x, g, out=out)",
-                                    partial(lrn_backward, x, g, SIZE, ALPHA, BETA, K, out=out))
+        # the two sides of the copyto ratio in interleaved rounds
+        floor = _backward_floor()
+        a = ALPHA / SIZE
+        rows.update(self.time_rounds({
+            "copyto": ("np.copyto(out, x)", partial(np.copyto, out, x)),
+            "floor": ("elementwise backward (no window)",
+                      partial(floor, x.reshape(-1), g.reshape(-1), out.reshape(-1), a,
+                              float(K), 2.0 * BETA * a)),
+            "lrn_out": ("lrn_backward(x, g, out=out)",
+                        partial(lrn_backward, x, g, SIZE, ALPHA, BETA, K, out=out)),
+        }))
         rows["lrn"] = self.time("lrn_backward(x, g)", partial(lrn_backward, x, g, SIZE, ALPHA,
                                                              BETA, K))
         x_nhwc, g_nhwc = (np.ascontiguousarray(a.transpose(0, 2, 3, 1)) for a in (x, g))
@@ -484,18 +534,27 @@ class Bench:
         x = self.data(shape)
         y, d = lrn(x, SIZE, ALPHA, BETA, K, return_divisor=True)
         rows = res[name] = {}
-        rows["lrn_div"] = self.time("lrn(x, return_divisor=True)",
-                                    partial(lrn, x, SIZE, ALPHA, BETA, K, return_divisor=True))
-        rows["x"] = self.time("array_stats(x, 1)", partial(array_stats, x, 1))
-        rows["y"] = self.time("array_stats(y, 1)", partial(array_stats, y, 1))
-        rows["d"] = self.time("divisor_stats(d, beta)", partial(divisor_stats, d, BETA))
+        y_out, d_out = np.empty_like(x), np.empty_like(x)
 
         def three():
             array_stats(x, 1)
             array_stats(y, 1)
             divisor_stats(d, BETA)
 
-        rows["three"] = self.time("the three together", three)
+        # interleaved rounds: the allocating call's page faults depend on the allocator's
+        # state (3.6 against 9.0 ms in one process), so its ratio is taken beside the
+        # statistics, and the non-allocating call (the kernel's work alone) is shown too
+        rows.update(self.time_rounds({
+            "lrn_div": ("lrn(x, return_divisor=True)",
+                        partial(lrn, x, SIZE, ALPHA, BETA, K, return_divisor=True)),
+            "lrn_div_out": ("lrn(x, out=, divisor_out=)",
+                            partial(lrn, x, SIZE, ALPHA, BETA, K, out=y_out, divisor_out=d_out)),
+            "x": ("array_stats(x, 1)", partial(array_stats, x, 1)),
+            "y": ("array_stats(y, 1)", partial(array_stats, y, 1)),
+            "d": ("divisor_stats(d, beta)", partial(divisor_stats, d, BETA)),
+            "three": ("the three together", three),
+        }))
+        del y_out, d_out
         loaded = Loaded("bench.npy", "npy", [Item("", x, "NCHW", 1, False)])
         settings = Settings(size=SIZE, alpha=ALPHA, beta=BETA, k=K)
         rows["normalize"] = self.time("pipeline.normalize (LRN + statistics)",
@@ -578,6 +637,34 @@ def _arithmetic_floor():
             for i in range(hi - lo):
                 q = np.sqrt(k + a * (xs[i] * xs[i]))
                 ys[i] = xs[i] / (q * np.sqrt(q))
+
+    return floor
+
+
+def _backward_floor():
+    """``dx = g D^-b - 2 b a' x (g x D^(-b-1))`` with ``D = k + a' x²`` elementwise in
+    Numba-parallel chunks (beta 0.75, float32 input, the library's refined float64 powers):
+    the backward's arithmetic and memory traffic (x and g read, dx written) per value with
+    no window at all.  What the gradient costs beyond copying before any neighbour is read."""
+    from numba import njit, prange
+
+    from lrn_cli._kernels_backward import _refined
+
+    @njit(parallel=True, error_model="numpy")
+    def floor(x, g, dx, a, k, c2):
+        n = x.shape[0]
+        per = (n + 255) // 256
+        for b in prange(256):
+            lo = b * per
+            hi = min(n, lo + per)
+            xs = x[lo:hi]
+            gs = g[lo:hi]
+            out = dx[lo:hi]
+            for i in range(hi - lo):
+                v = np.float64(xs[i])
+                w = np.float64(gs[i])
+                gain, over = _refined(k + a * (v * v), True)
+                out[i] = w * gain - c2 * v * (w * v * over)
 
     return floor
 
@@ -738,7 +825,9 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
                                  [("python", machine["python"]), *v.items()] if s))
     w(f"- float32, size {SIZE}, alpha {fsci(ALPHA)}, beta {BETA:g}, k {K:g} (within: sizes as"
       f" listed); {bench.repeat} timed calls after 2 warm-up calls; median (min) in ms;"
-      " ratios are of medians")
+      " ratios are of medians; the backward rows' `np.copyto` and `lrn_backward(out=)` and"
+      " the conv1 statistics rows are timed in interleaved rounds (one call of each per"
+      " round)")
     w("")
 
     res = bench.results
@@ -815,26 +904,33 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
 
     if "backward" in res:
         w("### Backward, across, size 5\n")
-        w("| shape | `np.copyto` ms | `lrn_backward(x, g, out=out)` ms | of copyto"
+        w("| shape | `np.copyto` ms | elementwise backward, no window (arithmetic floor) ms"
+          " | `lrn_backward(x, g, out=out)` ms | of copyto"
           " | `lrn_backward(x, g)` ms"
           " | channels-last `out=` ms | torch autograd backward ms | torch / lrn (out=)"
           " | torch / lrn (allocating) |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for n, rows in res["backward"].items():
             t = rows["lrn"]
             to = rows["lrn_out"]
             tn = rows["lrn_nhwc"]
             tt = rows.get("torch")
             tc = rows["copyto"]
+            tf = rows.get("floor")
+            floor = (f"{fms(tf.median_ms)} ({fms(tf.min_ms)}): "
+                     f"{fx(tf.median_ms / tc.median_ms)} of copyto" if tf else "–")
             w(f"| {n} {'x'.join(map(str, ACROSS_SHAPES[n]))} | {fms(tc.median_ms)}"
-              f" ({fms(tc.min_ms)}) | {fms(to.median_ms)}"
+              f" ({fms(tc.min_ms)}) | {floor} | {fms(to.median_ms)}"
               f" ({fms(to.min_ms)}) | {fx(to.median_ms / tc.median_ms)} | "
               f"{fms(t.median_ms)} ({fms(t.min_ms)}) | "
               f"{fms(tn.median_ms)} ({fms(tn.min_ms)}) | "
               + (f"{fms(tt.median_ms)} ({fms(tt.min_ms)}) | {fx(tt.median_ms / to.median_ms)}"
                  f" | {fx(tt.median_ms / t.median_ms)}"
                  if tt else "skipped | – | –") + " |")
-        w("")
+        w("\nThe arithmetic floor reads x and g and writes dx (three arrays: `np.copyto` moves"
+          " two) and takes each value's refined float64 powers and its term of the gradient,"
+          " without summing any window: what the gradient costs before any neighbour is"
+          " read.\n")
 
     if "stats" in res:
         st = res["stats"]
@@ -842,15 +938,27 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
         w("### Statistics (what `lrn apply` measures)\n")
         w("| what | median ms (min) | ratio |")
         w("|---|---:|---:|")
+        nonalloc = st["conv1"].get("lrn_div_out")
         for key, label in (("lrn_div", "conv1: `lrn(x, return_divisor=True)` (apply's call)"),
+                           ("lrn_div_out", "conv1: `lrn(x, out=, divisor_out=)` (the same work"
+                            " without page faults)"),
                            ("x", "conv1: `array_stats(x, 1)`"),
                            ("y", "conv1: `array_stats(y, 1)`"),
                            ("d", "conv1: `divisor_stats(d, beta)`"),
                            ("three", "conv1: the three statistics together"),
                            ("normalize", "conv1: `pipeline.normalize` (LRN + statistics)")):
+            if key not in st["conv1"]:
+                continue
             t = st["conv1"][key]
-            w(f"| {label} | {fms(t.median_ms)} ({fms(t.min_ms)}) | "
-              + ("–" if key == "lrn_div" else f"{fx(t.median_ms / base)} of the call") + " |")
+            if key == "lrn_div":
+                ratio = "–"
+            elif key == "lrn_div_out":
+                ratio = f"{fx(t.median_ms / base)} of the allocating call"
+            else:
+                ratio = f"{fx(t.median_ms / base)} of the call"
+                if nonalloc is not None and key == "three":
+                    ratio += f", {fx(t.median_ms / nonalloc.median_ms)} of `out=, divisor_out=`"
+            w(f"| {label} | {fms(t.median_ms)} ({fms(t.min_ms)}) | {ratio} |")
         img = st["image"]
         for key, label in (("copyto", "12 MP HWC float32: `np.copyto`"),
                            ("stats", "12 MP HWC float32: `array_stats(image, 2)`"),
