@@ -174,6 +174,59 @@ def test_channel_dominance_matches_numpy() -> None:
         assert array_stats(x, ch).channel_dominance == pytest.approx(want, rel=1e-12), name
 
 
+def test_channel_dominance_of_many_channels_matches_numpy() -> None:
+    """19 channels: the per-pixel partials' eight-row passes and a remainder of three rows,
+    a NaN and an inf (their pixels are left out) and a pixel of zeros (no ratio)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 19, 31, 29)).astype(np.float32)
+    x[0, 9, 4, 5] = np.nan
+    x[1, 17, 0, 0] = np.inf
+    x[2, :, 3, 3] = 0.0
+    for v, ch in ((x, 1), (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 3)):
+        a = np.abs(np.asarray(v, np.float64))
+        s = a.sum(axis=ch)
+        ok = np.isfinite(a).all(axis=ch) & np.isfinite(s) & (s > 0)
+        assert ok.sum() == ok.size - 3
+        want = float(np.mean((a.max(axis=ch) / np.where(ok, s, 1))[ok]))
+        assert array_stats(v, ch).channel_dominance == pytest.approx(want, rel=1e-12)
+
+
+def test_all_channels_finished_at_once_equal_one_by_one() -> None:
+    """``_Moments.channels`` (vectors) gives each channel exactly what ``channel`` (Python
+    floats, one at a time) gives, types included, on sums with NaN, inf, zeros, signed
+    zeros, subnormals, equal extremes and scaled exponents."""
+    rng = np.random.default_rng(3)
+    special = [0.0, -0.0, 1.0, -1.0, 1e-300, 1e300, math.inf, -math.inf, math.nan, 2.5,
+               1e-320, 1.7e308]
+    compared = 0
+    for trial in range(400):
+        mom = stats._Moments(7)
+        mom.n = rng.choice([0, 1, 2, 5, 1000], 7).astype(np.int64)
+        mom.nonfinite = rng.integers(0, 4, 7).astype(np.int64)
+        for f in ("mean", "m2", "min", "max", "l1", "l2sq", "amin", "amax"):
+            setattr(mom, f, np.where(rng.random(7) < 0.5, rng.choice(special, 7),
+                                     rng.standard_normal(7) * 10.0 ** rng.integers(-5, 5, 7)))
+        mom.amin, mom.amax = (np.abs(np.minimum(mom.amin, mom.amax)),
+                              np.abs(np.maximum(mom.amin, mom.amax)))
+        if trial % 3 == 0:
+            mom.max = mom.min.copy()
+        exp = int(rng.choice([0, 0, 3, -1100, 1100]))
+        together = mom.channels(exp)
+        for i in range(7):
+            try:
+                alone = mom.channel(i, exp)
+            except ZeroDivisionError:  # l1 / n underflowing to 0 (not reachable from data)
+                continue
+            for got, want in zip(vars(together[i]).values(), vars(alone).values(), strict=True):
+                assert type(got) is type(want)
+                if isinstance(want, float) and math.isnan(want):
+                    assert math.isnan(got)
+                else:
+                    assert got == want and math.copysign(1, got) == math.copysign(1, want)
+            compared += 1
+    assert compared > 2500
+
+
 def test_other_dtypes_match_their_float64_values() -> None:
     rng = np.random.default_rng(5)
     for x in (rng.standard_normal((3, 4, 50)).astype(np.float16),
