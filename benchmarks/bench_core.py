@@ -124,7 +124,9 @@ def measure_rounds(fns: dict[str, Callable[[], Any]], repeat: int, warmup: int =
                 t0 = time.perf_counter()
                 fn()
                 times[key].append((time.perf_counter() - t0) * 1e3)
-                time.sleep(0.002)  # the previous call's thread pools go idle
+                # the previous call's thread pools go idle: an OpenMP worker still spinning
+                # after an LRN call slows the statistics' own threads by 3-4 ms (conv1)
+                time.sleep(0.02)
     finally:
         if enabled:
             gc.enable()
