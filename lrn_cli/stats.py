@@ -322,7 +322,8 @@ def _finish_all(
 ) -> tuple[ChannelStats, ...]:
     """:func:`_finish` of every channel at once (vectors of length C): the same IEEE
     operations element by element, Python's ``max``/``min`` as the comparisons they are (a
-    NaN argument does not win), so the same figures; ~15x faster for 96 channels."""
+    NaN argument does not win), so the same figures (96 channels: 0.35 ms against 0.51 ms
+    one by one, most of it now building the dataclasses)."""
     nan = math.nan
     with np.errstate(all="ignore"):
         nf = n.astype(np.float64)
