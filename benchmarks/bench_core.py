@@ -648,6 +648,7 @@ def _arithmetic_floor():
     return floor
 
 
+@cache  # one compiled kernel for both shapes
 def _backward_floor():
     """``dx = g D^-b - 2 b a' x (g x D^(-b-1))`` with ``D = k + a' x²`` elementwise in
     Numba-parallel chunks (beta 0.75, float32 input, the library's refined float64 powers):

@@ -15,6 +15,10 @@ from lrn_cli.layouts import normalize_axis
 _BLOCK = 1 << 19
 """Elements per block: 4 MiB in float64, small enough for cache, big enough for NumPy."""
 
+BLOCK_TILE = 4096
+"""Longest row piece of a block of the moments kernel, in values (``lrn_cli.stats``); the
+kernel holds the channel dominance's per-pixel partials on its stack at this size."""
+
 
 def _json_float(v: float) -> float | None:
     """Return ``v`` as a float, or None when it is NaN/Inf (JSON has no such numbers)."""

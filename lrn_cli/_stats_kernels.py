@@ -20,6 +20,7 @@ from numba.extending import intrinsic
 
 from lrn_cli._jit import KERNEL_OPTIONS as _OPTS
 from lrn_cli._jit import Variants
+from lrn_cli._stats_common import BLOCK_TILE
 
 #: Lanes of the lane-wise accumulators: each lane sums every LANES-th value, so the loops
 #: vectorise without reassociating anything (the order is fixed by the data's positions).
@@ -75,9 +76,9 @@ _AS1, _AS2, _AMIN_, _AMAX_, _AL1, _AAMIN = (np.int64(f * LANES) for f in range(6
 _ACC = 6 * LANES
 _LANE0 = np.int64(0)
 _DOM_N = np.int64(LANES)  # the dominance's count of pixels, after its sums
-#: Longest tile of the moments kernel (``lrn_cli.stats._BLOCK_TILE``): the dominance's
-#: per-pixel partials are held on the stack at this size.
-TILE_MAX = 4096
+#: Longest tile of the moments kernel: the dominance's per-pixel partials are held on the
+#: stack at this size.
+TILE_MAX = BLOCK_TILE
 
 
 @njit(**_OPTS)
@@ -322,7 +323,7 @@ def _moments_blocks(flat, how, outer, channels, inner, so, sc, si, group, tile, 
         for i in range(2 * LANES):
             lanes[i] = 0.0
         for o in range(o0, o1):
-            if per_pixel:  # the partials _row_step adds to
+            if per_pixel:  # the partials _pixel_partials adds to
                 for t in range(n):
                     amax_px[t] = 0.0
                     asum_px[t] = 0.0

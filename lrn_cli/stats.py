@@ -52,6 +52,7 @@ import numpy as np
 
 from lrn_cli._stats_common import (  # noqa: F401  (re-exported for compare and records)
     _BLOCK,
+    BLOCK_TILE,
     _block_slices,
     _check_real,
     _chunks,
@@ -448,7 +449,7 @@ def array_stats(x: np.ndarray, channel_axis: int | None) -> ArrayStats:
 #: it, long rows cut at it); the number of blocks then depends on the shape only.
 _BLOCK_VALUES = 2048
 #: Longest row piece of a block, in values.
-_BLOCK_TILE = 4096  # at most _stats_kernels.TILE_MAX
+_BLOCK_TILE = BLOCK_TILE  # the kernel's stack holds partials of this many pixels
 #: Most values (all channels) of a tile of interleaved pixels transposed to planar scratch:
 #: up to 8 channels the tile is the planar one, so a picture's figures are the same bits
 #: whether its channels are interleaved or planar.
