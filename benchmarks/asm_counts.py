@@ -6,7 +6,7 @@ and general, beta 0.75 and 0.5) is compiled in an empty ``NUMBA_CACHE_DIR`` (Num
 assembly for cached code) and its assembly is split per Numba function.  For each function
 the table gives the instruction counts of its block with the most ``ymm``/``zmm``
 instructions (the hot loop, when it is vectorised) and of the whole function.  A refined
-loop is vectorised when that block holds ``vsqrtps``/``vrsqrtps`` (the float32 seeds) and
+loop is vectorised when that block holds ``vsqrtps``/``vdivps`` (the float32 seeds) and
 packed multiplies; ``vsqrtsd`` and ``vdivsd`` belong in the exact fallback and the loop
 epilogues only.
 

@@ -316,15 +316,19 @@ def across_rows_backward(x, gy, dx, lo, hi, a, k, beta, bmode, tile):
 # inner loop vectorises.
 
 
-@njit(error_model="numpy", cache=True, nogil=True, fastmath={"afn", "arcp"})
+@njit(**_OPTS)
 def _seed_rsqrt(d32):
-    """A float32 estimate of ``d ** -0.5`` (approximate ops allowed: it only seeds Newton)."""
+    """A float32 estimate of ``d ** -0.5``: IEEE float32 ``sqrt`` and division, correctly
+    rounded, so every kernel and every loop position (vector lanes, scalar remainders) gets
+    the same seed, whatever the compiler vectorises.  With approximate ops (``afn``) LLVM may
+    seed vector lanes by ``vrsqrtps`` (whose bits also differ between CPU vendors) and
+    remainders by division, and the Newton step carries the difference into the last bits."""
     return np.float32(1.0) / np.sqrt(d32)
 
 
-@njit(error_model="numpy", cache=True, nogil=True, fastmath={"afn", "arcp"})
+@njit(**_OPTS)
 def _seed_rsqrt4(d32):
-    """A float32 estimate of ``d ** -0.25`` (approximate ops allowed: it only seeds Newton)."""
+    """A float32 estimate of ``d ** -0.25`` (IEEE float32 ops, as :func:`_seed_rsqrt`)."""
     return np.float32(1.0) / np.sqrt(np.sqrt(d32))
 
 
@@ -454,10 +458,11 @@ def _bwd_finish_row(xo, do, tring, uring, c, j, ok, c2):
 # ``u`` eight (``c & 7``): 18 float64 rows in all, L2-sized for 3025-pixel rows.  Rows
 # outside the axis are zeros (t of a channel outside it is 0, as the masked trees count it).
 # :func:`_five_step`'s pass compiles to one packed loop (AVX-512 here: 32 elements per
-# iteration, the seeds by vsqrtps/vrsqrtps on 8 float32 lanes, the rest on zmm); scalar
+# iteration, the seeds by vsqrtps/vdivps on 8 float32 lanes, the rest on zmm); scalar
 # vsqrtsd/vdivsd appear only in the exact fallback.  Measured slower, 1 thread: powers first
 # into ring rows then the rest (+10-50%), P rebuilt from x instead of ring P (+3%), pixel
-# tiles (+25-50%), software prefetch of the next rows (+5-12%).
+# tiles (+25-50%), software prefetch of the next rows (+5-12%), and (session 11) register
+# blocks of 6-8 channels per pass (benchmarks/README.md).
 
 
 @njit(**_OPTS)
