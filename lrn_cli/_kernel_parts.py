@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit
 
 from lrn_cli._jit import BETA_0, BETA_025, BETA_05, BETA_075, BETA_1, BETA_2, BETA_15
+from lrn_cli._kernel_cache import drop_stale_caches
 
 #: Options of every kernel (IEEE results, no zero-division checks, cached, GIL released).
 _OPTS: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True}
@@ -441,3 +442,7 @@ def _square(src, dst):
         q = dst[r]
         for t in range(src.shape[1]):
             q[t] = s[t] * s[t]
+
+
+# Before any kernel of these modules is loaded from Numba's cache (see lrn_cli._kernel_cache).
+drop_stale_caches(getattr(getattr(_scale_075, "stats", None), "cache_path", None))
