@@ -11,6 +11,7 @@ Nothing here is autouse: the other test modules are not affected.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -22,6 +23,18 @@ import pytest
 from click.testing import CliRunner, Result
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Subprocesses (the CLI, the README's commands, the batch's workers) import the lrn_cli this
+# process imports.  With a non-editable install (CI) they would otherwise take the installed
+# copy, whose Numba cache is a second one: every kernel they use was compiled twice (a CI
+# run of session 11 left 79 kernels' cache index files in both).  The installed copy's
+# contents are checked by test_packaging; its `lrn` script still runs (importing this one).
+_SPEC = importlib.util.find_spec("lrn_cli")
+if _SPEC is not None and _SPEC.origin is not None:
+    _HERE = str(Path(_SPEC.origin).resolve().parent.parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_HERE, os.environ.get("PYTHONPATH", "")) if p)
+
 SAMPLES = ROOT / "samples"
 IMAGES = SAMPLES / "images"
 ARRAYS = SAMPLES / "arrays"

@@ -215,7 +215,8 @@ def hooked_env(workdir: Path, sitecustomize: str, name: str = "hook") -> dict[st
     hook = workdir / name
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(sitecustomize)
-    return lrn_env(PYTHONPATH=str(hook))
+    return lrn_env(PYTHONPATH=os.pathsep.join(
+        p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p))
 
 
 def lrn_proc(*args: str, cwd: Path, input: bytes | None = None, env: dict | None = None,
