@@ -1,6 +1,7 @@
 """Shared fixtures and helpers for the tests of the ``lrn`` command (tests/test_cli_*.py).
 
-Nothing here is autouse: the other test modules are not affected.
+Nothing here is autouse.  One thing applies to every test: importing this module puts the
+lrn_cli the tests import first on ``PYTHONPATH`` (see below), so subprocesses run it too.
 
 * ``lrn``: run the real Click command in-process (``CliRunner``), with a clean environment
   (no colour or width overrides from the caller's shell, one worker process), and re-raise
@@ -29,11 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 # copy, whose Numba cache is a second one: every kernel they use was compiled twice (a CI
 # run of session 11 left 79 kernels' cache index files in both).  The installed copy's
 # contents are checked by test_packaging; its `lrn` script still runs (importing this one).
+
+
+def pythonpath_with(first: str) -> str:
+    """``PYTHONPATH`` with ``first`` ahead of what this process's environment holds."""
+    return os.pathsep.join(p for p in (first, os.environ.get("PYTHONPATH", "")) if p)
+
+
 _SPEC = importlib.util.find_spec("lrn_cli")
 if _SPEC is not None and _SPEC.origin is not None:
-    _HERE = str(Path(_SPEC.origin).resolve().parent.parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (_HERE, os.environ.get("PYTHONPATH", "")) if p)
+    os.environ["PYTHONPATH"] = pythonpath_with(str(Path(_SPEC.origin).resolve().parent.parent))
 
 SAMPLES = ROOT / "samples"
 IMAGES = SAMPLES / "images"

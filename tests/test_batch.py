@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import pythonpath_with
 from PIL import Image
 
 from lrn_cli.cli import cli
@@ -215,8 +216,7 @@ def hooked_env(workdir: Path, sitecustomize: str, name: str = "hook") -> dict[st
     hook = workdir / name
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(sitecustomize)
-    return lrn_env(PYTHONPATH=os.pathsep.join(
-        p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p))
+    return lrn_env(PYTHONPATH=pythonpath_with(str(hook)))
 
 
 def lrn_proc(*args: str, cwd: Path, input: bytes | None = None, env: dict | None = None,
