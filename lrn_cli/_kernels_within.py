@@ -43,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from lrn_cli._jit import BETA_05, BETA_075
 from lrn_cli._kernel_parts import (
     _OPTS,
     TREE_TAPS,
@@ -50,10 +51,16 @@ from lrn_cli._kernel_parts import (
     _finish_row,
     _gain_of,
     _masked_sum8,
+    _scale_05,
+    _scale_075,
     _tree4,
     _tree8,
     _wsum_rows_blocks,
 )
+
+#: Planes at least this wide take the strip kernel for short windows: the whole-plane
+#: kernel's column masks are int32 (:func:`_planes_short`).
+FLAT_SHORT_MAX_WIDTH = 2**31 - 2 * TREE_TAPS
 
 
 @njit(**_OPTS)
@@ -668,14 +675,82 @@ def _planes_long(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k
 
 
 @njit(**_OPTS)
+def _col4(rb, i, wu, k1, k2, k3, z):
+    """Column tree of output ``i`` (rows ``wu`` apart in ``rb``), at most 4 taps."""
+    return _tree4(rb[i], rb[i + wu] if k1 else z, rb[i + np.uint64(2) * wu] if k2 else z,
+                  rb[i + np.uint64(3) * wu] if k3 else z)
+
+
+@njit(**_OPTS)
+def _col5(rb, i, wu):
+    """Column tree of output ``i``, 5 taps: :func:`_tree8` with three zeros, not added."""
+    return ((rb[i] + rb[i + wu]) + (rb[i + np.uint64(2) * wu] + rb[i + np.uint64(3) * wu])
+            + rb[i + np.uint64(4) * wu])
+
+
+@njit(**_OPTS)
+def _col8(rb, i, wu, k5, k6, k7, z):
+    """Column tree of output ``i``, 6 to 8 taps."""
+    return _tree8(rb[i], rb[i + wu], rb[i + np.uint64(2) * wu], rb[i + np.uint64(3) * wu],
+                  rb[i + np.uint64(4) * wu], rb[i + np.uint64(5) * wu] if k5 else z,
+                  rb[i + np.uint64(6) * wu] if k6 else z, rb[i + np.uint64(7) * wu] if k7 else z)
+
+
+@njit(**_OPTS)
+def _columns_finish(rb, sc, xs, ys, ds, want_y, want_d, hw, wu, m, a, k, beta, bmode, z):
+    """The column trees of :func:`_plane_short` and the finish: in one pass for the common
+    betas when only ``y`` is wanted (the same operations as the column trees into ``sc``
+    then :func:`_finish_row`, so the same bits), else through ``sc``.  One loop per tree
+    and closed form (a branch inside the loop is not hoisted)."""
+    k1, k2, k3, k5, k6, k7 = m > 1, m > 2, m > 3, m > 5, m > 6, m > 7
+    n = np.uint64(hw)
+    fused = want_y and not want_d
+    if fused and bmode == BETA_075:
+        if m <= 4:
+            for i in range(n):
+                ys[i] = _scale_075(xs[i], k + a * _col4(rb, i, wu, k1, k2, k3, z))
+        elif m == 5:
+            for i in range(n):
+                ys[i] = _scale_075(xs[i], k + a * _col5(rb, i, wu))
+        else:
+            for i in range(n):
+                ys[i] = _scale_075(xs[i], k + a * _col8(rb, i, wu, k5, k6, k7, z))
+        return
+    if fused and bmode == BETA_05:
+        if m <= 4:
+            for i in range(n):
+                ys[i] = _scale_05(xs[i], k + a * _col4(rb, i, wu, k1, k2, k3, z))
+        elif m == 5:
+            for i in range(n):
+                ys[i] = _scale_05(xs[i], k + a * _col5(rb, i, wu))
+        else:
+            for i in range(n):
+                ys[i] = _scale_05(xs[i], k + a * _col8(rb, i, wu, k5, k6, k7, z))
+        return
+    if m <= 4:
+        for i in range(n):
+            sc[i] = _col4(rb, i, wu, k1, k2, k3, z)
+    elif m == 5:
+        for i in range(n):
+            sc[i] = _col5(rb, i, wu)
+    else:
+        for i in range(n):
+            sc[i] = _col8(rb, i, wu, k5, k6, k7, z)
+    acc = sc[:hw]
+    if want_d:
+        _divisor_row(acc, ds, a, k)
+    if want_y:
+        _finish_row(acc, xs, ys, a, k, beta, bmode)
+
+
+@njit(**_OPTS)
 def _plane_short(x1, y1, d1, want_y, want_d, o, height, width, lo, m, a, k, beta, bmode,
                  col, qm, rb, sc, one, zero_acc):
     """One C-contiguous plane ``x1[o:o+H*W]`` (a window of ``m <= TREE_TAPS`` taps per
     axis), every loop over the whole plane: squares, the row trees (columns outside the
-    row masked to zero; ``col[i] = i % W``), the column trees over rows of ``rb`` (zero rows
-    above and below the plane), the finish."""
+    row masked to zero; ``col[i] = i % W - lo`` as int32), the column trees over rows of
+    ``rb`` (zero rows above and below the plane) and the finish."""
     hw = height * width
-    ok = (True, m > 1, m > 2, m > 3, m > 4, m > 5, m > 6, m > 7)
     xs = x1[o:o + hw]
     dst = qm[lo:lo + hw]  # qm[i + j] is column (i % W) + j - lo of row i // W
     for i in range(hw):
@@ -683,74 +758,61 @@ def _plane_short(x1, y1, d1, want_y, want_d, o, height, width, lo, m, a, k, beta
         dst[i] = v * v
     z = zero_acc
     rows = rb[lo * width:lo * width + hw]
-    wu = np.uint64(width)
-    # tap j of output i is column col[i] + j of the row: inside it when below lim_j (lim_j
-    # = 0 masks the taps beyond the window)
-    lim = np.zeros(TREE_TAPS, dtype=np.uint64)
-    lim[:m] = wu
+    # tap j of output i is column col[i] + j of the row: inside it when uint32(col[i] + j)
+    # < lim_j (lim_j = 0 masks the taps beyond the window).  int32 columns and a uint32
+    # comparison keep the masks as wide as the float32 lanes (uint64 halved them: 1.7x
+    # slower row trees)
+    lim = np.zeros(TREE_TAPS, dtype=np.uint32)
+    lim[:m] = width
     l0, l1, l2, l3, l4, l5, l6, l7 = lim[0], lim[1], lim[2], lim[3], lim[4], lim[5], lim[6], lim[7]
-    k0, k1, k2, k3, k4, k5, k6, k7 = ok
+    j1, j2, j3, j4 = np.int32(1), np.int32(2), np.int32(3), np.int32(4)
+    j5, j6, j7 = np.int32(5), np.int32(6), np.int32(7)
+    u1, u2, u3, u4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+    u5, u6, u7 = np.uint64(5), np.uint64(6), np.uint64(7)
     if m <= 4:
         for i in range(np.uint64(hw)):
             c = col[i]
-            rows[i] = _tree4(qm[i] if c < l0 else z,
-                             qm[i + np.uint64(1)] if c + np.uint64(1) < l1 else z,
-                             qm[i + np.uint64(2)] if c + np.uint64(2) < l2 else z,
-                             qm[i + np.uint64(3)] if c + np.uint64(3) < l3 else z)
-        for i in range(np.uint64(hw)):
-            sc[i] = _tree4(rb[i], rb[i + wu] if k1 else z,
-                           rb[i + np.uint64(2) * wu] if k2 else z,
-                           rb[i + np.uint64(3) * wu] if k3 else z)
+            rows[i] = _tree4(qm[i] if np.uint32(c) < l0 else z,
+                             qm[i + u1] if np.uint32(c + j1) < l1 else z,
+                             qm[i + u2] if np.uint32(c + j2) < l2 else z,
+                             qm[i + u3] if np.uint32(c + j3) < l3 else z)
     elif m == 5:  # the common size: _tree8 with three zeros, without adding them
         for i in range(np.uint64(hw)):
             c = col[i]
-            rows[i] = (((qm[i] if c < l0 else z)
-                        + (qm[i + np.uint64(1)] if c + np.uint64(1) < l1 else z))
-                       + ((qm[i + np.uint64(2)] if c + np.uint64(2) < l2 else z)
-                          + (qm[i + np.uint64(3)] if c + np.uint64(3) < l3 else z))
-                       + (qm[i + np.uint64(4)] if c + np.uint64(4) < l4 else z))
-        for i in range(np.uint64(hw)):
-            sc[i] = ((rb[i] + rb[i + wu]) + (rb[i + np.uint64(2) * wu]
-                                             + rb[i + np.uint64(3) * wu])
-                     + rb[i + np.uint64(4) * wu])
+            rows[i] = (((qm[i] if np.uint32(c) < l0 else z)
+                        + (qm[i + u1] if np.uint32(c + j1) < l1 else z))
+                       + ((qm[i + u2] if np.uint32(c + j2) < l2 else z)
+                          + (qm[i + u3] if np.uint32(c + j3) < l3 else z))
+                       + (qm[i + u4] if np.uint32(c + j4) < l4 else z))
     else:
         for i in range(np.uint64(hw)):
             c = col[i]
-            rows[i] = _tree8(qm[i] if c < l0 else z,
-                             qm[i + np.uint64(1)] if c + np.uint64(1) < l1 else z,
-                             qm[i + np.uint64(2)] if c + np.uint64(2) < l2 else z,
-                             qm[i + np.uint64(3)] if c + np.uint64(3) < l3 else z,
-                             qm[i + np.uint64(4)] if c + np.uint64(4) < l4 else z,
-                             qm[i + np.uint64(5)] if c + np.uint64(5) < l5 else z,
-                             qm[i + np.uint64(6)] if c + np.uint64(6) < l6 else z,
-                             qm[i + np.uint64(7)] if c + np.uint64(7) < l7 else z)
-        for i in range(np.uint64(hw)):
-            sc[i] = _tree8(rb[i], rb[i + wu],
-                           rb[i + np.uint64(2) * wu], rb[i + np.uint64(3) * wu],
-                           rb[i + np.uint64(4) * wu],
-                           rb[i + np.uint64(5) * wu] if k5 else z,
-                           rb[i + np.uint64(6) * wu] if k6 else z,
-                           rb[i + np.uint64(7) * wu] if k7 else z)
-    acc = sc[:hw]
-    if want_d:
-        _divisor_row(acc, d1[o:o + hw], a, k)
-    if want_y:
-        _finish_row(acc, xs, y1[o:o + hw], a, k, beta, bmode)
+            rows[i] = _tree8(qm[i] if np.uint32(c) < l0 else z,
+                             qm[i + u1] if np.uint32(c + j1) < l1 else z,
+                             qm[i + u2] if np.uint32(c + j2) < l2 else z,
+                             qm[i + u3] if np.uint32(c + j3) < l3 else z,
+                             qm[i + u4] if np.uint32(c + j4) < l4 else z,
+                             qm[i + u5] if np.uint32(c + j5) < l5 else z,
+                             qm[i + u6] if np.uint32(c + j6) < l6 else z,
+                             qm[i + u7] if np.uint32(c + j7) < l7 else z)
+    _columns_finish(rb, sc, xs, y1[o:o + hw], d1[o:o + hw] if want_d else d1, want_y, want_d,
+                    hw, np.uint64(width), m, a, k, beta, bmode, z)
 
 
 @njit(**_OPTS)
 def _planes_short(x1, y1, d1, want_y, want_d, g0, gn, height, width, lo, hi, a, k, beta,
                   bmode, acc_like, one):
-    """Whole C-contiguous planes ``g0 .. g0+gn``, window of at most TREE_TAPS taps."""
+    """Whole C-contiguous planes ``g0 .. g0+gn``, window of at most TREE_TAPS taps (planes
+    narrower than :data:`FLAT_SHORT_MAX_WIDTH`: the masks' columns are int32)."""
     m = lo + hi + 1
     hw = height * width
     dt = acc_like.dtype
-    # col[i] = (i % W) - lo as an unsigned number: tap j of i is inside the row when
-    # col[i] + j < W (negative columns wrap around to huge numbers)
-    col = np.empty(hw, dtype=np.uint64)
+    # col[i] = (i % W) - lo: tap j of i is inside the row when uint32(col[i] + j) < W
+    # (columns left of the row wrap around to huge numbers)
+    col = np.empty(hw, dtype=np.int32)
     for h in range(height):
         for w in range(width):
-            col[h * width + w] = np.uint64(w) - np.uint64(lo)
+            col[h * width + w] = w - lo
     qm = np.zeros(hw + TREE_TAPS, dtype=dt)
     rb = np.zeros((height + TREE_TAPS) * width, dtype=dt)
     sc = np.zeros(hw, dtype=dt)
@@ -921,7 +983,7 @@ def within_forward(x, y, d, want_y, want_d, lo, hi, a, k, beta, bmode, group, st
         whole = flat and height * (group * (width + gap) + gap) <= FLAT_LONG_MAX
         _forward_long(x, y, d, want_y, want_d, flat, x1, y1, d1, il, x2, y2, d2, lo, hi, a, k,
                       beta, bmode, group, strip, cols, acc_dtype, base_h, one, whole)
-    elif flat:
+    elif flat and width < FLAT_SHORT_MAX_WIDTH:
         _forward_flat_short(x1, y1, d1, want_y, want_d, planes, height, width, lo, hi, a, k,
                             beta, bmode, group, acc_dtype, one)
     else:

@@ -230,3 +230,46 @@ def test_whole_planes_past_the_scratch_bound_take_the_ring(monkeypatch):
     y, d = lrn(x, 21, 2.0, 0.75, 1.0, mode="within", channel_axis=0, return_divisor=True)
     assert np.array_equal(y, want_y)
     assert np.array_equal(d, want_d)
+
+
+@pytest.mark.parametrize("beta", [0.75, 0.5, 0.6, 1.0])
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 6, 7, 8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_column_finish_gives_the_unfused_bits(size, beta, dtype):
+    """Whole planes wanting only ``y`` take the column trees and the gain in one pass for
+    beta 0.75 and 0.5 (``_columns_finish``); with the divisor wanted too, or another beta,
+    through the column sums' scratch.  Both, and the strip kernel (a Fortran array), give
+    the same bits, NaN and inf included, and match the reference."""
+    x = _x((3, 4, 17, 23), dtype, seed=size)
+    x[0, 1, 3, 5] = np.nan
+    x[1, 2, 16, 0] = np.inf
+    kw = dict(size=size, alpha=2.0, beta=beta, k=1.5, mode="within")
+    fused = lrn(x, **kw)
+    unfused, _ = lrn(x, **kw, return_divisor=True)
+    strips = lrn(np.asfortranarray(x), **kw)
+    assert np.array_equal(fused, unfused, equal_nan=True)
+    assert np.array_equal(fused, strips, equal_nan=True)
+    want = reference_lrn(x, **kw)
+    assert np.array_equal(np.isnan(fused), np.isnan(want))
+    ok = np.isfinite(want)
+    np.testing.assert_allclose(fused[ok], want[ok], rtol=2e-6 if dtype == np.float32 else 1e-13,
+                               atol=0)
+
+
+def test_planes_too_wide_for_int32_columns_take_the_strips(monkeypatch):
+    """Planes at least ``FLAT_SHORT_MAX_WIDTH`` wide do not take the whole-plane kernel (its
+    column masks are int32): the strip kernel's bits, and the flat driver is not called."""
+    from lrn_cli import _kernels_within as kern
+
+    x = _x((2, 3, 9, 40), np.float32, seed=7)
+    want = lrn(x, 5, 2.0, 0.75, 1.0, mode="within")
+    calls = []
+    real = kern._forward_flat_short
+    monkeypatch.setattr(kern, "_forward_flat_short",
+                        lambda *a: calls.append(1) or real(*a))
+    assert np.array_equal(lrn(x, 5, 2.0, 0.75, 1.0, mode="within"), want)
+    assert calls, "a 40-wide plane should take the whole-plane kernel"
+    calls.clear()
+    monkeypatch.setattr(kern, "FLAT_SHORT_MAX_WIDTH", 40)
+    assert np.array_equal(lrn(x, 5, 2.0, 0.75, 1.0, mode="within"), want)
+    assert not calls
