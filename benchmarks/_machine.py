@@ -75,3 +75,48 @@ class CacheFlusher:
         import numpy as np
 
         np.add(self._buf, 1.0, out=self._buf)
+
+
+class ThreadWaker:
+    """Wake the thread pools a timed call is about to use, untimed, right before it.
+
+    After the pause :func:`bench_core.measure_rounds` makes between calls (so that one
+    call's spinning OpenMP workers do not slow the next call's threads), those workers are
+    asleep, and on some VMs waking a sleeping vCPU costs milliseconds: on session 12's Intel
+    VM, ``lrn(mode="within", out=)`` on conv1 took a median 15.5 ms (minimum 5.1) when
+    called 20 ms after the previous call, against 4.5 ms back to back.  ``numba()`` runs a
+    parallel no-op on every Numba thread; ``stats()`` holds every thread of the statistics'
+    pool at a barrier once.  Either leaves that pool's threads awake (spinning or just
+    returned), as they are for calls made back to back.
+    """
+
+    def __init__(self) -> None:
+        import numba
+        import numpy as np
+
+        @numba.njit(parallel=True)
+        def _touch(buf):
+            for i in numba.prange(buf.shape[0]):
+                buf[i] = buf[i] + 1.0
+
+        self._touch = _touch
+        self._buf = np.zeros(64 * max(1, numba.get_num_threads()))
+        _touch(self._buf)
+
+    def numba(self) -> None:
+        self._touch(self._buf)
+
+    def stats(self) -> None:
+        import threading
+
+        import numba
+        import numpy as np
+
+        from lrn_cli import _stats_kernels
+
+        threads = numba.get_num_threads()
+        if threads < 2:
+            return
+        barrier = threading.Barrier(threads)
+        _stats_kernels._in_threads(lambda c0, c1, out: barrier.wait(), threads,
+                                   part=np.empty(0))

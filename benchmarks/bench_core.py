@@ -32,7 +32,7 @@ from functools import cache, partial
 from typing import Any
 
 import numpy as np
-from _machine import CacheFlusher, cpu_model, log, usable_cpus
+from _machine import CacheFlusher, ThreadWaker, cpu_model, log, usable_cpus
 
 SIZE, ALPHA, BETA, K = 5, 1e-4, 0.75, 2.0
 ACROSS_SHAPES = {"conv1": (32, 96, 55, 55), "conv2": (32, 256, 27, 27)}
@@ -101,12 +101,21 @@ def measure(fn: Callable[[], Any], repeat: int, warmup: int = 2,
 
 
 def measure_rounds(fns: dict[str, Callable[[], Any]], repeat: int, warmup: int = 2,
-                   setups: dict[str, Callable[[], Any]] | None = None) -> dict[str, Timing]:
+                   setups: dict[str, Callable[[], Any]] | None = None, pause: float = 0.0,
+                   wakers: dict[str, Callable[[], Any]] | None = None) -> dict[str, Timing]:
     """:func:`measure` of several calls in interleaved rounds (each round calls every one
     once, in order): the two sides of a ratio then see the same machine state (a noisy
     neighbour, the allocator's state, a thread pool still spinning), so the ratio of their
-    medians moves less than the calls measured one block after another."""
+    medians moves less than the calls measured one block after another.
+
+    ``pause`` seconds after each call let its thread pools go idle (where calls on
+    different pools alternate: an OpenMP worker still spinning after an LRN call slows the
+    statistics' own threads by 3-4 ms on conv1); ``wakers[key]`` (untimed) then wakes the
+    pool the next call uses (:class:`_machine.ThreadWaker`: a sleeping worker can take
+    milliseconds to wake on a VM).  Calls on one pool run back to back (no pause), as
+    ``np.copyto`` and the across rows do."""
     setups = setups or {}
+    wakers = wakers or {}
     for _ in range(warmup):
         for key, fn in fns.items():
             if key in setups:
@@ -121,12 +130,13 @@ def measure_rounds(fns: dict[str, Callable[[], Any]], repeat: int, warmup: int =
             for key, fn in fns.items():
                 if key in setups:
                     setups[key]()
+                if pause:
+                    time.sleep(pause)
+                if key in wakers:
+                    wakers[key]()
                 t0 = time.perf_counter()
                 fn()
                 times[key].append((time.perf_counter() - t0) * 1e3)
-                # the previous call's thread pools go idle: an OpenMP worker still spinning
-                # after an LRN call slows the statistics' own threads by 3-4 ms (conv1)
-                time.sleep(0.02)
     finally:
         if enabled:
             gc.enable()
@@ -270,6 +280,7 @@ class Bench:
         self.targets: list[dict[str, Any]] = []
         self.rng = np.random.default_rng(0)
         self._flusher: CacheFlusher | None = None
+        self._waker: ThreadWaker | None = None
 
     # helpers
 
@@ -307,10 +318,20 @@ class Bench:
         return t
 
     def time_rounds(self, calls: dict[str, tuple[str, Callable[[], Any]]],
-                    setups: dict[str, Callable[[], Any]] | None = None) -> dict[str, Timing]:
-        """Time ``{key: (label, fn)}`` in interleaved rounds (:func:`measure_rounds`)."""
+                    setups: dict[str, Callable[[], Any]] | None = None,
+                    pools: dict[str, str] | None = None) -> dict[str, Timing]:
+        """Time ``{key: (label, fn)}`` in interleaved rounds (:func:`measure_rounds`).
+
+        ``pools`` (``{key: "numba" | "stats"}``): the calls alternate between Numba's
+        OpenMP pool and the statistics' threads, so each call follows a pause and a wake of
+        its own pool; without it, every call is on Numba's pool and runs back to back."""
+        wakers = None
+        if pools:
+            if self._waker is None:
+                self._waker = ThreadWaker()
+            wakers = {key: getattr(self._waker, pool) for key, pool in pools.items()}
         got = measure_rounds({key: fn for key, (_, fn) in calls.items()}, self.repeat,
-                             setups=setups)
+                             setups=setups, pause=0.02 if pools else 0.0, wakers=wakers)
         for key, (label, _) in calls.items():
             t = got[key]
             log(f"    {label:<34} median {t.median_ms:9.2f} ms   min {t.min_ms:9.2f} ms")
@@ -440,7 +461,7 @@ class Bench:
         calls = {str(n): (f"size {n}: lrn(mode='within', out=)",
                           partial(lrn, x, n, ALPHA, BETA, K, mode="within", out=outs[n]))
                  for n in WITHIN_SIZES}
-        # the sizes and the copy in the same interleaved rounds: their ratios are the targets
+        # the sizes in interleaved rounds (one pool: back to back), np.copyto back to back
         copyto = self.time("np.copyto(out, x)", partial(np.copyto, out, x))
         got = self.time_rounds(calls)
         for n in WITHIN_SIZES:
@@ -559,7 +580,8 @@ class Bench:
             "y": ("array_stats(y, 1)", partial(array_stats, y, 1)),
             "d": ("divisor_stats(d, beta)", partial(divisor_stats, d, BETA)),
             "three": ("the three together", three),
-        }))
+        }, pools={"lrn_div": "numba", "lrn_div_out": "numba", "x": "stats", "y": "stats",
+                  "d": "stats", "three": "stats"}))
         del y_out, d_out
         loaded = Loaded("bench.npy", "npy", [Item("", x, "NCHW", 1, False)])
         settings = Settings(size=SIZE, alpha=ALPHA, beta=BETA, k=K)
@@ -837,7 +859,9 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
       " within sizes, backward's floor and `out=`, the conv1 statistics and the LRN call"
       " they follow, and the 12 MP statistics are each timed in interleaved rounds (one"
       " call of each per round), so the two sides of their ratios see the same state of the"
-      " machine")
+      " machine; rounds of Numba calls only run back to back, the conv1 statistics' rounds"
+      " pause 20 ms after each call and wake the next call's thread pool untimed"
+      " (`_machine.ThreadWaker`)")
     w("")
 
     res = bench.results
