@@ -18,6 +18,7 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from lrn_cli._intrinsics import PREFETCH_AHEAD, _prefetch
 from lrn_cli._jit import KERNEL_OPTIONS as _OPTS
 from lrn_cli._jit import Variants
 from lrn_cli._stats_common import BLOCK_TILE
@@ -39,34 +40,6 @@ def _stack_f64(typingctx, size):
         return cgutils.alloca_once(builder, context.get_value_type(types.float64), size=n)
 
     return types.CPointer(types.float64)(size), codegen
-
-
-#: How far ahead (values) the lane loops prefetch their data (:func:`_prefetch`): 2 KB of
-#: float32.
-PREFETCH_AHEAD = 512
-
-
-@intrinsic
-def _prefetch(typingctx, arr, index):
-    """A software prefetch (``llvm.prefetch``, read, into all cache levels) of
-    ``arr[index]`` of a 1-d array: a hint, no load (it never faults, even beyond the
-    array, and stalls nothing)."""
-    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(index, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        from llvmlite import ir
-
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = builder.gep(ary.data, [args[1]])
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return types.void(arr, index), codegen
 
 
 # Why the lane loops keep their accumulators on the stack: LLVM vectorises a loop over
@@ -630,10 +603,11 @@ def chunk_bounds(ch, chunks, n):
     return i0, min(n, i0 + step)
 
 
-_POOLS: dict[int, Any] = {}  # thread count -> ThreadPoolExecutor
+_POOLS: dict[int, Any] = {}  # helper count -> ThreadPoolExecutor
 
 #: Ranges of work per thread :func:`_in_threads` cuts: a thread that finishes early takes
-#: the next (another process may hold a core).  The figures do not depend on it.
+#: the next (another process may hold a core, a helper may wake late).  The figures do not
+#: depend on it.
 _RANGES_PER_THREAD = 4
 
 
@@ -641,7 +615,12 @@ def _in_threads(kernel, chunks, *args, part) -> None:
     """``kernel(*args, c0, c1, *part)`` (``part`` an array or a tuple of them) over chunks
     ``[0, chunks)``, cut into contiguous ranges run by Numba's thread count
     (``lrn_cli.set_threads``) of threads: the kernels release the GIL, so they run in
-    parallel (as ``prange`` would cut them)."""
+    parallel (as ``prange`` would cut them).
+
+    The calling thread takes ranges too, beside ``threads - 1`` helpers that take them from
+    the same queue: it starts at once, and a helper that is slow to wake (a sleeping vCPU
+    took milliseconds on session 12's VM, for every call) only takes fewer ranges.  Every
+    range writes its own rows of ``part``, so who runs it changes nothing."""
     import numba
 
     outs = part if isinstance(part, tuple) else (part,)
@@ -649,14 +628,25 @@ def _in_threads(kernel, chunks, *args, part) -> None:
     if threads == 1:
         kernel(*args, 0, chunks, *outs)
         return
-    pool = _POOLS.get(threads)
+    helpers = threads - 1
+    pool = _POOLS.get(helpers)
     if pool is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="lrn-stats")
+        pool = _POOLS[helpers] = ThreadPoolExecutor(helpers, thread_name_prefix="lrn-stats")
     ranges = min(chunks, threads * _RANGES_PER_THREAD)
     bounds = [chunks * i // ranges for i in range(ranges + 1)]
-    calls = [(*args, c0, c1, *outs) for c0, c1 in zip(bounds[:-1], bounds[1:], strict=True)]
-    futures = [pool.submit(kernel, *call) for call in calls]
-    for future in futures:
-        future.result()
+    todo = iter([(*args, c0, c1, *outs)
+                 for c0, c1 in zip(bounds[:-1], bounds[1:], strict=True)])
+
+    def drain() -> None:
+        # next() of a list iterator is atomic under the GIL: each range runs once
+        for call in todo:
+            kernel(*call)
+
+    futures = [pool.submit(drain) for _ in range(helpers)]
+    try:
+        drain()
+    finally:  # the helpers finish (or fail) before part is read or the error raised
+        for future in futures:
+            future.result()

@@ -102,6 +102,68 @@ def test_same_bits_at_one_and_two_threads(name: str) -> None:
     assert d_one == d_two
 
 
+@pytest.mark.skipif(not TWO_THREADS, reason="needs two threads")
+def test_a_helper_slow_to_wake_changes_no_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The calling thread takes ranges beside the helpers: with a helper that sleeps before
+    each range, the caller runs most of them, and every figure is the same."""
+    import threading
+    import time
+
+    x, ch = layouts()["picture planar"]
+    old = set_threads(2)
+    try:
+        want = array_stats(x, ch).as_dict()
+        d_want = divisor_stats(np.abs(x) + 2, 0.75)
+        runs: dict[str, int] = {}
+        inner = K._moments_blocks
+
+        def slow_helper(*args):
+            who = threading.current_thread().name
+            runs[who] = runs.get(who, 0) + 1
+            if who != threading.main_thread().name:
+                time.sleep(0.05)
+            inner(*args)
+
+        monkeypatch.setattr(K, "_moments_blocks", slow_helper)
+        got = array_stats(x, ch).as_dict()
+        d_got = divisor_stats(np.abs(x) + 2, 0.75)
+    finally:
+        set_threads(old)
+    assert got == want
+    assert d_got == d_want
+    main = runs.pop(threading.main_thread().name)
+    assert runs and all(name.startswith("lrn-stats") for name in runs)
+    assert main > sum(runs.values())  # the caller did not wait for the sleeping helper
+
+
+@pytest.mark.skipif(not TWO_THREADS, reason="needs two threads")
+def test_a_failing_range_raises_after_the_helpers_finish() -> None:
+    """An error in one range reaches the caller, and only once every helper has stopped
+    writing (nothing runs on after the call returns)."""
+    import threading
+    import time
+
+    old = set_threads(2)
+    done: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def kernel(c0: int, c1: int, out: np.ndarray) -> None:
+        if c0 == 0:
+            raise ValueError("range 0")
+        time.sleep(0.01)
+        with lock:
+            done.append((c0, c1))
+
+    try:
+        with pytest.raises(ValueError, match="range 0"):
+            K._in_threads(kernel, 8, part=np.zeros(8))
+        seen = len(done)
+        time.sleep(0.05)
+    finally:
+        set_threads(old)
+    assert len(done) == seen  # no helper still running
+
+
 @pytest.mark.parametrize("ranges", [1, 3, 64])
 def test_same_bits_whatever_the_work_split(monkeypatch: pytest.MonkeyPatch,
                                            ranges: int) -> None:
