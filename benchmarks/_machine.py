@@ -82,7 +82,7 @@ class ThreadWaker:
 
     After the pause :func:`bench_core.measure_rounds` makes between calls (so that one
     call's spinning OpenMP workers do not slow the next call's threads), those workers are
-    asleep, and on some VMs waking a sleeping vCPU costs milliseconds: on session 12's Intel
+    asleep, and on some VMs waking a sleeping vCPU costs milliseconds: on session 13's Intel
     VM, ``lrn(mode="within", out=)`` on conv1 took a median 15.5 ms (minimum 5.1) when
     called 20 ms after the previous call, against 4.5 ms back to back.  ``numba()`` runs a
     parallel no-op on every Numba thread; ``stats()`` holds every thread of the statistics'

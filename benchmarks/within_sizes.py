@@ -4,7 +4,7 @@ and ``np.copyto`` of the same array, in interleaved rounds, back to back (no pau
 call is on Numba's pool), and print one JSON line of medians in ms.
 
 For an A/B of two commits, run it from two checkouts in alternating processes, each with
-its own Numba cache, and compare the medians of the rounds (session 12)::
+its own Numba cache, and compare the medians of the rounds (sessions 12 and 13)::
 
     git worktree add /tmp/A <commit>
     for i in 1 2 3; do

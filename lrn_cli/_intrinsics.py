@@ -2,7 +2,7 @@
 
 Loops whose arithmetic (roots, divisions, float64 refinements) sets their pace read memory
 too slowly for the hardware prefetchers to keep data that is not in the cache coming: on
-session 12's Intel VM the divisor statistics of a conv1-sized array took 2x as long when
+session 13's Intel VM the divisor statistics of a conv1-sized array took 2x as long when
 the array had been evicted as when it was in the cache.  Such loops ask for the line
 ``PREFETCH_AHEAD`` values ahead themselves.  A prefetch is a hint: it never faults (an
 address beyond the array is fine) and changes no value.

@@ -619,7 +619,7 @@ def _in_threads(kernel, chunks, *args, part) -> None:
 
     The calling thread takes ranges too, beside ``threads - 1`` helpers that take them from
     the same queue: it starts at once, and a helper that is slow to wake (a sleeping vCPU
-    took milliseconds on session 12's VM, for every call) only takes fewer ranges.  Every
+    took milliseconds on session 13's VM, for every call) only takes fewer ranges.  Every
     range writes its own rows of ``part``, so who runs it changes nothing."""
     import numba
 
