@@ -100,6 +100,14 @@ def measure(fn: Callable[[], Any], repeat: int, warmup: int = 2,
     return Timing(statistics.median(times), min(times), times)
 
 
+def _busy_wait(seconds: float) -> None:
+    """Wait on this thread without sleeping: a sleeping vCPU can be slow to come back (see
+    :class:`_machine.ThreadWaker`), and ``lrn apply`` never sleeps between its calls."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 def measure_rounds(fns: dict[str, Callable[[], Any]], repeat: int, warmup: int = 2,
                    setups: dict[str, Callable[[], Any]] | None = None, pause: float = 0.0,
                    wakers: dict[str, Callable[[], Any]] | None = None) -> dict[str, Timing]:
@@ -108,7 +116,8 @@ def measure_rounds(fns: dict[str, Callable[[], Any]], repeat: int, warmup: int =
     neighbour, the allocator's state, a thread pool still spinning), so the ratio of their
     medians moves less than the calls measured one block after another.
 
-    ``pause`` seconds after each call let its thread pools go idle (where calls on
+    ``pause`` seconds after each call (this thread busy, not asleep) let the call's thread
+    pools go idle (where calls on
     different pools alternate: an OpenMP worker still spinning after an LRN call slows the
     statistics' own threads by 3-4 ms on conv1); ``wakers[key]`` (untimed) then wakes the
     pool the next call uses (:class:`_machine.ThreadWaker`: a sleeping worker can take
@@ -131,7 +140,7 @@ def measure_rounds(fns: dict[str, Callable[[], Any]], repeat: int, warmup: int =
                 if key in setups:
                     setups[key]()
                 if pause:
-                    time.sleep(pause)
+                    _busy_wait(pause)
                 if key in wakers:
                     wakers[key]()
                 t0 = time.perf_counter()
@@ -860,7 +869,7 @@ def render(bench: Bench, machine: dict[str, Any]) -> str:
       " they follow, and the 12 MP statistics are each timed in interleaved rounds (one"
       " call of each per round), so the two sides of their ratios see the same state of the"
       " machine; rounds of Numba calls only run back to back, the conv1 statistics' rounds"
-      " pause 20 ms after each call and wake the next call's thread pool untimed"
+      " wait 20 ms (busy) after each call and wake the next call's thread pool untimed"
       " (`_machine.ThreadWaker`)")
     w("")
 
