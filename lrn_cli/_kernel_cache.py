@@ -4,9 +4,10 @@ Numba keys a cached kernel on its own source file only, so a driver whose helper
 another kernel module would be loaded stale from its cache (the helpers are compiled into
 it).  :func:`drop_stale_caches` removes the cache files of all these modules when any of
 their sources changed since the cache was last checked: they recompile once.  It runs when
-:mod:`lrn_cli._kernel_parts` is imported, the first thing every kernel module imports, so no
-kernel is loaded from the cache before it, whichever module is imported first (the public
-API, or a test or benchmark that imports a kernel module directly).
+:mod:`lrn_cli._kernel_parts` is imported, the first thing every LRN kernel module imports,
+and when :mod:`lrn_cli._stats_kernels` is, so no kernel is loaded from the cache before it,
+whichever module is imported first (the public API, or a test or benchmark that imports a
+kernel module directly).
 """
 
 from __future__ import annotations
@@ -14,20 +15,25 @@ from __future__ import annotations
 import hashlib
 import os
 
-#: The modules whose kernels call each other across files.
-MODULES = ("_kernel_parts", "_kernels_across", "_kernels_backward", "_kernels_within")
+#: The modules whose kernels call each other across files (or call helpers or read
+#: constants of :data:`SOURCES`).
+MODULES = ("_kernel_parts", "_kernels_across", "_kernels_backward", "_kernels_within",
+           "_stats_kernels")
+#: Every source compiled into those kernels: the modules and what they import.
+SOURCES = ("_jit", "_intrinsics", "_stats_common") + MODULES
 
 
 def drop_stale_caches(cache_path: str | None) -> None:
     """Remove the cached kernels of :data:`MODULES` from ``cache_path`` (Numba's cache
     directory of the package) unless a stamp of their sources' sizes and mtimes (and
-    ``_jit.py``'s) says they were checked as they are; then write that stamp.  ``None``
+    the rest of :data:`SOURCES`) says they were checked as they are; then write that
+    stamp.  ``None``
     (``NUMBA_DISABLE_JIT``: nothing is cached) does nothing."""
     if cache_path is None:
         return
     here = os.path.dirname(os.path.abspath(__file__))
     parts = []
-    for name in ("_jit",) + MODULES:
+    for name in SOURCES:
         try:
             st = os.stat(os.path.join(here, f"{name}.py"))
         except OSError:
