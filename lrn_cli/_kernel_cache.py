@@ -25,9 +25,8 @@ SOURCES = ("_jit", "_intrinsics", "_stats_common") + MODULES
 
 def drop_stale_caches(cache_path: str | None) -> None:
     """Remove the cached kernels of :data:`MODULES` from ``cache_path`` (Numba's cache
-    directory of the package) unless a stamp of their sources' sizes and mtimes (and
-    the rest of :data:`SOURCES`) says they were checked as they are; then write that
-    stamp.  ``None``
+    directory of the package) unless a stamp of the sizes and mtimes of :data:`SOURCES`
+    says they were checked as they are; then write that stamp.  ``None``
     (``NUMBA_DISABLE_JIT``: nothing is cached) does nothing."""
     if cache_path is None:
         return

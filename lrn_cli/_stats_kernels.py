@@ -622,6 +622,8 @@ def _in_threads(kernel, chunks, *args, part) -> None:
     the same queue: it starts at once, and a helper that is slow to wake (a sleeping vCPU
     took milliseconds on session 13's VM, for every call) only takes fewer ranges.  Every
     range writes its own rows of ``part``, so who runs it changes nothing."""
+    import threading
+
     import numba
 
     outs = part if isinstance(part, tuple) else (part,)
@@ -639,10 +641,14 @@ def _in_threads(kernel, chunks, *args, part) -> None:
     bounds = [chunks * i // ranges for i in range(ranges + 1)]
     todo = iter([(*args, c0, c1, *outs)
                  for c0, c1 in zip(bounds[:-1], bounds[1:], strict=True)])
+    lock = threading.Lock()  # each range is taken once (without relying on the GIL)
 
     def drain() -> None:
-        # next() of a list iterator is atomic under the GIL: each range runs once
-        for call in todo:
+        while True:
+            with lock:
+                call = next(todo, None)
+            if call is None:
+                return
             kernel(*call)
 
     futures = [pool.submit(drain) for _ in range(helpers)]
