@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Time ``lrn(mode="within", out=)`` on conv1 (32x96x55x55 float32) at sizes 3, 5, 11 and 21
 and ``np.copyto`` of the same array, in interleaved rounds, back to back (no pauses: every
-call is on Numba's pool), and print one JSON line of medians in ms.
+call is on Numba's pool; :func:`bench_core.measure_rounds`), and print one JSON line of
+medians in ms.
 
 For an A/B of two commits, run it from two checkouts in alternating processes, each with
 its own Numba cache, and compare the medians of the rounds (sessions 12 and 13)::
@@ -12,17 +13,18 @@ its own Numba cache, and compare the medians of the rounds (sessions 12 and 13):
       NUMBA_CACHE_DIR=/tmp/cacheB PYTHONPATH=. python benchmarks/within_sizes.py
     done
 
-(a checkout older than this script runs a copy of it from elsewhere).
+(a checkout older than this script runs this one by its path: it imports the ``bench_core``
+beside it, and ``lrn_cli`` from ``PYTHONPATH``).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import time
+from functools import partial
 
 import numpy as np
+from bench_core import measure_rounds
 
 SIZES = (3, 5, 11, 21)
 
@@ -36,22 +38,11 @@ def main() -> None:
     args = ap.parse_args()
     set_threads(args.threads)
     x = np.random.default_rng(0).standard_normal((32, 96, 55, 55), dtype=np.float32)
-    outs = {n: np.empty_like(x) for n in SIZES}
-    copy = np.empty_like(x)
+    calls = {"copyto": partial(np.copyto, np.empty_like(x), x)}
     for n in SIZES:
-        for _ in range(2):
-            lrn(x, n, 1e-4, 0.75, 2.0, mode="within", out=outs[n])
-    times: dict[str, list[float]] = {"copyto": [], **{str(n): [] for n in SIZES}}
-    gc.disable()
-    for _ in range(args.repeat):
-        t0 = time.perf_counter()
-        np.copyto(copy, x)
-        times["copyto"].append(time.perf_counter() - t0)
-        for n in SIZES:
-            t0 = time.perf_counter()
-            lrn(x, n, 1e-4, 0.75, 2.0, mode="within", out=outs[n])
-            times[str(n)].append(time.perf_counter() - t0)
-    med = {key: round(float(np.median(t)) * 1e3, 3) for key, t in times.items()}
+        calls[str(n)] = partial(lrn, x, n, 1e-4, 0.75, 2.0, mode="within", out=np.empty_like(x))
+    got = measure_rounds(calls, args.repeat)  # no pause: one pool, back to back
+    med = {key: round(t.median_ms, 3) for key, t in got.items()}
     med["21/3"] = round(med["21"] / med["3"], 3)
     med["5/copyto"] = round(med["5"] / med["copyto"], 3)
     print(json.dumps(med))
