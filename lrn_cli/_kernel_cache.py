@@ -23,13 +23,19 @@ MODULES = ("_kernel_parts", "_kernels_across", "_kernels_backward", "_kernels_wi
 SOURCES = ("_jit", "_intrinsics", "_stats_common") + MODULES
 
 
+#: Cache directories checked by this process (both the LRN and the statistics kernel
+#: modules call :func:`drop_stale_caches` on import: the second call has nothing to do).
+_CHECKED: set[str] = set()
+
+
 def drop_stale_caches(cache_path: str | None) -> None:
     """Remove the cached kernels of :data:`MODULES` from ``cache_path`` (Numba's cache
     directory of the package) unless a stamp of the sizes and mtimes of :data:`SOURCES`
     says they were checked as they are; then write that stamp.  ``None``
     (``NUMBA_DISABLE_JIT``: nothing is cached) does nothing."""
-    if cache_path is None:
+    if cache_path is None or cache_path in _CHECKED:
         return
+    _CHECKED.add(cache_path)
     here = os.path.dirname(os.path.abspath(__file__))
     parts = []
     for name in SOURCES:
