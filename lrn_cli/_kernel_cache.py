@@ -20,7 +20,7 @@ import os
 MODULES = ("_kernel_parts", "_kernels_across", "_kernels_backward", "_kernels_within",
            "_stats_kernels")
 #: Every source compiled into those kernels: the modules and what they import.
-SOURCES = ("_jit", "_intrinsics", "_stats_common") + MODULES
+SOURCES = ("_jit", "_intrinsics", "_stats_common", "_vector_width") + MODULES
 
 
 #: Cache directories checked by this process (both the LRN and the statistics kernel

@@ -18,6 +18,7 @@ from numba import njit
 
 from lrn_cli._jit import BETA_0, BETA_025, BETA_05, BETA_075, BETA_1, BETA_2, BETA_15
 from lrn_cli._kernel_cache import drop_stale_caches
+from lrn_cli._vector_width import install as _install_vector_width
 
 #: Options of every kernel (IEEE results, no zero-division checks, cached, GIL released).
 _OPTS: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True}
@@ -446,3 +447,4 @@ def _square(src, dst):
 
 # Before any kernel of these modules is loaded from Numba's cache (see lrn_cli._kernel_cache).
 drop_stale_caches(getattr(getattr(_scale_075, "stats", None), "cache_path", None))
+_install_vector_width()  # before any kernel compiles: see lrn_cli._vector_width

@@ -22,6 +22,7 @@ from lrn_cli._intrinsics import PREFETCH_AHEAD, _prefetch
 from lrn_cli._jit import KERNEL_OPTIONS as _OPTS
 from lrn_cli._jit import Variants
 from lrn_cli._kernel_cache import drop_stale_caches
+from lrn_cli._vector_width import install as _install_vector_width
 from lrn_cli._stats_common import BLOCK_TILE
 
 #: Lanes of the lane-wise accumulators: each lane sums every LANES-th value, so the loops
@@ -662,3 +663,4 @@ def _in_threads(kernel, chunks, *args, part) -> None:
 # Before any kernel of this module is loaded from Numba's cache (see lrn_cli._kernel_cache:
 # its kernels compile in lrn_cli._intrinsics' prefetch and lrn_cli._stats_common's tile).
 drop_stale_caches(getattr(getattr(_chunk_range, "stats", None), "cache_path", None))
+_install_vector_width()  # before any kernel compiles: see lrn_cli._vector_width
