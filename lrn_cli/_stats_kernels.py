@@ -22,8 +22,8 @@ from lrn_cli._intrinsics import PREFETCH_AHEAD, _prefetch
 from lrn_cli._jit import KERNEL_OPTIONS as _OPTS
 from lrn_cli._jit import Variants
 from lrn_cli._kernel_cache import drop_stale_caches
-from lrn_cli._vector_width import install as _install_vector_width
 from lrn_cli._stats_common import BLOCK_TILE
+from lrn_cli._vector_width import install as _install_vector_width
 
 #: Lanes of the lane-wise accumulators: each lane sums every LANES-th value, so the loops
 #: vectorise without reassociating anything (the order is fixed by the data's positions).
