@@ -85,4 +85,4 @@ def install() -> None:
         return original(self, ir_module)
 
     add_ir_module._lrn_widened = True  # type: ignore[attr-defined]
-    CPUCodeLibrary.add_ir_module = add_ir_module
+    CPUCodeLibrary.add_ir_module = add_ir_module  # type: ignore[method-assign]
